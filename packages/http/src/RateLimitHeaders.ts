@@ -1,0 +1,115 @@
+/**
+ * The IETF `RateLimit-Policy` and `RateLimit` HTTP response fields
+ * (draft-ietf-httpapi-ratelimit-headers-10), rendered as Structured Field
+ * lists from the decisions the rate limiters return.
+ *
+ * **Details**
+ *
+ * - `RateLimit-Policy` advertises each quota policy: `"name";q=<quota>;w=<window seconds>`,
+ *   with an optional `qu` (quota unit) and `pk` (partition key) parameter.
+ * - `RateLimit` reports what is left of each policy right now:
+ *   `"name";r=<remaining>;t=<seconds until reset>`.
+ * - Several policies go into one field as a comma-separated list.
+ * - Numbers are non-negative integers (Structured Field integers); seconds are
+ *   rounded up so a client never retries too early.
+ *
+ * **Example** (Rendering both fields)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimitHeaders } from "@effect-resilience/http"
+ *
+ * RateLimitHeaders.policy([{ name: "default", quota: 100, windowSeconds: 60 }])
+ * // => "\"default\";q=100;w=60"
+ * RateLimitHeaders.rateLimit([{ name: "default", remaining: 42, resetSeconds: 12.2 }])
+ * // => "\"default\";r=42;t=13"
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+
+/**
+ * One quota policy, as advertised in `RateLimit-Policy`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Policy {
+  readonly name: string
+  readonly quota: number
+  readonly windowSeconds?: number | undefined
+  readonly quotaUnit?: "request" | "content-bytes" | "concurrent-requests" | undefined
+  readonly partitionKey?: string | undefined
+}
+
+/**
+ * The current state of one policy, as reported in `RateLimit`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Limit {
+  readonly name: string
+  readonly remaining: number
+  readonly resetSeconds?: number | undefined
+  readonly partitionKey?: string | undefined
+}
+
+/**
+ * Serializes a Structured Field string (RFC 9651 §4.1.6): printable ASCII,
+ * with `"` and `\` escaped; other characters are dropped.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export const sfString = (value: string): string => {
+  let out = '"'
+  for (const char of value) {
+    const code = char.charCodeAt(0)
+    if (code < 0x20 || code > 0x7e) continue
+    out += char === '"' || char === "\\" ? `\\${char}` : char
+  }
+  return `${out}"`
+}
+
+/**
+ * Serializes a Structured Field integer: non-negative, whole, at most 15 digits.
+ *
+ * @category encoding
+ * @since 0.1.0
+ */
+export const sfInteger = (value: number): string =>
+  String(Number.isFinite(value) ? Math.min(999_999_999_999_999, Math.max(0, Math.ceil(value))) : 0)
+
+/**
+ * Renders the `RateLimit-Policy` field value.
+ *
+ * @category rendering
+ * @since 0.1.0
+ */
+export const policy = (policies: ReadonlyArray<Policy>): string =>
+  policies
+    .map((p) => {
+      let item = `${sfString(p.name)};q=${sfInteger(p.quota)}`
+      if (p.quotaUnit !== undefined) item += `;qu=${sfString(p.quotaUnit)}`
+      if (p.windowSeconds !== undefined) item += `;w=${sfInteger(p.windowSeconds)}`
+      if (p.partitionKey !== undefined) item += `;pk=:${Buffer.from(p.partitionKey).toString("base64")}:`
+      return item
+    })
+    .join(", ")
+
+/**
+ * Renders the `RateLimit` field value.
+ *
+ * @category rendering
+ * @since 0.1.0
+ */
+export const rateLimit = (limits: ReadonlyArray<Limit>): string =>
+  limits
+    .map((l) => {
+      let item = `${sfString(l.name)};r=${sfInteger(l.remaining)}`
+      if (l.resetSeconds !== undefined) item += `;t=${sfInteger(l.resetSeconds)}`
+      if (l.partitionKey !== undefined) item += `;pk=:${Buffer.from(l.partitionKey).toString("base64")}:`
+      return item
+    })
+    .join(", ")
