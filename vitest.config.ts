@@ -12,6 +12,14 @@ export default defineConfig({
           include: ["test/**/*.test.ts"],
           exclude: ["**/node_modules/**", "test/bench/**", "packages/**"]
         }
+      }),
+      mergeConfig(shared, {
+        test: {
+          name: "doctests",
+          root: ".",
+          include: ["build/doctests/**/*.test.ts"],
+          exclude: ["**/node_modules/**"]
+        }
       })
     ]
   }

@@ -3,6 +3,7 @@
 # benchmarks, scripts), then lints and checks formatting. Fails on any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+node scripts/doctests.ts
 echo "check: tsc -b (all projects)"
 tsc -b tsconfig.json
 echo "check: biome ci (lint + format)"

@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tsc -b tsconfig.build.json || exit 1
+node scripts/doctests.ts || exit 1
 mkdir -p build
 report=build/vitest-report.json
 rm -f "$report"
