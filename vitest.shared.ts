@@ -13,8 +13,6 @@ export const shared: ViteUserConfig = {
   resolve: { conditions: [sourceCondition, ...defaultClientConditions] },
   ssr: { resolve: { conditions: [sourceCondition, ...defaultServerConditions] } },
   test: {
-    include: ["test/**/*.test.ts"],
-    exclude: ["**/node_modules/**", "**/dist/**", "**/build/**"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     sequence: { concurrent: false }

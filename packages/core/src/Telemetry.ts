@@ -108,13 +108,118 @@ export interface EventSpec {
 }
 
 /**
+ * Histogram boundaries for call durations, in seconds (5 ms to 10 s).
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const durationBoundariesSeconds: ReadonlyArray<number> = [
+  0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+]
+
+/**
+ * The circuit breaker's metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const circuitBreaker = {
+  state: {
+    name: "resilience.circuit_breaker.state",
+    kind: "gauge",
+    unit: "{circuit}",
+    description:
+      "Circuits of the breaker in each state (`closed`, `open`, `half_open`, `disabled`, `forced_open`, `metrics_only`); 0 or 1 for a breaker with one key.",
+    attributes: [attributes.name, attributes.state]
+  },
+  calls: {
+    name: "resilience.circuit_breaker.calls",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls by outcome: `success`, `failure`, `ignored` (interrupted or classified as ignored) and `rejected` (not run).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  slowCalls: {
+    name: "resilience.circuit_breaker.slow_calls",
+    kind: "counter",
+    unit: "{call}",
+    description: "Calls at or above the slow-call duration, by outcome (`success`, `failure`).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  failureRate: {
+    name: "resilience.circuit_breaker.failure_rate",
+    kind: "gauge",
+    unit: "1",
+    description: "Failures over calls in the sliding windows of all the breaker's circuits, 0 to 1.",
+    attributes: [attributes.name]
+  },
+  slowCallRate: {
+    name: "resilience.circuit_breaker.slow_call_rate",
+    kind: "gauge",
+    unit: "1",
+    description: "Slow calls over calls in the sliding windows of all the breaker's circuits, 0 to 1.",
+    attributes: [attributes.name]
+  },
+  callDuration: {
+    name: "resilience.circuit_breaker.call.duration",
+    kind: "histogram",
+    unit: "s",
+    description: "Duration of calls the breaker ran, by outcome (recorded when `recordCallDuration` is on or a slow-call policy is set).",
+    attributes: [attributes.name, attributes.outcome],
+    boundaries: durationBoundariesSeconds
+  },
+  transitions: {
+    name: "resilience.circuit_breaker.transitions",
+    kind: "counter",
+    unit: "{transition}",
+    description: "State transitions, by the state left and the state entered.",
+    attributes: [attributes.name, attributes.from, attributes.to]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The circuit breaker's events: the `_tag`s of `CircuitBreaker.Event`, also
+ * recorded as span events.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const circuitBreakerEvents = {
+  StateTransition: {
+    pattern: "circuit_breaker",
+    name: "StateTransition",
+    severity: "warning",
+    description: "A circuit changed state (`from`, `to`; an opening carries `retryAfter` and `consecutiveOpenings`)."
+  },
+  CallRejected: {
+    pattern: "circuit_breaker",
+    name: "CallRejected",
+    severity: "info",
+    description: "A call was rejected without running: the circuit was Open, ForcedOpen, or HalfOpen with every probe taken."
+  },
+  CallOutcome: {
+    pattern: "circuit_breaker",
+    name: "CallOutcome",
+    severity: "debug",
+    description: "A call the breaker ran completed: its outcome, whether it was slow, and its duration."
+  },
+  HealthChanged: {
+    pattern: "circuit_breaker",
+    name: "HealthChanged",
+    severity: "warning",
+    description: "A circuit's derived health (`healthy`, `degraded`, `unhealthy`) changed."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
  * @category catalogue
  * @since 0.1.0
  */
-export const metrics: ReadonlyArray<MetricSpec> = []
+export const metrics: ReadonlyArray<MetricSpec> = [...Object.values(circuitBreaker)]
 
 /**
  * Every event the library emits, in catalogue order.
@@ -122,7 +227,7 @@ export const metrics: ReadonlyArray<MetricSpec> = []
  * @category catalogue
  * @since 0.1.0
  */
-export const events: ReadonlyArray<EventSpec> = []
+export const events: ReadonlyArray<EventSpec> = [...Object.values(circuitBreakerEvents)]
 
 /**
  * Renders metric specs as a Markdown table (the generated reference pages use it).

@@ -1,0 +1,261 @@
+/**
+ * Validation of every pattern's options, with one error that lists every bad
+ * field and its value.
+ *
+ * Each pattern defines its options once, as a `Schema.Struct` whose fields
+ * carry `description` and `default` annotations. That schema is the source of
+ * the TypeScript type, of the rules (ranges, integers), of `layerConfig` (Effect
+ * `Config` derives the string encoding for environment variables) and of the
+ * generated Defaults tables in the docs. Rules that relate two fields
+ * (`minimumCalls <= slidingWindowSize`) are plain functions run next to it.
+ *
+ * **Details**
+ *
+ * - Programmatic options accept any `Duration.Input` (`"30 seconds"`, `5000`,
+ *   `Duration.seconds(30)`); they are normalized first, then checked against
+ *   the schema's type side.
+ * - Bad input never throws: it fails with {@link InvalidOptions}, whose
+ *   `issues` name each field, the value given and what was expected (Polly's
+ *   aggregated message).
+ *
+ * **Example** (Reading every problem at once)
+ *
+ * ```ts import.meta.vitest
+ * import { CircuitBreaker, Options } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const error = await Effect.runPromise(
+ *   Effect.flip(CircuitBreaker.validateOptions({ failureRateThreshold: 1.5, slidingWindowSize: 0 }))
+ * )
+ * error instanceof Options.InvalidOptions
+ * // => true
+ * error.issues.map((issue) => issue.path)
+ * // => ["failureRateThreshold", "slidingWindowSize"]
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
+import * as SchemaIssue from "effect/SchemaIssue"
+
+/**
+ * One bad field: where it is, what was given, what was expected.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export class Issue extends Schema.Class<Issue>("@effect-resilience/core/Options/Issue")({
+  /** The field's path, dot-separated: `halfOpen.permittedCalls`. */
+  path: Schema.String,
+  /** The value given, rendered for humans (`1.5`, `"abc"`, `undefined`). */
+  value: Schema.String,
+  /** What was expected. */
+  message: Schema.String
+}) {}
+
+/**
+ * Options that failed validation, with every problem listed.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("@effect-resilience/core/Options/InvalidOptions")(
+  "InvalidOptions",
+  {
+    /** The pattern whose options were rejected: `CircuitBreaker`, `Retry`, … */
+    pattern: Schema.String,
+    issues: Schema.Array(Issue)
+  }
+) {
+  /**
+   * One line per issue: `CircuitBreaker options are invalid: failureRateThreshold = 1.5: Expected …`.
+   *
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `${this.pattern} options are invalid: ${this.issues
+      .map((issue) => `${issue.path} = ${issue.value}: ${issue.message}`)
+      .join("; ")}`
+  }
+}
+
+/**
+ * Renders any value for an issue: strings quoted, durations formatted.
+ *
+ * @category rendering
+ * @since 0.1.0
+ */
+export const renderValue = (value: unknown): string => {
+  if (value === undefined) return "undefined"
+  if (Duration.isDuration(value)) return Duration.format(value)
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+  let current: unknown = input
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined
+    current = (current as Record<PropertyKey, unknown>)[key]
+  }
+  return current
+}
+
+/**
+ * A cross-field rule: returns the issues it finds in already-typed options.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Rule<A> = (options: A) => ReadonlyArray<{ readonly path: string; readonly message: string }>
+
+/**
+ * Normalizes the named `Duration.Input` fields of `input` to `Duration`s,
+ * collecting an issue for each one that is not a duration.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const normalizeDurations = (
+  input: Readonly<Record<string, unknown>>,
+  fields: ReadonlyArray<string>
+): { readonly normalized: Record<string, unknown>; readonly issues: ReadonlyArray<Issue> } => {
+  const normalized: Record<string, unknown> = { ...input }
+  const issues: Array<Issue> = []
+  for (const field of fields) {
+    const value = input[field]
+    if (value === undefined) continue
+    const duration = Duration.isDuration(value) ? Option.some(value) : Duration.fromInput(value as Duration.Input)
+    if (Option.isSome(duration) && Duration.toMillis(duration.value) >= 0) {
+      normalized[field] = duration.value
+    } else {
+      issues.push(
+        new Issue({ path: field, value: renderValue(value), message: "Expected a non-negative duration" })
+      )
+    }
+  }
+  return { normalized, issues }
+}
+
+/**
+ * Validates options against the type side of their schema and the
+ * cross-field rules, collecting every issue. Succeeds with the typed options.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const validate = <S extends Schema.Top & Schema.ConstraintDecoder<unknown>>(
+  pattern: string,
+  schema: S,
+  input: unknown,
+  rules: ReadonlyArray<Rule<S["Type"]>> = [],
+  preIssues: ReadonlyArray<Issue> = []
+): Effect.Effect<S["Type"], InvalidOptions> => {
+  const issues: Array<Issue> = [...preIssues]
+  const skip = new Set(preIssues.map((issue) => issue.path))
+  const decoded = Schema.decodeUnknownResult(Schema.toType(schema), { errors: "all" })(input)
+  if (Result.isFailure(decoded)) {
+    const formatted = SchemaIssue.makeFormatterStandardSchemaV1()(decoded.failure.issue)
+    for (const issue of formatted.issues) {
+      const path = (issue.path ?? []).map((segment) =>
+        typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+      )
+      const name = path.map(String).join(".")
+      if (skip.has(name)) continue
+      issues.push(new Issue({ path: name, value: renderValue(valueAt(input, path)), message: issue.message }))
+    }
+  } else {
+    for (const rule of rules) {
+      for (const found of rule(decoded.success)) {
+        issues.push(
+          new Issue({
+            path: found.path,
+            value: renderValue(valueAt(decoded.success, found.path.split("."))),
+            message: found.message
+          })
+        )
+      }
+    }
+  }
+  if (issues.length > 0) return Effect.fail(new InvalidOptions({ pattern, issues }))
+  return Result.isSuccess(decoded) ? Effect.succeed(decoded.success) : Effect.fail(new InvalidOptions({ pattern, issues }))
+}
+
+/**
+ * One row of a generated Defaults table.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface FieldDoc {
+  readonly name: string
+  readonly type: string
+  readonly default: string
+  readonly description: string
+}
+
+const typeName = (ast: SchemaAST.AST): string => {
+  const described = SchemaAST.resolve(ast)
+  const identifier = described?.identifier
+  if (typeof identifier === "string") return identifier
+  switch (ast._tag) {
+    case "String":
+      return "string"
+    case "Number":
+      return "number"
+    case "Boolean":
+      return "boolean"
+    case "Literal":
+      return JSON.stringify(ast.literal)
+    case "Union":
+      return ast.types.map(typeName).join(" \\| ")
+    case "Declaration":
+      return "Duration"
+    default:
+      return ast._tag
+  }
+}
+
+/**
+ * Reads the `description` and `default` annotations of a struct schema's
+ * fields, for the generated Defaults tables.
+ *
+ * @category rendering
+ * @since 0.1.0
+ */
+export const fieldDocs = (schema: Schema.Struct<Schema.Struct.Fields>): ReadonlyArray<FieldDoc> =>
+  Object.entries(schema.fields).map(([name, field]) => {
+    const ast = Schema.toType(field).ast
+    const annotations = SchemaAST.resolve(ast) ?? {}
+    const defaultValue = (annotations as { readonly default?: unknown }).default
+    return {
+      name,
+      type: typeName(ast),
+      default: defaultValue === undefined ? "—" : renderValue(defaultValue),
+      description: typeof annotations.description === "string" ? annotations.description : ""
+    }
+  })
+
+/**
+ * Renders a Defaults table in Markdown.
+ *
+ * @category rendering
+ * @since 0.1.0
+ */
+export const defaultsTable = (docs: ReadonlyArray<FieldDoc>): string =>
+  [
+    "| option | type | default | description |",
+    "|---|---|---|---|",
+    ...docs.map((doc) => `| \`${doc.name}\` | ${doc.type} | ${doc.default} | ${doc.description} |`)
+  ].join("\n")
