@@ -6,10 +6,11 @@
  */
 import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
+import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { floor } from "./suites/floor.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
-export const suites: ReadonlyArray<Suite> = [floor]
+export const suites: ReadonlyArray<Suite> = [floor, ...circuitBreakerSuites]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")

@@ -363,10 +363,15 @@ const DurationField = Schema.DurationFromString
  */
 export const Options = Schema.Struct({
   name: Schema.optionalKey(
-    Schema.String.annotate({ description: "Name of the breaker: the `resilience.name` metric attribute and the default key.", default: "default" })
+    Schema.String.annotate({
+      description: "Name of the breaker: the `resilience.name` metric attribute and the default key.",
+      default: "default"
+    })
   ),
   consecutiveFailures: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Trips after this many failures in a row (consecutive policy; off when unset)." })
+    PositiveInt.annotate({
+      description: "Trips after this many failures in a row (consecutive policy; off when unset)."
+    })
   ),
   failureRateThreshold: Schema.optionalKey(
     Rate.annotate({
@@ -375,10 +380,15 @@ export const Options = Schema.Struct({
     })
   ),
   slowCallRateThreshold: Schema.optionalKey(
-    Rate.annotate({ description: "Trips when slow calls / calls in the window reach this (slow-call policy; off when unset)." })
+    Rate.annotate({
+      description: "Trips when slow calls / calls in the window reach this (slow-call policy; off when unset)."
+    })
   ),
   slowCallDuration: Schema.optionalKey(
-    DurationField.annotate({ description: "A call this slow or slower is slow, successes included.", default: Duration.seconds(60) })
+    DurationField.annotate({
+      description: "A call this slow or slower is slow, successes included.",
+      default: Duration.seconds(60)
+    })
   ),
   slidingWindowType: Schema.optionalKey(
     Schema.Literals(["count", "time"]).annotate({
@@ -403,18 +413,28 @@ export const Options = Schema.Struct({
   ),
   openDuration: Schema.optionalKey(
     DurationField.annotate({
-      description: "How long a circuit stays open (programmatic options also take a `Schedule` over consecutive openings).",
+      description:
+        "How long a circuit stays open (programmatic options also take a `Schedule` over consecutive openings).",
       default: Duration.seconds(30)
     })
   ),
   maxOpenDuration: Schema.optionalKey(
-    DurationField.annotate({ description: "Caps a failure's retry-after hint and a schedule's delay.", default: Duration.hours(1) })
+    DurationField.annotate({
+      description: "Caps a failure's retry-after hint and a schedule's delay.",
+      default: Duration.hours(1)
+    })
   ),
   halfOpenPermittedCalls: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Probe calls admitted per half-open period; further calls are rejected at once.", default: 1 })
+    PositiveInt.annotate({
+      description: "Probe calls admitted per half-open period; further calls are rejected at once.",
+      default: 1
+    })
   ),
   halfOpenSuccessesToClose: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Successful probes that close the circuit; a failed probe reopens it.", default: 1 })
+    PositiveInt.annotate({
+      description: "Successful probes that close the circuit; a failed probe reopens it.",
+      default: 1
+    })
   ),
   halfOpenSuccessRate: Schema.optionalKey(
     Rate.annotate({
@@ -426,10 +446,16 @@ export const Options = Schema.Struct({
     DurationField.annotate({ description: "Reopens a circuit that stays half-open this long (off when unset)." })
   ),
   maxKeys: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Circuits held at most; the oldest idle ones are evicted first.", default: 10_000 })
+    PositiveInt.annotate({
+      description: "Circuits held at most; the oldest idle ones are evicted first.",
+      default: 10_000
+    })
   ),
   idleTimeToLive: Schema.optionalKey(
-    DurationField.annotate({ description: "A closed circuit unused this long may be evicted.", default: Duration.hours(1) })
+    DurationField.annotate({
+      description: "A closed circuit unused this long may be evicted.",
+      default: Duration.hours(1)
+    })
   ),
   recordCallDuration: Schema.optionalKey(
     Schema.Boolean.annotate({
@@ -539,38 +565,43 @@ const durationFields = [
   "openDuration"
 ] as const
 
-const rules: ReadonlyArray<Options_.Rule<Options>> = [
-  (o) =>
-    (o.slidingWindowType ?? "count") === "count" && (o.minimumCalls ?? 20) > (o.slidingWindowSize ?? 100)
-      ? [
-          {
-            path: "minimumCalls",
-            message: `Expected at most slidingWindowSize (${o.slidingWindowSize ?? 100}) for a count-based window`
-          }
-        ]
-      : [],
-  (o) =>
-    (o.halfOpenSuccessesToClose ?? 1) > (o.halfOpenPermittedCalls ?? 1)
-      ? [
-          {
-            path: "halfOpenSuccessesToClose",
-            message: `Expected at most halfOpenPermittedCalls (${o.halfOpenPermittedCalls ?? 1})`
-          }
-        ]
-      : [],
-  (o) =>
-    o.openDuration !== undefined && Duration.toMillis(o.openDuration) <= 0
+const intAtLeast1 = (u: unknown): u is number => typeof u === "number" && Number.isInteger(u) && u >= 1
+const millisOf = (u: unknown): number | undefined => (Duration.isDuration(u) ? Duration.toMillis(u) : undefined)
+
+const rules: ReadonlyArray<Options_.Rule> = [
+  (o) => {
+    const size = o.slidingWindowSize ?? 100
+    const minimum = o.minimumCalls ?? 20
+    return (o.slidingWindowType ?? "count") === "count" && intAtLeast1(size) && intAtLeast1(minimum) && minimum > size
+      ? [{ path: "minimumCalls", message: `Expected at most slidingWindowSize (${size}) for a count-based window` }]
+      : []
+  },
+  (o) => {
+    const permitted = o.halfOpenPermittedCalls ?? 1
+    const toClose = o.halfOpenSuccessesToClose ?? 1
+    return intAtLeast1(permitted) && intAtLeast1(toClose) && toClose > permitted
+      ? [{ path: "halfOpenSuccessesToClose", message: `Expected at most halfOpenPermittedCalls (${permitted})` }]
+      : []
+  },
+  (o) => {
+    const open = millisOf(o.openDuration)
+    return open !== undefined && open <= 0
       ? [{ path: "openDuration", message: "Expected a duration greater than zero" }]
-      : [],
-  (o) =>
-    o.slidingWindowDuration !== undefined &&
-    Duration.toMillis(o.slidingWindowDuration) / (o.slidingWindowBuckets ?? 10) < 1
+      : []
+  },
+  (o) => {
+    const window = millisOf(o.slidingWindowDuration)
+    const buckets = o.slidingWindowBuckets ?? 10
+    return window !== undefined && intAtLeast1(buckets) && window / buckets < 1
       ? [{ path: "slidingWindowDuration", message: "Expected at least 1 millisecond per bucket" }]
-      : [],
-  (o) =>
-    o.halfOpenMaxDuration !== undefined && Duration.toMillis(o.halfOpenMaxDuration) <= 0
+      : []
+  },
+  (o) => {
+    const max = millisOf(o.halfOpenMaxDuration)
+    return max !== undefined && max <= 0
       ? [{ path: "halfOpenMaxDuration", message: "Expected a duration greater than zero" }]
       : []
+  }
 ]
 
 const schemaFields = new Set(Object.keys(Options.fields))
@@ -630,7 +661,8 @@ const toConfig = (o: ResolvedOptions): engine.Config => {
     consecutiveFailures: o.consecutiveFailures ?? 0,
     failureRateThreshold: o.failureRateThreshold ?? 0,
     slowCallRateThreshold: o.slowCallRateThreshold ?? 0,
-    slowCallMillis: o.slowCallRateThreshold === undefined ? Number.POSITIVE_INFINITY : Duration.toMillis(o.slowCallDuration),
+    slowCallMillis:
+      o.slowCallRateThreshold === undefined ? Number.POSITIVE_INFINITY : Duration.toMillis(o.slowCallDuration),
     windowType: o.slidingWindowType,
     windowSize: timeWindow ? o.slidingWindowBuckets : o.slidingWindowSize,
     bucketMillis: timeWindow ? Duration.toMillis(o.slidingWindowDuration) / o.slidingWindowBuckets : 1,
@@ -862,7 +894,9 @@ export const isCircuitBreakerError = (u: unknown): u is CircuitBreakerError =>
  * @category guards
  * @since 0.1.0
  */
-export const isRejection = (u: unknown): u is CircuitBreakerError & { readonly reason: CircuitOpen | CircuitHalfOpen } =>
+export const isRejection = (
+  u: unknown
+): u is CircuitBreakerError & { readonly reason: CircuitOpen | CircuitHalfOpen } =>
   isCircuitBreakerError(u) && u.reason._tag !== "CircuitBreakerStoreError"
 
 const rejectOpen = (breaker: string, key: string, state: "Open" | "ForcedOpen", retryAfterMillis: number) =>
@@ -981,7 +1015,10 @@ export interface Circuits {
     readonly durationMillis: number
     readonly hintMillis: number
   }) => Effect.Effect<engine.Transition | undefined, CircuitBreakerError>
-  readonly force: (key: string, to: engine.ManualState) => Effect.Effect<engine.Transition | undefined, CircuitBreakerError>
+  readonly force: (
+    key: string,
+    to: engine.ManualState
+  ) => Effect.Effect<engine.Transition | undefined, CircuitBreakerError>
   /** A copy of a circuit (a fresh one when the key is unknown). */
   readonly read: (key: string) => Effect.Effect<engine.Circuit, CircuitBreakerError>
   readonly export: Effect.Effect<ReadonlyArray<readonly [string, engine.Snapshot]>, CircuitBreakerError>
@@ -1043,7 +1080,10 @@ export class CircuitBreakerStore extends Context.Service<
  * @since 0.1.0
  */
 export const layerStoreMemory = (): Layer.Layer<CircuitBreakerStore> =>
-  Layer.succeed(CircuitBreakerStore, CircuitBreakerStore.of({ circuits: (options) => Effect.sync(() => memoryCircuits(options)) }))
+  Layer.succeed(
+    CircuitBreakerStore,
+    CircuitBreakerStore.of({ circuits: (options) => Effect.sync(() => memoryCircuits(options)) })
+  )
 
 interface Entry extends engine.Circuit {
   seen: number
@@ -1194,7 +1234,6 @@ const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => 
 const monotonicMillis = (clock: Clock.Clock): number =>
   clock.constructor === liveClockConstructor ? performance.now() : clock.currentTimeMillisUnsafe()
 
-
 interface Counters {
   success: number
   failure: number
@@ -1203,7 +1242,10 @@ interface Counters {
   slowSuccess: number
   slowFailure: number
   readonly transitions: Map<string, number>
-  readonly durations: Record<"success" | "failure", { buckets: Float64Array; count: number; sum: number; min: number; max: number }>
+  readonly durations: Record<
+    "success" | "failure",
+    { buckets: Float64Array; count: number; sum: number; min: number; max: number }
+  >
 }
 
 const makeHistogram = () => ({
@@ -1288,8 +1330,8 @@ const makeOpenMillisFor = (
  */
 export const make: (
   options?: Input
-) => Effect.Effect<CircuitBreaker, Options_.InvalidOptions | CircuitBreakerError, CircuitBreakerStore | Scope.Scope> = Effect.fnUntraced(
-  function* (input: Input = {}) {
+) => Effect.Effect<CircuitBreaker, Options_.InvalidOptions | CircuitBreakerError, CircuitBreakerStore | Scope.Scope> =
+  Effect.fnUntraced(function* (input: Input = {}) {
     const options = yield* validateOptions(input)
     const store = yield* CircuitBreakerStore
     const scope = yield* Effect.scope
@@ -1420,7 +1462,8 @@ export const make: (
       if (spanTransitions) {
         spanEvent(fiber, "CallRejected", {
           [Telemetry.attributes.name]: name,
-          [Telemetry.attributes.state]: verdict === "RejectHalfOpen" ? "half_open" : verdict === "RejectForced" ? "forced_open" : "open"
+          [Telemetry.attributes.state]:
+            verdict === "RejectHalfOpen" ? "half_open" : verdict === "RejectForced" ? "forced_open" : "open"
         })
       }
       if (subscribers.size > 0) {
@@ -1547,7 +1590,14 @@ export const make: (
         if (circuit.state === "Disabled") return self
         const generation = circuit.generation
         const admitted = circuit
-        const start = timed ? (liveTimer ? performance.now() : (clock ??= fiber.getRef(Clock.Clock)).currentTimeMillisUnsafe()) : 0
+        let start = 0
+        if (timed) {
+          if (liveTimer) start = performance.now()
+          else {
+            clock ??= fiber.getRef(Clock.Clock)
+            start = clock.currentTimeMillisUnsafe()
+          }
+        }
         return Effect.onExitPrimitive(
           self,
           (exit) => {
@@ -1559,8 +1609,11 @@ export const make: (
             let durationMillis = 0
             let slow = false
             if (timed) {
-              durationMillis =
-                (liveTimer ? performance.now() : (clock ??= fiber.getRef(Clock.Clock)).currentTimeMillisUnsafe()) - start
+              if (liveTimer) durationMillis = performance.now() - start
+              else {
+                clock ??= fiber.getRef(Clock.Clock)
+                durationMillis = clock.currentTimeMillisUnsafe() - start
+              }
               slow = durationMillis >= config.slowCallMillis
               count(outcome, slow, durationMillis)
             } else if (outcome === "Success") {
@@ -1568,10 +1621,11 @@ export const make: (
             } else {
               count(outcome, false, 0)
             }
-            const at =
-              timeWindow || outcome !== "Success" || circuit.state !== "Closed" || slow
-                ? (clock ??= fiber.getRef(Clock.Clock)).currentTimeMillisUnsafe()
-                : 0
+            let at = 0
+            if (timeWindow || outcome !== "Success" || circuit.state !== "Closed" || slow) {
+              clock ??= fiber.getRef(Clock.Clock)
+              at = clock.currentTimeMillisUnsafe()
+            }
             const transition = engine.record(
               circuit,
               generation,
@@ -1589,8 +1643,8 @@ export const make: (
               checkHealth(key, circuit)
             }
             return undefined
-          },
-          true
+          }
+          // no `interruptible` flag: the frame must run when the call is interrupted
         )
       })
     const scratch: engine.Admission = { verdict: "Admit", transition: undefined }
@@ -1632,9 +1686,13 @@ export const make: (
                     hintMillis: outcome === "Failure" ? hintOf(exit, callOptions) : 0
                   })
                   .pipe(
-                    Effect.map((transition) => {
-                      if (transition !== undefined) onTransition(fiber, key, transition, clock.currentTimeMillisUnsafe())
-                    }),
+                    Effect.tap((transition) =>
+                      Effect.sync(() => {
+                        if (transition !== undefined) {
+                          onTransition(fiber, key, transition, clock.currentTimeMillisUnsafe())
+                        }
+                      })
+                    ),
                     Effect.catch(() => Effect.void),
                     Effect.flatMap(() => exit)
                   )
@@ -1681,7 +1739,8 @@ export const make: (
       (key?: string): Effect.Effect<void, CircuitBreakerError> =>
         Effect.flatMap(circuits.force(keyOf(key), to), (transition) =>
           Clock.clockWith((clock) => {
-            if (transition !== undefined) onTransition(undefined, keyOf(key), transition, clock.currentTimeMillisUnsafe())
+            if (transition !== undefined)
+              onTransition(undefined, keyOf(key), transition, clock.currentTimeMillisUnsafe())
             return Effect.void
           })
         )
@@ -1786,7 +1845,10 @@ export const make: (
       return { value: calls === 0 ? 0 : part / calls }
     }
     register(
-      Metric.gauge(spec.failureRate.name, { description: spec.failureRate.description, attributes: { unit: spec.failureRate.unit } }),
+      Metric.gauge(spec.failureRate.name, {
+        description: spec.failureRate.description,
+        attributes: { unit: spec.failureRate.unit }
+      }),
       base,
       windowRate("failures")
     )
@@ -1837,8 +1899,7 @@ export const make: (
       subscribe,
       events
     })
-  }
-)
+  })
 
 const toState = (key: string, c: engine.Circuit, now: number): State => {
   switch (c.state) {
@@ -1883,7 +1944,9 @@ export const layer = (
  * @category layers
  * @since 0.1.0
  */
-export const layerMemory = (options?: Input): Layer.Layer<CircuitBreaker, Options_.InvalidOptions | CircuitBreakerError> =>
+export const layerMemory = (
+  options?: Input
+): Layer.Layer<CircuitBreaker, Options_.InvalidOptions | CircuitBreakerError> =>
   layer(options).pipe(Layer.provide(layerStoreMemory()))
 
 /**
@@ -1925,9 +1988,8 @@ export const layerConfig = (
 > =>
   Layer.effect(
     CircuitBreaker,
-    Effect.flatMap(
-      Config.schema(Options, path).pipe(Config.withDefault<Options>({})),
-      (options: Options) => make({ name: path, ...options, ...extra })
+    Effect.flatMap(Config.schema(Options, path).pipe(Config.withDefault<Options>({})), (options: Options) =>
+      make({ name: path, ...options, ...extra })
     )
   )
 

@@ -65,14 +65,13 @@ export class Issue extends Schema.Class<Issue>("@effect-resilience/core/Options/
  * @category errors
  * @since 0.1.0
  */
-export class InvalidOptions extends Schema.TaggedError<InvalidOptions>("@effect-resilience/core/Options/InvalidOptions")(
-  "InvalidOptions",
-  {
-    /** The pattern whose options were rejected: `CircuitBreaker`, `Retry`, … */
-    pattern: Schema.String,
-    issues: Schema.Array(Issue)
-  }
-) {
+export class InvalidOptions extends Schema.TaggedError<InvalidOptions>(
+  "@effect-resilience/core/Options/InvalidOptions"
+)("InvalidOptions", {
+  /** The pattern whose options were rejected: `CircuitBreaker`, `Retry`, … */
+  pattern: Schema.String,
+  issues: Schema.Array(Issue)
+}) {
   /**
    * One line per issue: `CircuitBreaker options are invalid: failureRateThreshold = 1.5: Expected …`.
    *
@@ -113,12 +112,17 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
 }
 
 /**
- * A cross-field rule: returns the issues it finds in already-typed options.
+ * A cross-field rule over the (normalized, not yet validated) input: returns
+ * the issues it finds. Rules run even when fields fail their own checks, so
+ * one error lists everything; a rule skips fields that are not valid values
+ * themselves (those already have an issue).
  *
  * @category models
  * @since 0.1.0
  */
-export type Rule<A> = (options: A) => ReadonlyArray<{ readonly path: string; readonly message: string }>
+export type Rule = (
+  options: Readonly<Record<string, unknown>>
+) => ReadonlyArray<{ readonly path: string; readonly message: string }>
 
 /**
  * Normalizes the named `Duration.Input` fields of `input` to `Duration`s,
@@ -140,9 +144,7 @@ export const normalizeDurations = (
     if (Option.isSome(duration) && Duration.toMillis(duration.value) >= 0) {
       normalized[field] = duration.value
     } else {
-      issues.push(
-        new Issue({ path: field, value: renderValue(value), message: "Expected a non-negative duration" })
-      )
+      issues.push(new Issue({ path: field, value: renderValue(value), message: "Expected a non-negative duration" }))
     }
   }
   return { normalized, issues }
@@ -158,8 +160,8 @@ export const normalizeDurations = (
 export const validate = <S extends Schema.Top & Schema.ConstraintDecoder<unknown>>(
   pattern: string,
   schema: S,
-  input: unknown,
-  rules: ReadonlyArray<Rule<S["Type"]>> = [],
+  input: Readonly<Record<string, unknown>>,
+  rules: ReadonlyArray<Rule> = [],
   preIssues: ReadonlyArray<Issue> = []
 ): Effect.Effect<S["Type"], InvalidOptions> => {
   const issues: Array<Issue> = [...preIssues]
@@ -173,23 +175,27 @@ export const validate = <S extends Schema.Top & Schema.ConstraintDecoder<unknown
       )
       const name = path.map(String).join(".")
       if (skip.has(name)) continue
+      skip.add(name)
       issues.push(new Issue({ path: name, value: renderValue(valueAt(input, path)), message: issue.message }))
     }
-  } else {
-    for (const rule of rules) {
-      for (const found of rule(decoded.success)) {
-        issues.push(
-          new Issue({
-            path: found.path,
-            value: renderValue(valueAt(decoded.success, found.path.split("."))),
-            message: found.message
-          })
-        )
-      }
+  }
+  for (const rule of rules) {
+    for (const found of rule(input)) {
+      if (skip.has(found.path)) continue
+      skip.add(found.path)
+      issues.push(
+        new Issue({
+          path: found.path,
+          value: renderValue(valueAt(input, found.path.split("."))),
+          message: found.message
+        })
+      )
     }
   }
   if (issues.length > 0) return Effect.fail(new InvalidOptions({ pattern, issues }))
-  return Result.isSuccess(decoded) ? Effect.succeed(decoded.success) : Effect.fail(new InvalidOptions({ pattern, issues }))
+  return Result.isSuccess(decoded)
+    ? Effect.succeed(decoded.success)
+    : Effect.fail(new InvalidOptions({ pattern, issues }))
 }
 
 /**

@@ -165,7 +165,8 @@ export const circuitBreaker = {
     name: "resilience.circuit_breaker.call.duration",
     kind: "histogram",
     unit: "s",
-    description: "Duration of calls the breaker ran, by outcome (recorded when `recordCallDuration` is on or a slow-call policy is set).",
+    description:
+      "Duration of calls the breaker ran, by outcome (recorded when `recordCallDuration` is on or a slow-call policy is set).",
     attributes: [attributes.name, attributes.outcome],
     boundaries: durationBoundariesSeconds
   },
@@ -196,7 +197,8 @@ export const circuitBreakerEvents = {
     pattern: "circuit_breaker",
     name: "CallRejected",
     severity: "info",
-    description: "A call was rejected without running: the circuit was Open, ForcedOpen, or HalfOpen with every probe taken."
+    description:
+      "A call was rejected without running: the circuit was Open, ForcedOpen, or HalfOpen with every probe taken."
   },
   CallOutcome: {
     pattern: "circuit_breaker",

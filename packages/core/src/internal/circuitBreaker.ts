@@ -551,12 +551,7 @@ export const toSnapshot = (c: Circuit): Snapshot => {
     const order = [...c.bucketEpoch.keys()].filter((i) => (c.bucketEpoch?.[i] ?? -1) >= 0)
     order.sort((a, b) => (c.bucketEpoch?.[a] ?? 0) - (c.bucketEpoch?.[b] ?? 0))
     for (const i of order) {
-      window.push([
-        c.bucketEpoch[i] ?? 0,
-        c.bucketCalls?.[i] ?? 0,
-        c.bucketFailures?.[i] ?? 0,
-        c.bucketSlow?.[i] ?? 0
-      ])
+      window.push([c.bucketEpoch[i] ?? 0, c.bucketCalls?.[i] ?? 0, c.bucketFailures?.[i] ?? 0, c.bucketSlow?.[i] ?? 0])
     }
   }
   return {
