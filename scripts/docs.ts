@@ -6,7 +6,7 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Telemetry } from "@effect-resilience/core"
+import { CircuitBreaker, Options, Telemetry } from "@effect-resilience/core"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -39,9 +39,56 @@ export const pages = (): Record<string, string> => ({
   ].join("\n")
 })
 
+/**
+ * Generated sections inside hand-written guides: the text between
+ * `<!-- generated:NAME:start -->` and `<!-- generated:NAME:end -->` is replaced.
+ */
+export const sections = (): Record<string, string> => ({
+  "circuit-breaker-defaults": [
+    "Every option is optional; the table is generated from `CircuitBreaker.Options` (its `description` and `default`",
+    "annotations). With no trip policy set, the breaker trips at a 50% failure rate.",
+    "",
+    Options.defaultsTable(CircuitBreaker.optionsDocs)
+  ].join("\n"),
+  "circuit-breaker-telemetry": [
+    "Metrics (from `Telemetry.circuitBreaker`), read from the breaker's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.circuitBreaker)),
+    "",
+    "Events on `breaker.events` (their `_tag`s are also the span event names):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.circuitBreakerEvents))
+  ].join("\n")
+})
+
+const markerPattern = /<!-- generated:([a-z0-9-]+):start -->[\s\S]*?<!-- generated:\1:end -->/g
+
+/** Fills the generated sections of a guide's text. */
+export const fill = (text: string, generated: Record<string, string> = sections()): string =>
+  text.replace(markerPattern, (whole, name: string) => {
+    const content = generated[name]
+    return content === undefined
+      ? whole
+      : `<!-- generated:${name}:start -->\n${content}\n<!-- generated:${name}:end -->`
+  })
+
+/** The guides (docs/patterns/*.md) with their generated sections filled. */
+export const guides = (): Record<string, string> => {
+  const dir = Path.join(root, "docs", "patterns")
+  if (!Fs.existsSync(dir)) return {}
+  return Object.fromEntries(
+    Fs.readdirSync(dir)
+      .filter((file) => file.endsWith(".md"))
+      .map((file) => [`docs/patterns/${file}`, fill(Fs.readFileSync(Path.join(dir, file), "utf8"))])
+  )
+}
+
+/** Everything `npm run docs` writes: whole pages and filled guides. */
+export const outputs = (): Record<string, string> => ({ ...pages(), ...guides() })
+
 /** The pages whose committed content differs from what the code generates. */
 export const stale = (): ReadonlyArray<string> =>
-  Object.entries(pages())
+  Object.entries(outputs())
     .filter(([file, content]) => {
       const path = Path.join(root, file)
       return !Fs.existsSync(path) || Fs.readFileSync(path, "utf8") !== content
@@ -57,7 +104,7 @@ if (import.meta.main) {
     }
     console.log("docs: up to date")
   } else {
-    for (const [file, content] of Object.entries(pages())) {
+    for (const [file, content] of Object.entries(outputs())) {
       Fs.mkdirSync(Path.dirname(Path.join(root, file)), { recursive: true })
       Fs.writeFileSync(Path.join(root, file), content)
       console.log(`docs: wrote ${file}`)

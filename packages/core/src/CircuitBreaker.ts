@@ -74,6 +74,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
+import * as References from "effect/References"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
@@ -264,6 +265,8 @@ export interface Stats {
   readonly circuits: number
   /** Circuits dropped by idle eviction or the `maxKeys` cap. */
   readonly evicted: number
+  /** Store failures the breaker swallowed (`onStoreError: "allow"`, a failed record). */
+  readonly storeErrors: number
 }
 
 /**
@@ -1235,6 +1238,7 @@ const monotonicMillis = (clock: Clock.Clock): number =>
   clock.constructor === liveClockConstructor ? performance.now() : clock.currentTimeMillisUnsafe()
 
 interface Counters {
+  storeErrors: number
   success: number
   failure: number
   ignored: number
@@ -1364,6 +1368,7 @@ export const make: (
     const breakerIsFailureResult = input.isFailureResult
 
     const counters: Counters = {
+      storeErrors: 0,
       success: 0,
       failure: 0,
       ignored: 0,
@@ -1659,10 +1664,16 @@ export const make: (
           const key = callOptions?.key ?? name
           const clock = fiber.getRef(Clock.Clock)
           return Effect.matchCauseEffect(circuits.admit(key), {
-            onFailure: (cause): Effect.Effect<A, E | CircuitBreakerError, R> =>
-              options.onStoreError === "allow" && Cause.hasFails(cause) && !Cause.hasDies(cause)
-                ? restore(self)
-                : Effect.failCause(cause),
+            onFailure: (cause): Effect.Effect<A, E | CircuitBreakerError, R> => {
+              if (options.onStoreError === "fail" || !Cause.hasFails(cause) || Cause.hasDies(cause)) {
+                return Effect.failCause(cause)
+              }
+              counters.storeErrors++
+              return Effect.andThen(
+                reportUnhandled("CircuitBreaker store unavailable, running the call unrecorded", cause),
+                restore(self)
+              )
+            },
             onSuccess: (admission): Effect.Effect<A, E | CircuitBreakerError, R> => {
               const now = clock.currentTimeMillisUnsafe()
               if (admission.transition !== undefined) onTransition(fiber, key, admission.transition, now)
@@ -1693,7 +1704,14 @@ export const make: (
                         }
                       })
                     ),
-                    Effect.catch(() => Effect.void),
+                    Effect.catchCause((cause) =>
+                      Cause.hasDies(cause)
+                        ? Effect.failCause(cause)
+                        : Effect.suspend(() => {
+                            counters.storeErrors++
+                            return reportUnhandled("CircuitBreaker failed to record an outcome", cause)
+                          })
+                    ),
                     Effect.flatMap(() => exit)
                   )
               })
@@ -1753,7 +1771,8 @@ export const make: (
       slowSuccesses: counters.slowSuccess,
       slowFailures: counters.slowFailure,
       circuits: size,
-      evicted: local?.evicted() ?? 0
+      evicted: local?.evicted() ?? 0,
+      storeErrors: counters.storeErrors
     }))
 
     const snapshot: Effect.Effect<Snapshot, CircuitBreakerError> = Effect.flatMap(circuits.export, (entries) =>
@@ -1899,6 +1918,15 @@ export const make: (
       subscribe,
       events
     })
+  })
+
+// Reports a failure nobody receives (a fail-open admission, a failed record)
+// at `References.UnhandledLogLevel`, as Effect's own breaker does; an
+// undefined level silences it.
+const reportUnhandled = (message: string, cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Effect.withFiber((fiber) => {
+    const level = fiber.getRef(References.UnhandledLogLevel)
+    return level === undefined ? Effect.void : Effect.logWithLevel(level)(message, cause)
   })
 
 const toState = (key: string, c: engine.Circuit, now: number): State => {

@@ -136,6 +136,24 @@ describe("CircuitBreaker", () => {
     )
   })
 
+  describe("combined policies", () => {
+    it.effect("the circuit opens when any policy trips", () =>
+      Effect.gen(function* () {
+        const options = { consecutiveFailures: 3, failureRateThreshold: 0.5, slidingWindowSize: 10, minimumCalls: 4 }
+        // the rate policy trips first: F S F S = 0.5 at the minimum of 4 calls, never 3 failures in a row
+        const byRate = yield* make(options)
+        for (const effect of [boom, ok, boom, ok]) yield* call(byRate, effect)
+        assert.strictEqual(yield* stateTag(byRate), "Open")
+        // the consecutive policy trips first: F F F before the window reaches its minimum
+        const byStreak = yield* make({ ...options, minimumCalls: 10 })
+        for (const effect of [ok, boom, boom]) yield* call(byStreak, effect)
+        assert.strictEqual(yield* stateTag(byStreak), "Closed")
+        yield* call(byStreak, boom)
+        assert.strictEqual(yield* stateTag(byStreak), "Open")
+      })
+    )
+  })
+
   describe("time-based sliding window", () => {
     it.effect("counts calls of the last window only", () =>
       Effect.gen(function* () {
@@ -211,6 +229,24 @@ describe("CircuitBreaker", () => {
         yield* TestClock.adjust("4 seconds")
         yield* call(breaker, boom)
         assert.strictEqual(yield* openFor, 1_000)
+      })
+    )
+
+    it.effect("a capped Schedule: exponential up to a maximum", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          consecutiveFailures: 1,
+          openDuration: Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("5 seconds")])
+        })
+        const openings: Array<number> = []
+        for (let i = 0; i < 5; i++) {
+          yield* call(breaker, boom)
+          const state = yield* breaker.state()
+          const millis = state._tag === "Open" ? Duration.toMillis(state.retryAfter) : -1
+          openings.push(millis)
+          yield* TestClock.adjust(Duration.millis(millis))
+        }
+        assert.deepStrictEqual(openings, [1_000, 2_000, 4_000, 5_000, 5_000])
       })
     )
 

@@ -82,6 +82,7 @@ describe("CircuitBreaker over an effectful store", () => {
       )
       const allow = yield* CircuitBreaker.make({ onStoreError: "allow" }).pipe(Effect.provide(failing))
       assert.strictEqual(yield* CircuitBreaker.protect(Effect.succeed("ran"), allow), "ran")
+      assert.strictEqual((yield* allow.stats).storeErrors, 1)
       const fail = yield* CircuitBreaker.make({ onStoreError: "fail" }).pipe(Effect.provide(failing))
       const error = yield* Effect.flip(CircuitBreaker.protect(Effect.succeed("ran"), fail))
       assert.strictEqual(error._tag === "CircuitBreakerError" ? error.reason._tag : "", "CircuitBreakerStoreError")
