@@ -55,7 +55,7 @@ export const sections = (): Record<string, string> => ({
     "",
     Telemetry.metricsTable(Object.values(Telemetry.circuitBreaker)),
     "",
-    "Events on `breaker.events` (their `_tag`s are also the span event names):",
+    'Events on `breaker.events`; `StateTransition` and `CallRejected` (and `CallOutcome` with `spanEvents: "all"`) are also recorded as span events on the current span:',
     "",
     Telemetry.eventsTable(Object.values(Telemetry.circuitBreakerEvents))
   ].join("\n")

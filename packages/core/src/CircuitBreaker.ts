@@ -31,9 +31,12 @@
  *
  * **Gotchas**
  *
- * - Put retries and timeouts *inside* the breaker (`effect.pipe(Timeout…,
- *   CircuitBreaker.protect(b), Retry…)` retries the protected call) so the
- *   breaker sees one outcome per attempt and a timeout counts as a failure.
+ * - Put the attempt timeout *inside* the breaker and the retry *outside*
+ *   (`effect.pipe(Effect.timeout(…), CircuitBreaker.protect(b), Effect.retry(…))`):
+ *   a timeout then counts as a failure, every attempt is one outcome, and a
+ *   retry of a rejection waits for its `retryAfter`. This is the order
+ *   `Policy` composes in; docs/patterns/circuit-breaker.md shows what the
+ *   other orders do.
  * - Calls admitted before a trip still run; their outcomes change nothing.
  * - Rejections carry no stack trace: they are built without one, so an open
  *   circuit rejects cheaply.
