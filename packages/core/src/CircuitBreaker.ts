@@ -75,7 +75,6 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as References from "effect/References"
 import * as Schedule from "effect/Schedule"
@@ -86,6 +85,7 @@ import * as Tracer from "effect/Tracer"
 import * as engine from "./internal/circuitBreaker.ts"
 import { memoryCircuits } from "./internal/circuitBreakerMemory.ts"
 import { construct } from "./internal/fastError.ts"
+import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -1128,28 +1128,6 @@ interface Counters {
   >
 }
 
-const makeHistogram = () => ({
-  buckets: new Float64Array(Telemetry.durationBoundariesSeconds.length),
-  count: 0,
-  sum: 0,
-  min: Number.POSITIVE_INFINITY,
-  max: Number.NEGATIVE_INFINITY
-})
-
-const observe = (h: Counters["durations"]["success"], seconds: number) => {
-  h.count++
-  h.sum += seconds
-  if (seconds < h.min) h.min = seconds
-  if (seconds > h.max) h.max = seconds
-  const boundaries = Telemetry.durationBoundariesSeconds
-  for (let i = 0; i < boundaries.length; i++) {
-    if (seconds <= (boundaries[i] ?? 0)) {
-      h.buckets[i] = (h.buckets[i] ?? 0) + 1
-      return
-    }
-  }
-}
-
 const makeOpenMillisFor = (
   openDuration: Duration.Duration | Schedule.Schedule<unknown, number>,
   maxOpenMillis: number,
@@ -1252,7 +1230,7 @@ export const make: (
       slowSuccess: 0,
       slowFailure: 0,
       transitions: new Map(),
-      durations: { success: makeHistogram(), failure: makeHistogram() }
+      durations: { success: Metrics.makeHistogram(), failure: Metrics.makeHistogram() }
     }
 
     // ---- events: one sliding queue per subscriber, nothing built without one
@@ -1394,13 +1372,13 @@ export const make: (
         case "Success": {
           counters.success++
           if (slow) counters.slowSuccess++
-          if (timed) observe(counters.durations.success, durationMillis / 1000)
+          if (timed) Metrics.observe(counters.durations.success, durationMillis / 1000)
           return
         }
         case "Failure": {
           counters.failure++
           if (slow) counters.slowFailure++
-          if (timed) observe(counters.durations.failure, durationMillis / 1000)
+          if (timed) Metrics.observe(counters.durations.failure, durationMillis / 1000)
           return
         }
         case "Ignored":
@@ -1666,69 +1644,30 @@ export const make: (
       circuits.import(s.circuits.map((c) => [c.key, c] as const))
 
     // ---- metrics: read from the counters when exported, never pushed per call
-    const registrations: Array<{ readonly remove: () => void }> = []
-    const register = <State>(
-      metric: Metric.Metric<never, State>,
-      attributes: Record<string, string>,
-      get: () => State
-    ) => {
-      registrations.push(
-        Metric.registerUnsafe(Metric.withAttributes(metric, attributes), context, {
-          get,
-          update: () => {},
-          modify: () => {}
-        })
-      )
-    }
+    const metricsRegistrar = Metrics.registrar(context)
     const spec = Telemetry.circuitBreaker
-    const nameAttr = Telemetry.attributes.name
-    const base = { [nameAttr]: name }
+    const base = { [Telemetry.attributes.name]: name }
     const localCircuits = () => (local === undefined ? [] : [...local.circuits()])
     for (const tag of stateTags) {
-      register(
-        Metric.gauge(spec.state.name, { description: spec.state.description, attributes: { unit: spec.state.unit } }),
-        { ...base, [Telemetry.attributes.state]: stateAttribute[tag] },
-        () => ({ value: localCircuits().filter((c) => c.state === tag).length })
-      )
+      metricsRegistrar.gauge(spec.state, { ...base, [Telemetry.attributes.state]: stateAttribute[tag] }, () => {
+        let n = 0
+        for (const c of localCircuits()) if (c.state === tag) n++
+        return n
+      })
     }
     for (const outcome of ["success", "failure", "ignored", "rejected"] as const) {
-      register(
-        Metric.counter(spec.calls.name, {
-          description: spec.calls.description,
-          incremental: true,
-          attributes: { unit: spec.calls.unit }
-        }),
+      metricsRegistrar.counter(
+        spec.calls,
         { ...base, [Telemetry.attributes.outcome]: outcome },
-        () => ({ count: counters[outcome], incremental: true })
+        () => counters[outcome]
       )
     }
     for (const outcome of ["success", "failure"] as const) {
-      register(
-        Metric.counter(spec.slowCalls.name, {
-          description: spec.slowCalls.description,
-          incremental: true,
-          attributes: { unit: spec.slowCalls.unit }
-        }),
-        { ...base, [Telemetry.attributes.outcome]: outcome },
-        () => ({ count: outcome === "success" ? counters.slowSuccess : counters.slowFailure, incremental: true })
+      const attributes = { ...base, [Telemetry.attributes.outcome]: outcome }
+      metricsRegistrar.counter(spec.slowCalls, attributes, () =>
+        outcome === "success" ? counters.slowSuccess : counters.slowFailure
       )
-      register(
-        Metric.histogram(spec.callDuration.name, {
-          description: spec.callDuration.description,
-          boundaries: Telemetry.durationBoundariesSeconds,
-          attributes: { unit: spec.callDuration.unit }
-        }),
-        { ...base, [Telemetry.attributes.outcome]: outcome },
-        () => {
-          const h = counters.durations[outcome]
-          let cumulative = 0
-          const buckets: Array<[number, number]> = Telemetry.durationBoundariesSeconds.map((boundary, i) => {
-            cumulative += h.buckets[i] ?? 0
-            return [boundary, cumulative]
-          })
-          return { buckets, count: h.count, sum: h.sum, min: h.count === 0 ? 0 : h.min, max: h.count === 0 ? 0 : h.max }
-        }
-      )
+      metricsRegistrar.histogram(spec.callDuration, attributes, () => counters.durations[outcome])
     }
     const windowRate = (numerator: "failures" | "slow") => () => {
       let calls = 0
@@ -1737,44 +1676,21 @@ export const make: (
         calls += c.calls
         part += c[numerator]
       }
-      return { value: calls === 0 ? 0 : part / calls }
+      return calls === 0 ? 0 : part / calls
     }
-    register(
-      Metric.gauge(spec.failureRate.name, {
-        description: spec.failureRate.description,
-        attributes: { unit: spec.failureRate.unit }
-      }),
-      base,
-      windowRate("failures")
-    )
-    register(
-      Metric.gauge(spec.slowCallRate.name, {
-        description: spec.slowCallRate.description,
-        attributes: { unit: spec.slowCallRate.unit }
-      }),
-      base,
-      windowRate("slow")
-    )
+    metricsRegistrar.gauge(spec.failureRate, base, windowRate("failures"))
+    metricsRegistrar.gauge(spec.slowCallRate, base, windowRate("slow"))
     for (const from of stateTags) {
       for (const to of stateTags) {
         if (from === to) continue
-        register(
-          Metric.counter(spec.transitions.name, {
-            description: spec.transitions.description,
-            incremental: true,
-            attributes: { unit: spec.transitions.unit }
-          }),
+        metricsRegistrar.counter(
+          spec.transitions,
           { ...base, [Telemetry.attributes.from]: stateAttribute[from], [Telemetry.attributes.to]: stateAttribute[to] },
-          () => ({ count: counters.transitions.get(`${from}>${to}`) ?? 0, incremental: true })
+          () => counters.transitions.get(`${from}>${to}`) ?? 0
         )
       }
     }
-    yield* Scope.addFinalizer(
-      scope,
-      Effect.sync(() => {
-        for (const registration of registrations) registration.remove()
-      })
-    )
+    yield* Scope.addFinalizer(scope, Effect.sync(metricsRegistrar.removeAll))
 
     return CircuitBreaker.of({
       [TypeId]: TypeId,

@@ -47,6 +47,8 @@ export const attributes: {
   readonly from: "resilience.from"
   /** The state a transition entered. */
   readonly to: "resilience.to"
+  /** Why something stopped or was refused: `max_attempts`, `budget`, … */
+  readonly reason: "resilience.reason"
   /** The unit, read by `@effect/opentelemetry` when it exports a metric. */
   readonly unit: "unit"
 } = {
@@ -56,6 +58,7 @@ export const attributes: {
   state: "resilience.state",
   from: "resilience.from",
   to: "resilience.to",
+  reason: "resilience.reason",
   unit: "unit"
 }
 
@@ -215,13 +218,107 @@ export const circuitBreakerEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The retry policies' metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const retry = {
+  attempts: {
+    name: "resilience.retry.attempts",
+    kind: "counter",
+    unit: "{attempt}",
+    description: "Attempts made under a retry policy, first attempts included, by outcome (`success`, `failure`).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  retries: {
+    name: "resilience.retry.retries",
+    kind: "counter",
+    unit: "{retry}",
+    description: "Retries scheduled (attempts after the first).",
+    attributes: [attributes.name]
+  },
+  exhausted: {
+    name: "resilience.retry.exhausted",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls that failed after retrying stopped, by `resilience.reason`: `max_attempts`, `max_elapsed` (or deadline) or `budget`.",
+    attributes: [attributes.name, attributes.reason]
+  },
+  delay: {
+    name: "resilience.retry.delay",
+    kind: "histogram",
+    unit: "s",
+    description: "Delays waited before retries, hints included.",
+    attributes: [attributes.name],
+    boundaries: durationBoundariesSeconds
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The retry policies' events.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const retryEvents = {
+  RetryScheduled: {
+    pattern: "retry",
+    name: "RetryScheduled",
+    severity: "info",
+    description: "An attempt failed with a retryable error and the next one is scheduled after `delay`."
+  },
+  RetriesExhausted: {
+    pattern: "retry",
+    name: "RetriesExhausted",
+    severity: "warning",
+    description: "Retrying stopped (`reason`: max_attempts, max_elapsed, budget) and the last failure is returned."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
+ * The timeouts' and hedging's metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const hedge = {
+  started: {
+    name: "resilience.hedge.started",
+    kind: "counter",
+    unit: "{attempt}",
+    description: "Hedged attempts started (attempts after the first).",
+    attributes: [attributes.name]
+  },
+  won: {
+    name: "resilience.hedge.won",
+    kind: "counter",
+    unit: "{call}",
+    description: "Calls whose first success came from a hedged attempt rather than the first one.",
+    attributes: [attributes.name]
+  },
+  refused: {
+    name: "resilience.hedge.refused",
+    kind: "counter",
+    unit: "{attempt}",
+    description: "Hedged attempts not started because the retry budget refused them.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
  * @category catalogue
  * @since 0.1.0
  */
-export const metrics: ReadonlyArray<MetricSpec> = [...Object.values(circuitBreaker)]
+export const metrics: ReadonlyArray<MetricSpec> = [
+  ...Object.values(circuitBreaker),
+  ...Object.values(retry),
+  ...Object.values(hedge)
+]
 
 /**
  * Every event the library emits, in catalogue order.
@@ -229,7 +326,7 @@ export const metrics: ReadonlyArray<MetricSpec> = [...Object.values(circuitBreak
  * @category catalogue
  * @since 0.1.0
  */
-export const events: ReadonlyArray<EventSpec> = [...Object.values(circuitBreakerEvents)]
+export const events: ReadonlyArray<EventSpec> = [...Object.values(circuitBreakerEvents), ...Object.values(retryEvents)]
 
 /**
  * Renders metric specs as a Markdown table (the generated reference pages use it).

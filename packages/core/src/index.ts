@@ -6,6 +6,13 @@
 export * as CircuitBreaker from "./CircuitBreaker.ts"
 
 /**
+ * Hedged requests: when the first attempt is slow, start another; the first success wins.
+ *
+ * @since 0.1.0
+ */
+export * as Hedge from "./Hedge.ts"
+
+/**
  * Validation of every pattern's options, with one error listing every bad field.
  *
  * @since 0.1.0
@@ -13,8 +20,23 @@ export * as CircuitBreaker from "./CircuitBreaker.ts"
 export * as Options from "./Options.ts"
 
 /**
+ * Retry policies: backoff with the AWS jitter modes or any Schedule, kept apart from what to retry; hints, attempt
+ * context, retry budgets.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.ts"
+
+/**
  * The one catalogue of every metric, span and event name the library emits.
  *
  * @since 0.1.0
  */
 export * as Telemetry from "./Telemetry.ts"
+
+/**
+ * Timeouts per attempt and in total (a deadline), with a typed TimeoutExceeded; timed-out work is interrupted.
+ *
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.ts"

@@ -1,0 +1,353 @@
+/**
+ * Hedged requests: when the first attempt is slow, start another; the first
+ * success wins and the others are interrupted.
+ *
+ * A hedge trades a little extra load for a shorter tail: with the delay at
+ * the observed p95 latency, at most about 5% of calls send a second attempt,
+ * and those calls no longer wait for the slow 5%.
+ *
+ * **Details**
+ *
+ * - `delay` is fixed, or adaptive: the given percentile of recent successful
+ *   latencies (with an `initial` delay until enough samples are seen, and a
+ *   `minDelay` floor). A zero delay is refused: it would double every call.
+ * - Up to `maxHedges` further attempts start, one per delay. An attempt that
+ *   fails while no other is running starts the next one at once.
+ * - The first success wins; the other attempts are interrupted and awaited.
+ *   When every attempt fails, the last failure is returned.
+ * - With `budget`, each hedge spends one retry from that retry policy's
+ *   budget, so hedges and retries share it; a refused hedge is not started.
+ * - Metrics `resilience.hedge.started`, `…won`, `…refused`.
+ *
+ * **Example** (Hedging a slow call)
+ *
+ * ```ts import.meta.vitest
+ * import { Hedge } from "@effect-resilience/core"
+ * import { Effect, Fiber } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * let calls = 0
+ * // the first attempt takes 1 s, the hedge 10 ms
+ * const call = Effect.suspend(() => Effect.as(Effect.sleep(++calls === 1 ? "1 second" : "10 millis"), `attempt ${calls}`))
+ *
+ * const program = Effect.gen(function* () {
+ *   const fiber = yield* call.pipe(Hedge.hedge(Hedge.make({ delay: "100 millis" })), Effect.forkChild)
+ *   yield* TestClock.adjust("110 millis")
+ *   return yield* Fiber.join(fiber)
+ * })
+ * await Effect.runPromise(program.pipe(Effect.provide(TestClock.layer())))
+ * // => "attempt 2"
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { dual } from "effect/Function"
+import { MetricRegistry } from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Metrics from "./internal/metrics.ts"
+import * as Options_ from "./Options.ts"
+import * as Retry from "./Retry.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * Runtime identifier of hedging policies.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const TypeId: TypeId = "~@effect-resilience/core/Hedge"
+
+/**
+ * Type-level identifier of hedging policies.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type TypeId = "~@effect-resilience/core/Hedge"
+
+/**
+ * An adaptive delay: a percentile of recent successful latencies.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface AdaptiveDelay {
+  /** The percentile, in (0, 1): 0.95 hedges the slowest ~5%. */
+  readonly percentile: number
+  /** The delay until `minSamples` latencies are known. */
+  readonly initial: Duration.Input
+  /** Latencies needed before the percentile is used (default 20). */
+  readonly minSamples?: number | undefined
+  /** The smallest delay the percentile may give (default 1 ms). */
+  readonly minDelay?: Duration.Input | undefined
+}
+
+/**
+ * Options of a hedging policy.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface Input {
+  readonly name?: string | undefined
+  /** Fixed (greater than zero) or adaptive. */
+  readonly delay: Duration.Input | AdaptiveDelay
+  /** Further attempts at most (default 1). */
+  readonly maxHedges?: number | undefined
+  /** A retry policy whose budget hedges spend. */
+  readonly budget?: Retry.Policy | undefined
+}
+
+/**
+ * A hedging policy with its latency samples and counters.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Policy {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly maxHedges: number
+  /** The delay the next call would use, in milliseconds. */
+  readonly currentDelayMillis: () => number
+  readonly stats: Effect.Effect<{
+    readonly calls: number
+    readonly started: number
+    readonly won: number
+    readonly refused: number
+  }>
+  /** Options that failed validation: applying the policy dies with this error. */
+  readonly invalid: Options_.InvalidOptions | undefined
+}
+
+interface Internal {
+  readonly fixedMillis: number | undefined
+  readonly adaptive:
+    | {
+        readonly percentile: number
+        readonly initialMillis: number
+        readonly minSamples: number
+        readonly minMillis: number
+      }
+    | undefined
+  readonly samples: Float64Array
+  count: number
+  cachedMillis: number
+  calls: number
+  started: number
+  won: number
+  refused: number
+  readonly budget: Retry.Policy | undefined
+  readonly registered: WeakSet<object>
+}
+
+const internals = new WeakMap<Policy, Internal>()
+const sampleCapacity = 512
+
+const isAdaptive = (delay: Duration.Input | AdaptiveDelay): delay is AdaptiveDelay =>
+  typeof delay === "object" && delay !== null && "percentile" in delay
+
+const millisOf = (input: Duration.Input): number | undefined => {
+  const duration = Duration.fromInput(input)
+  return Option.isSome(duration) ? Duration.toMillis(duration.value) : undefined
+}
+
+/**
+ * Makes a hedging policy. Invalid options (a zero or negative delay, a
+ * percentile outside (0, 1), `maxHedges` below 1) make a policy whose use
+ * dies with `Options.InvalidOptions` listing them.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (input: Input): Policy => {
+  const issues: Array<Options_.Issue> = []
+  const issue = (path: string, value: unknown, message: string) =>
+    issues.push(new Options_.Issue({ path, value: Options_.renderValue(value), message }))
+  const maxHedges = input.maxHedges ?? 1
+  if (!Number.isInteger(maxHedges) || maxHedges < 1) issue("maxHedges", maxHedges, "Expected an integer of at least 1")
+  let fixedMillis: number | undefined
+  let adaptive: Internal["adaptive"]
+  if (isAdaptive(input.delay)) {
+    const d = input.delay
+    if (!(d.percentile > 0 && d.percentile < 1)) issue("delay.percentile", d.percentile, "Expected a number in (0, 1)")
+    const initialMillis = millisOf(d.initial)
+    if (initialMillis === undefined || initialMillis <= 0)
+      issue("delay.initial", d.initial, "Expected a duration greater than zero")
+    const minMillis = d.minDelay === undefined ? 1 : millisOf(d.minDelay)
+    if (minMillis === undefined || minMillis <= 0)
+      issue("delay.minDelay", d.minDelay, "Expected a duration greater than zero")
+    const minSamples = d.minSamples ?? 20
+    if (!Number.isInteger(minSamples) || minSamples < 1)
+      issue("delay.minSamples", minSamples, "Expected an integer of at least 1")
+    adaptive = { percentile: d.percentile, initialMillis: initialMillis ?? 1, minSamples, minMillis: minMillis ?? 1 }
+  } else {
+    fixedMillis = millisOf(input.delay)
+    if (fixedMillis === undefined || fixedMillis <= 0) {
+      issue("delay", input.delay, "Expected a duration greater than zero (a zero delay would double every call)")
+    }
+  }
+  const internal: Internal = {
+    fixedMillis,
+    adaptive,
+    samples: new Float64Array(sampleCapacity),
+    count: 0,
+    cachedMillis: adaptive?.initialMillis ?? fixedMillis ?? 1,
+    calls: 0,
+    started: 0,
+    won: 0,
+    refused: 0,
+    budget: input.budget,
+    registered: new WeakSet()
+  }
+  const policy: Policy = {
+    [TypeId]: TypeId,
+    name: input.name ?? "default",
+    maxHedges,
+    currentDelayMillis: () => internal.cachedMillis,
+    stats: Effect.sync(() => ({
+      calls: internal.calls,
+      started: internal.started,
+      won: internal.won,
+      refused: internal.refused
+    })),
+    invalid: issues.length === 0 ? undefined : new Options_.InvalidOptions({ pattern: "Hedge", issues })
+  }
+  internals.set(policy, internal)
+  return policy
+}
+
+/** Records a winning latency; recomputes the percentile every 16 samples. */
+const sample = (internal: Internal, millis: number) => {
+  const adaptive = internal.adaptive
+  if (adaptive === undefined) return
+  internal.samples[internal.count % sampleCapacity] = millis
+  internal.count++
+  if (internal.count < adaptive.minSamples || internal.count % 16 !== 0) return
+  const n = Math.min(internal.count, sampleCapacity)
+  const sorted = internal.samples.slice(0, n).sort()
+  const index = Math.min(n - 1, Math.ceil(adaptive.percentile * n) - 1)
+  internal.cachedMillis = Math.max(adaptive.minMillis, sorted[Math.max(0, index)] ?? adaptive.initialMillis)
+}
+
+const registerIn = (policy: Policy, internal: Internal, context: Context.Context<never>) => {
+  const registry = Context.get(context, MetricRegistry)
+  if (internal.registered.has(registry)) return
+  internal.registered.add(registry)
+  const registrar = Metrics.registrar(context)
+  const base = { [Telemetry.attributes.name]: policy.name }
+  registrar.counter(Telemetry.hedge.started, base, () => internal.started)
+  registrar.counter(Telemetry.hedge.won, base, () => internal.won)
+  registrar.counter(Telemetry.hedge.refused, base, () => internal.refused)
+}
+
+type Signal<A, E> = { readonly attempt: number; readonly exit: Exit.Exit<A, E>; readonly millis: number }
+
+/**
+ * Hedges an effect: if it has not succeeded after the delay, a further
+ * attempt starts, up to `maxHedges`; the first success wins and the rest are
+ * interrupted. Adds no error: when every attempt fails, the last failure is
+ * returned.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const hedge: {
+  /**
+   * Hedges an effect (data-last).
+   *
+   * @since 0.1.0
+   */
+  (policy: Policy): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Hedges an effect (data-first).
+   *
+   * @since 0.1.0
+   */
+  <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R> => {
+  const internal = internals.get(policy)
+  if (policy.invalid !== undefined || internal === undefined) {
+    return Effect.die(policy.invalid ?? new Error("Hedge.hedge: not a policy made by this module"))
+  }
+  return Effect.withFiber((fiber) => {
+    registerIn(policy, internal, fiber.context)
+    internal.calls++
+    const clock = fiber.getRef(Clock.Clock)
+    const delay = Duration.millis(internal.cachedMillis)
+    return Effect.gen(function* () {
+      const signals = yield* Queue.unbounded<Signal<A, E>>()
+      const fibers: Array<Fiber.Fiber<void>> = []
+      let running = 0
+      let started = 0
+      const launch = Effect.suspend(() => {
+        const attempt = ++started
+        running++
+        const startedAt = clock.currentTimeMillisUnsafe()
+        return Effect.map(
+          Effect.forkChild(
+            Effect.flatMap(Effect.exit(self), (exit) =>
+              Effect.sync(() => {
+                running--
+                Queue.offerUnsafe(signals, { attempt, exit, millis: clock.currentTimeMillisUnsafe() - startedAt })
+              })
+            ),
+            { startImmediately: true }
+          ),
+          (f) => {
+            fibers.push(f)
+          }
+        )
+      })
+      const hedgeAllowed = Effect.suspend(() =>
+        internal.budget === undefined ? Effect.succeed(true) : Retry.tryWithdraw(internal.budget)
+      )
+      yield* launch
+      let last: Exit.Exit<A, E> | undefined
+      for (;;) {
+        const canHedge = started <= policy.maxHedges
+        const next = canHedge
+          ? yield* Effect.timeoutOption(Queue.take(signals), running === 0 ? Duration.zero : delay)
+          : Option.some(yield* Queue.take(signals))
+        if (Option.isNone(next)) {
+          // the delay passed with no success (or nothing is running): hedge
+          if (yield* hedgeAllowed) {
+            internal.started++
+            yield* launch
+          } else {
+            internal.refused++
+            if (running === 0) break
+            // no more hedges: wait for what runs
+            const signal = yield* Queue.take(signals)
+            if (Exit.isSuccess(signal.exit)) {
+              last = signal.exit
+              break
+            }
+            last = signal.exit
+            if (running === 0) break
+          }
+          continue
+        }
+        const signal = next.value
+        last = signal.exit
+        if (Exit.isSuccess(signal.exit)) {
+          if (signal.attempt > 1) internal.won++
+          sample(internal, signal.millis)
+          break
+        }
+        if (running === 0 && started > policy.maxHedges) break
+      }
+      yield* Fiber.interruptAll(fibers)
+      return yield* last ?? Exit.failCause(Cause.empty)
+    })
+  })
+})

@@ -1,0 +1,285 @@
+/**
+ * Timeouts: per attempt and in total (a deadline), failing with a typed
+ * `TimeoutExceeded` that carries the limit, and interrupting the timed-out
+ * work instead of leaving it running.
+ *
+ * **Details**
+ *
+ * - `Timeout.attempt(d)` bounds one attempt. Inside a `Timeout.deadline`, the
+ *   attempt's limit is the smaller of `d` and the time left, and an attempt
+ *   whose remaining time is below `minAttemptTime` does not start at all.
+ * - `Timeout.deadline(d)` bounds everything inside it, retries and their
+ *   waits included: `Retry` stops at once when a wait would end past it.
+ * - The timed-out effect is interrupted and awaited before the failure is
+ *   returned, so no fiber of it remains.
+ * - Under the live clock, every pending deadline shares one process-wide
+ *   timer (a heap with lazy cancellation) instead of a `setTimeout` per call;
+ *   under another clock (a `TestClock`) the clock's own `sleep` is used.
+ *
+ * **Example** (Timing out an attempt)
+ *
+ * ```ts import.meta.vitest
+ * import { Timeout } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.never.pipe(Timeout.attempt(0), Effect.flip)
+ * const error = await Effect.runPromise(program)
+ * error.reason._tag
+ * // => "TimeoutExceeded"
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { dual } from "effect/Function"
+import * as Schema from "effect/Schema"
+import { Deadline as DeadlineRef } from "./internal/deadline.ts"
+import * as timerHeap from "./internal/timerHeap.ts"
+
+/**
+ * The enclosing deadline as absolute clock milliseconds (`Infinity` without one).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const Deadline = DeadlineRef
+
+/**
+ * An attempt or a deadline ran out.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class TimeoutExceeded extends Schema.TaggedError<TimeoutExceeded>(
+  "@effect-resilience/core/Timeout/TimeoutExceeded"
+)("TimeoutExceeded", {
+  /** `attempt`: an attempt timeout; `deadline`: the enclosing deadline (also when an attempt could not start). */
+  kind: Schema.Literals(["attempt", "deadline"]),
+  /** The limit that ran out. */
+  limit: Schema.DurationFromMillis
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Timed out after ${Duration.format(this.limit)}`
+  }
+}
+
+/**
+ * Runtime identifier of `TimeoutError`.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const ErrorTypeId: ErrorTypeId = "~@effect-resilience/core/Timeout/TimeoutError"
+
+/**
+ * Type-level identifier of `TimeoutError`.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type ErrorTypeId = "~@effect-resilience/core/Timeout/TimeoutError"
+
+/**
+ * The one error the timeouts add.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>(ErrorTypeId)("TimeoutError", {
+  reason: TimeoutExceeded
+}) {
+  /**
+   * Brand for the `isTimeoutError` guard.
+   *
+   * @since 0.1.0
+   */
+  readonly [ErrorTypeId]: ErrorTypeId = ErrorTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.reason.message
+  }
+}
+
+/**
+ * Whether a value is a `TimeoutError`.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isTimeoutError = (u: unknown): u is TimeoutError => typeof u === "object" && u !== null && ErrorTypeId in u
+
+const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) =>
+  new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })
+
+const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
+
+/**
+ * Runs `self` in a child fiber and waits for it or for `limitMillis`,
+ * whichever comes first; on timeout the child is interrupted and awaited.
+ */
+const race = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  limitMillis: number,
+  onTimeout: () => TimeoutError
+): Effect.Effect<A, E | TimeoutError, R> =>
+  Effect.withFiber((parent) => {
+    if (limitMillis <= 0) return Effect.fail(onTimeout())
+    const clock = parent.getRef(Clock.Clock)
+    const live = clock.constructor === liveClockConstructor
+    return Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (child) => {
+      const done = child.pollUnsafe()
+      if (done !== undefined) return done
+      return Effect.onInterrupt(
+        Effect.callback<A, E | TimeoutError>((resume) => {
+          let timedOut = false
+          const fire = () => {
+            timedOut = true
+            child.interruptUnsafe(parent.id)
+          }
+          const cancel = live ? liveTimer(limitMillis, fire) : clockTimer(parent, clock, limitMillis, fire)
+          child.addObserver((exit) => {
+            cancel()
+            resume(timedOut && Exit.hasInterrupts(exit) ? Exit.fail(onTimeout()) : exit)
+          })
+        }),
+        () => Fiber.interrupt(child)
+      )
+    })
+  })
+
+/** The shared process-wide timer (live clock). */
+const liveTimer = (limitMillis: number, fire: () => void): (() => void) => {
+  const entry = timerHeap.schedule(performance.now() + limitMillis, fire)
+  return () => timerHeap.cancel(entry)
+}
+
+/** Another clock (a TestClock): its own `sleep`, in a fiber of its own. */
+const clockTimer = (
+  parent: Fiber.Fiber<unknown, unknown>,
+  clock: Clock.Clock,
+  limitMillis: number,
+  fire: () => void
+): (() => void) => {
+  const sleeper = Effect.runForkWith(parent.context)(clock.sleep(Duration.millis(limitMillis)))
+  sleeper.addObserver((exit) => {
+    if (Exit.isSuccess(exit)) fire()
+  })
+  return () => sleeper.interruptUnsafe(parent.id)
+}
+
+/**
+ * Bounds one attempt. Inside a `deadline`, the limit is the smaller of
+ * `duration` and the time left, and an attempt with less than
+ * `minAttemptTime` left fails at once without starting.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const attempt: {
+  /**
+   * Bounds one attempt (data-last).
+   *
+   * @since 0.1.0
+   */
+  (
+    duration: Duration.Input,
+    options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+  /**
+   * Bounds one attempt (data-first).
+   *
+   * @since 0.1.0
+   */
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    duration: Duration.Input,
+    options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
+  ): Effect.Effect<A, E | TimeoutError, R>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    duration: Duration.Input,
+    options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
+  ): Effect.Effect<A, E | TimeoutError, R> => {
+    const limit = Duration.toMillis(Duration.fromInputUnsafe(duration))
+    const floor =
+      options?.minAttemptTime === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.minAttemptTime))
+    return Effect.withFiber((fiber) => {
+      const deadline = fiber.getRef(DeadlineRef)
+      if (deadline === Number.POSITIVE_INFINITY) return race(self, limit, () => timeoutError("attempt", limit))
+      const left = deadline - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      if (left <= floor) return Effect.fail(timeoutError("deadline", Math.max(0, left)))
+      return left < limit
+        ? race(self, left, () => timeoutError("deadline", left))
+        : race(self, limit, () => timeoutError("attempt", limit))
+    })
+  }
+)
+
+/**
+ * Bounds everything inside it, retries and their waits included; inner
+ * attempt timeouts and retries read the deadline and never outlive it.
+ *
+ * **Example** (A deadline around retries)
+ *
+ * ```ts import.meta.vitest
+ * import { Retry, Timeout } from "@effect-resilience/core"
+ * import { Clock, Effect, Fiber } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const fiber = yield* Effect.fail("unavailable").pipe(
+ *     Retry.retry(Retry.constant({ delay: "1 second", maxAttempts: 100 })),
+ *     Timeout.deadline("3500 millis"),
+ *     Effect.flip,
+ *     Effect.forkChild
+ *   )
+ *   yield* TestClock.adjust("4 seconds")
+ *   const error = yield* Fiber.join(fiber)
+ *   return [error, yield* Clock.currentTimeMillis]
+ * })
+ * // the wait that would end past the deadline is not started: the last error is returned at once (at 3 s)
+ * await Effect.runPromise(program.pipe(Effect.provide(TestClock.layer())))
+ * // => ["unavailable", 4000]
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const deadline: {
+  /**
+   * Bounds everything inside it (data-last).
+   *
+   * @since 0.1.0
+   */
+  (duration: Duration.Input): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TimeoutError, R>
+  /**
+   * Bounds everything inside it (data-first).
+   *
+   * @since 0.1.0
+   */
+  <A, E, R>(self: Effect.Effect<A, E, R>, duration: Duration.Input): Effect.Effect<A, E | TimeoutError, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, duration: Duration.Input): Effect.Effect<A, E | TimeoutError, R> => {
+    const limit = Duration.toMillis(Duration.fromInputUnsafe(duration))
+    return Effect.withFiber((fiber) => {
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      const outer = fiber.getRef(DeadlineRef)
+      const at = Math.min(outer, now + limit)
+      return race(Effect.provideService(self, DeadlineRef, at), at - now, () => timeoutError("deadline", limit))
+    })
+  }
+)

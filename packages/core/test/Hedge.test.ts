@@ -1,0 +1,120 @@
+import { Hedge, Options, Retry } from "@effect-resilience/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import { TestClock } from "effect/testing"
+
+/** Attempts whose latencies come from `latencies` in order; records starts and interruptions. */
+const calls = (latencies: ReadonlyArray<number>, fail: ReadonlyArray<number> = []) => {
+  const log = { started: 0, interrupted: 0 }
+  const effect = Effect.suspend(() => {
+    const n = ++log.started
+    const latency = latencies[n - 1] ?? 0
+    const result = fail.includes(n) ? Effect.fail(`attempt ${n} failed`) : Effect.succeed(`attempt ${n}`)
+    return Effect.andThen(Effect.sleep(`${latency} millis`), result).pipe(
+      Effect.onInterrupt(() => Effect.sync(() => log.interrupted++))
+    )
+  })
+  return { effect, log }
+}
+
+const run = <A, E>(effect: Effect.Effect<A, E>, millis: number) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.forkChild(effect)
+    for (let i = 0; i < millis / 10 && fiber.pollUnsafe() === undefined; i++) yield* TestClock.adjust("10 millis")
+    return yield* Fiber.await(fiber)
+  })
+
+describe("Hedge", () => {
+  it.effect("a fast first attempt sends no hedge", () =>
+    Effect.gen(function* () {
+      const { effect, log } = calls([50])
+      const policy = Hedge.make({ delay: "100 millis" })
+      assert.deepStrictEqual(yield* run(Hedge.hedge(effect, policy), 1_000), Exit.succeed("attempt 1"))
+      assert.strictEqual(log.started, 1)
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 0, won: 0, refused: 0 })
+    })
+  )
+
+  it.effect("after the delay a hedge starts; the first success wins and the other attempt is interrupted", () =>
+    Effect.gen(function* () {
+      const { effect, log } = calls([1_000, 20])
+      const policy = Hedge.make({ delay: "100 millis" })
+      assert.deepStrictEqual(yield* run(Hedge.hedge(effect, policy), 2_000), Exit.succeed("attempt 2"))
+      assert.deepStrictEqual([log.started, log.interrupted], [2, 1])
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 1, won: 1, refused: 0 })
+    })
+  )
+
+  it.effect("up to maxHedges further attempts; when all fail the last failure is returned", () =>
+    Effect.gen(function* () {
+      const { effect, log } = calls([500, 500, 500], [1, 2, 3])
+      const exit = yield* run(Hedge.hedge(effect, Hedge.make({ delay: "100 millis", maxHedges: 2 })), 2_000)
+      assert.strictEqual(log.started, 3)
+      assert.isTrue(Exit.isFailure(exit))
+    })
+  )
+
+  it.effect("a failed attempt with nothing else running starts the next hedge at once", () =>
+    Effect.gen(function* () {
+      const { effect, log } = calls([10, 10], [1])
+      const exit = yield* run(Hedge.hedge(effect, Hedge.make({ delay: "1 second" })), 100)
+      assert.deepStrictEqual(exit, Exit.succeed("attempt 2"))
+      assert.strictEqual(log.started, 2)
+    })
+  )
+
+  it.effect("hedges spend the retry budget; a refused hedge is not started", () =>
+    Effect.gen(function* () {
+      const budget = Retry.constant({ delay: 0, budgetRatio: 0, budgetMinRetriesPerSecond: 0.1, budgetWindow: "10 seconds" })
+      const policy = Hedge.make({ delay: "100 millis", budget })
+      // the floor allows one retry in the window: the first call hedges, the second cannot
+      const first = calls([1_000, 10])
+      assert.deepStrictEqual(yield* run(Hedge.hedge(first.effect, policy), 2_000), Exit.succeed("attempt 2"))
+      const second = calls([1_000, 10])
+      assert.deepStrictEqual(yield* run(Hedge.hedge(second.effect, policy), 2_000), Exit.succeed("attempt 1"))
+      assert.strictEqual(second.log.started, 1)
+      assert.deepStrictEqual(yield* policy.stats, { calls: 2, started: 1, won: 1, refused: 1 })
+    })
+  )
+
+  it.effect("an adaptive delay follows the observed percentile", () =>
+    Effect.gen(function* () {
+      const policy = Hedge.make({ delay: { percentile: 0.9, initial: "500 millis", minSamples: 16 } })
+      for (let i = 0; i < 32; i++) {
+        const { effect } = calls([10 * ((i % 10) + 1)])
+        yield* run(Hedge.hedge(effect, policy), 1_000)
+      }
+      // latencies 10..100 ms: the 90th percentile is 90 ms (TestClock steps of 10 ms)
+      assert.strictEqual(policy.currentDelayMillis(), 90)
+    })
+  )
+
+  it.effect("a zero delay is refused", () =>
+    Effect.gen(function* () {
+      const policy = Hedge.make({ delay: 0 })
+      assert.instanceOf(policy.invalid, Options.InvalidOptions)
+      assert.deepStrictEqual(
+        policy.invalid?.issues.map((i) => i.path),
+        ["delay"]
+      )
+      const exit = yield* Effect.exit(Hedge.hedge(Effect.succeed(1), policy))
+      assert.isTrue(Exit.isFailure(exit) && exit.cause.reasons.some((r) => r._tag === "Die"))
+    })
+  )
+
+  it.effect("metrics: hedges started and won", () =>
+    Effect.gen(function* () {
+      const policy = Hedge.make({ name: "search", delay: "100 millis" })
+      yield* run(Hedge.hedge(calls([1_000, 10]).effect, policy), 2_000)
+      const snapshot = yield* Metric.snapshot
+      const count = (id: string) => {
+        const s = snapshot.find((m) => m.id === id && m.attributes?.["resilience.name"] === "search")
+        return s !== undefined && "count" in s.state ? s.state.count : -1
+      }
+      assert.deepStrictEqual([count("resilience.hedge.started"), count("resilience.hedge.won")], [1, 1])
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+})

@@ -1,0 +1,413 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CircuitBreaker, Options, Retry, Timeout } from "@effect-resilience/core"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Tracer from "effect/Tracer"
+import { TestClock } from "effect/testing"
+
+class Transient extends Data.TaggedError("Transient")<{ readonly n: number }> {}
+class Permanent extends Data.TaggedError("Permanent") {}
+class Throttled extends Data.TaggedError("Throttled")<{ readonly retryAfter: Duration.Duration }> {}
+
+/** A call that fails with `Transient` `failures` times, then succeeds with the attempt number; records call times. */
+const flaky = (failures: number) => {
+  const times: Array<number> = []
+  const effect = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    times.push(now)
+    return times.length <= failures ? Effect.fail(new Transient({ n: times.length })) : Effect.succeed(times.length)
+  })
+  return { effect, times }
+}
+
+/** The typed error of a failed exit, as plain data (tag and fields). */
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown => {
+  if (exit._tag === "Success") return undefined
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return reason?._tag === "Fail" ? { ...Object(reason.error) } : undefined
+}
+
+/** Runs `effect` in a fiber, advancing the TestClock by `step` until it completes. */
+const drive = <A, E>(effect: Effect.Effect<A, E>, step: Duration.Input = "100 millis", max = 10_000) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.forkChild(effect)
+    for (let i = 0; i < max && fiber.pollUnsafe() === undefined; i++) {
+      yield* TestClock.adjust(step)
+    }
+    return yield* Fiber.await(fiber)
+  })
+
+describe("Retry", () => {
+  describe("policies", () => {
+    it.effect("exponential without jitter waits base, base*2, … between attempts", () =>
+      Effect.gen(function* () {
+        const { effect, times } = flaky(3)
+        const exit = yield* drive(
+          Retry.retry(
+            effect,
+            Retry.exponential({ base: "100 millis", cap: "10 seconds", jitter: "none", maxAttempts: 5 })
+          )
+        )
+        assert.deepStrictEqual(exit, Exit.succeed(4))
+        assert.deepStrictEqual(times, [0, 100, 300, 700])
+      })
+    )
+
+    it.effect("linear, fibonacci and constant shapes; the cap bounds every delay", () =>
+      Effect.gen(function* () {
+        const gaps = (times: ReadonlyArray<number>) => times.slice(1).map((t, i) => t - (times[i] ?? 0))
+        const linear = flaky(4)
+        yield* drive(
+          Retry.retry(
+            linear.effect,
+            Retry.linear({ base: "100 millis", cap: "250 millis", jitter: "none", maxAttempts: 5 })
+          )
+        )
+        assert.deepStrictEqual(gaps(linear.times), [100, 200, 250, 250])
+        const fib = flaky(5)
+        yield* drive(
+          Retry.retry(
+            fib.effect,
+            Retry.fibonacci({ base: "100 millis", cap: "1 minute", jitter: "none", maxAttempts: 6 })
+          )
+        )
+        assert.deepStrictEqual(gaps(fib.times), [100, 100, 200, 300, 500])
+        const constant = flaky(2)
+        yield* drive(Retry.retry(constant.effect, Retry.constant({ delay: "1 second", maxAttempts: 3 })))
+        assert.deepStrictEqual(gaps(constant.times), [1000, 1000])
+      })
+    )
+
+    it.effect("maxAttempts bounds the attempts; the last failure is returned as it was", () =>
+      Effect.gen(function* () {
+        const { effect, times } = flaky(10)
+        const exit = yield* drive(
+          Retry.retry(effect, Retry.constant({ delay: "10 millis", maxAttempts: 3 })),
+          "10 millis"
+        )
+        assert.deepStrictEqual(failureOf(exit), { _tag: "Transient", n: 3 })
+        assert.strictEqual(times.length, 3)
+      })
+    )
+
+    it.effect("maxElapsed stops before a wait that would end past it", () =>
+      Effect.gen(function* () {
+        const { effect, times } = flaky(100)
+        yield* drive(
+          Retry.retry(effect, Retry.constant({ delay: "1 second", maxAttempts: 100, maxElapsed: "3500 millis" })),
+          "1 second"
+        )
+        assert.deepStrictEqual(times, [0, 1000, 2000, 3000])
+      })
+    )
+
+    it.effect("fromSchedule takes any Schedule as-is", () =>
+      Effect.gen(function* () {
+        const { effect, times } = flaky(3)
+        yield* drive(
+          Retry.retry(effect, Retry.fromSchedule(Schedule.spaced("250 millis"), { maxAttempts: 10 })),
+          "250 millis"
+        )
+        assert.deepStrictEqual(times, [0, 250, 500, 750])
+        const limited = flaky(10)
+        const exit = yield* drive(Retry.retry(limited.effect, Retry.fromSchedule(Schedule.recurs(2))), "1 millis")
+        assert.isTrue(Exit.isFailure(exit))
+        assert.strictEqual(limited.times.length, 3)
+      })
+    )
+
+    it.effect("full jitter stays within [0, the capped exponential delay]", () =>
+      Effect.gen(function* () {
+        const { effect, times } = flaky(5)
+        yield* drive(
+          Retry.retry(
+            effect,
+            Retry.exponential({ base: "100 millis", cap: "300 millis", jitter: "full", maxAttempts: 6 })
+          ),
+          "1 millis",
+          100_000
+        )
+        const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0))
+        const bounds = [100, 200, 300, 300, 300]
+        for (const [i, gap] of gaps.entries()) assert.isTrue(gap >= 0 && gap <= (bounds[i] ?? 0), `gap ${i}: ${gap}`)
+      })
+    )
+  })
+
+  describe("what to retry", () => {
+    it.effect("`while` keeps permanent errors from being retried", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const effect = Effect.suspend(() => {
+          calls++
+          return calls === 1
+            ? Effect.fail<Transient | Permanent>(new Transient({ n: 1 }))
+            : Effect.fail(new Permanent())
+        })
+        const exit = yield* drive(
+          Retry.retry(effect, Retry.constant({ delay: "10 millis", maxAttempts: 5 }), {
+            while: (e: Transient | Permanent) => e._tag === "Transient"
+          })
+        )
+        assert.deepStrictEqual(failureOf(exit), { _tag: "Permanent" })
+        assert.strictEqual(calls, 2)
+      })
+    )
+
+    it.effect("`whileResult` retries a success value (a 503) and returns the last one when attempts run out", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const request = Effect.sync(() => ({ status: ++calls < 3 ? 503 : 200 }))
+        const policy = Retry.constant({ delay: "10 millis", maxAttempts: 5 })
+        const retry503 = { whileResult: (r: { readonly status: number }) => r.status === 503 }
+        assert.deepStrictEqual(
+          yield* drive(Retry.retry(request, policy, retry503), "10 millis"),
+          Exit.succeed({ status: 200 })
+        )
+        const always503 = Effect.succeed({ status: 503 })
+        assert.deepStrictEqual(
+          yield* drive(Retry.retry(always503, Retry.constant({ delay: 0, maxAttempts: 2 }), retry503)),
+          Exit.succeed({ status: 503 })
+        )
+      })
+    )
+
+    it.effect("interruption is never retried; defects only when asked", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const dies = Effect.suspend(() => {
+          calls++
+          return Effect.die("bug")
+        })
+        yield* drive(Retry.retry(dies, Retry.constant({ delay: 0, maxAttempts: 3 })))
+        assert.strictEqual(calls, 1)
+        yield* drive(Retry.retry(dies, Retry.constant({ delay: 0, maxAttempts: 3 }), { retryDefects: true }))
+        assert.strictEqual(calls, 4)
+        let interrupted = 0
+        const interrupts = Effect.suspend(() => {
+          interrupted++
+          return Effect.interrupt
+        })
+        yield* Effect.exit(Retry.retry(interrupts, Retry.constant({ delay: 0, maxAttempts: 3 })))
+        assert.strictEqual(interrupted, 1)
+      })
+    )
+  })
+
+  describe("hints", () => {
+    it.effect("an error's retryAfter delays the next attempt at least that long, bounded by maxRetryAfter", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const times: Array<number> = []
+        const throttled = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          times.push(now)
+          return ++calls < 3
+            ? Effect.fail(new Throttled({ retryAfter: Duration.seconds(calls === 1 ? 5 : 120) }))
+            : Effect.succeed("ok")
+        })
+        yield* drive(
+          Retry.retry(throttled, Retry.constant({ delay: "100 millis", maxAttempts: 5, maxRetryAfter: "30 seconds" })),
+          "100 millis",
+          100_000
+        )
+        assert.deepStrictEqual(times, [0, 5_000, 35_000])
+      })
+    )
+
+    it.effect("a CircuitOpen rejection's retryAfter is honoured", () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1, openDuration: "2 seconds" }).pipe(
+          Effect.provide(CircuitBreaker.layerStoreMemory())
+        )
+        yield* Effect.exit(CircuitBreaker.protect(Effect.fail("down"), breaker))
+        const times: Array<number> = []
+        const call = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          times.push(now)
+          return Effect.succeed("up")
+        }).pipe(CircuitBreaker.protect(breaker))
+        const exit = yield* drive(
+          Retry.retry(call, Retry.constant({ delay: "10 millis", maxAttempts: 3 }), {
+            while: CircuitBreaker.isRejection
+          }),
+          "10 millis",
+          10_000
+        )
+        assert.deepStrictEqual(exit, Exit.succeed("up"))
+        assert.deepStrictEqual(times, [2_000])
+      })
+    )
+
+    it.effect("a hint longer than the remaining deadline ends the retries at once", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const throttled = Effect.suspend(() => {
+          calls++
+          return Effect.fail(new Throttled({ retryAfter: Duration.seconds(10) }))
+        })
+        const started = yield* Clock.currentTimeMillis
+        const exit = yield* drive(
+          Retry.retry(throttled, Retry.constant({ delay: "10 millis", maxAttempts: 5, maxElapsed: "5 seconds" })),
+          "10 millis"
+        )
+        assert.isTrue(Exit.isFailure(exit))
+        assert.strictEqual(calls, 1)
+        assert.isBelow((yield* Clock.currentTimeMillis) - started, 100)
+        // and the enclosing Timeout.deadline counts the same way
+        const inDeadline = yield* drive(
+          Retry.retry(throttled, Retry.constant({ delay: "10 millis", maxAttempts: 5 })).pipe(
+            Timeout.deadline("5 seconds")
+          ),
+          "10 millis"
+        )
+        assert.isTrue(Exit.isFailure(inDeadline))
+        assert.strictEqual(calls, 2)
+      })
+    )
+  })
+
+  describe("attempt context and spans", () => {
+    it.effect("Retry.Attempt holds the attempt number, elapsed time and last error", () =>
+      Effect.gen(function* () {
+        const seen: Array<Retry.AttemptInfo> = []
+        const effect = Effect.flatMap(Retry.Attempt, (info) => {
+          seen.push(info)
+          return info.attempt < 3 ? Effect.fail(new Transient({ n: info.attempt })) : Effect.succeed("done")
+        })
+        yield* drive(Retry.retry(effect, Retry.constant({ delay: "1 second", maxAttempts: 3 })), "1 second")
+        assert.deepStrictEqual(
+          seen.map((info) => [
+            info.attempt,
+            Duration.toMillis(info.elapsed),
+            info.lastError instanceof Transient ? info.lastError.n : info.lastError
+          ]),
+          [
+            [1, 0, undefined],
+            [2, 1000, 1],
+            [3, 2000, 2]
+          ]
+        )
+      })
+    )
+
+    it.effect("attemptSpans: all gives one child span per attempt with its number and outcome", () =>
+      Effect.gen(function* () {
+        const spans: Array<Tracer.Span> = []
+        const effect = Effect.flatMap(Effect.currentSpan, (span) => {
+          spans.push(span)
+          return spans.length < 3 ? Effect.fail(new Transient({ n: spans.length })) : Effect.succeed("done")
+        })
+        yield* drive(
+          Retry.retry(
+            effect,
+            Retry.constant({ delay: "10 millis", maxAttempts: 5, attemptSpans: "all", name: "quotes" })
+          ).pipe(Effect.withSpan("request")),
+          "10 millis"
+        )
+        assert.deepStrictEqual(
+          spans.map((span) => [
+            span.name,
+            span.attributes.get("resilience.retry.attempt"),
+            span.attributes.get("resilience.outcome"),
+            span.attributes.get("resilience.name")
+          ]),
+          [
+            ["Retry.attempt", 1, "failure", "quotes"],
+            ["Retry.attempt", 2, "failure", "quotes"],
+            ["Retry.attempt", 3, "success", "quotes"]
+          ]
+        )
+      })
+    )
+  })
+
+  describe("budget", () => {
+    it.effect("under 100% failure, attempts stay <= requests x (1 + ratio) + floor, then RetryError", () =>
+      Effect.gen(function* () {
+        let attempts = 0
+        const down = Effect.suspend(() => {
+          attempts++
+          return Effect.fail(new Transient({ n: attempts }))
+        })
+        const policy = Retry.constant({
+          delay: 0,
+          maxAttempts: 4,
+          budgetRatio: 0.2,
+          budgetMinRetriesPerSecond: 1,
+          budgetWindow: "10 seconds"
+        })
+        const requests = 100
+        let budgetErrors = 0
+        for (let i = 0; i < requests; i++) {
+          const exit = yield* Effect.exit(Retry.retry(down, policy))
+          if (Exit.isFailure(exit)) {
+            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+            if (error?._tag === "Fail" && Retry.isRetryError(error.error)) budgetErrors++
+          }
+        }
+        const floor = 1 * 10
+        assert.isAtMost(attempts, requests * (1 + 0.2) + floor)
+        assert.isAbove(budgetErrors, 0)
+        const stats = yield* policy.stats
+        assert.strictEqual(stats.budgetExhausted, budgetErrors)
+      })
+    )
+  })
+
+  describe("telemetry", () => {
+    it.effect("metrics and events", () =>
+      Effect.gen(function* () {
+        const policy = Retry.constant({ delay: "10 millis", maxAttempts: 2, name: "inventory" })
+        const events = yield* policy.subscribe
+        yield* drive(Retry.retry(flaky(1).effect, policy), "10 millis")
+        yield* drive(Retry.retry(flaky(5).effect, policy), "10 millis")
+        const received = yield* Queue.takeAll(events)
+        assert.deepStrictEqual(
+          received.map((e) => (e._tag === "RetryScheduled" ? `scheduled ${e.attempt}` : `exhausted ${e.reason}`)),
+          ["scheduled 2", "scheduled 2", "exhausted max_attempts"]
+        )
+        const snapshot = yield* Metric.snapshot
+        const count = (id: string, attributes: Record<string, string>) => {
+          const s = snapshot.find(
+            (m) => m.id === id && Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v)
+          )
+          return s !== undefined && "count" in s.state ? s.state.count : -1
+        }
+        const name = { "resilience.name": "inventory" }
+        assert.deepStrictEqual(
+          [
+            count("resilience.retry.attempts", { ...name, "resilience.outcome": "success" }),
+            count("resilience.retry.attempts", { ...name, "resilience.outcome": "failure" }),
+            count("resilience.retry.retries", name),
+            count("resilience.retry.exhausted", { ...name, "resilience.reason": "max_attempts" })
+          ],
+          [1, 3, 2, 1]
+        )
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+    )
+  })
+
+  describe("options", () => {
+    it.effect(
+      "invalid options: a typed error listing every bad field from validateOptions; a defect when applied",
+      () =>
+        Effect.gen(function* () {
+          const error = yield* Effect.flip(
+            Retry.validateOptions({ base: "2 seconds", cap: "1 second", maxAttempts: 0, factor: 0.5 })
+          )
+          assert.instanceOf(error, Options.InvalidOptions)
+          assert.deepStrictEqual(
+            error.issues.map((issue) => issue.path),
+            ["factor", "maxAttempts", "cap"]
+          )
+          const exit = yield* Effect.exit(Retry.retry(Effect.succeed(1), Retry.exponential({ maxAttempts: 0 })))
+          assert.isTrue(Exit.isFailure(exit) && exit.cause.reasons.some((r) => r._tag === "Die"))
+        })
+    )
+  })
+})

@@ -1,0 +1,97 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Retry, Timeout } from "@effect-resilience/core"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { TestClock } from "effect/testing"
+
+const reasonOf = <A, E>(exit: Exit.Exit<A, E>) => {
+  if (exit._tag === "Success") return undefined
+  const fail = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return fail?._tag === "Fail" && Timeout.isTimeoutError(fail.error)
+    ? { kind: fail.error.reason.kind, limit: Duration.toMillis(fail.error.reason.limit) }
+    : undefined
+}
+
+describe("Timeout", () => {
+  it.effect("attempt: fails with TimeoutExceeded carrying the limit, and interrupts the work", () =>
+    Effect.gen(function* () {
+      let interrupted = false
+      const work = Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => (interrupted = true))))
+      const fiber = yield* Effect.forkChild(Effect.exit(Timeout.attempt(work, "2 seconds")))
+      yield* TestClock.adjust("1999 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      const exit = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(reasonOf(exit), { kind: "attempt", limit: 2000 })
+      assert.isTrue(interrupted)
+    })
+  )
+
+  it.effect("attempt: successes and failures pass through unchanged", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(yield* Timeout.attempt(Effect.succeed(1), "1 second"), 1)
+      const error = yield* Effect.flip(Timeout.attempt(Effect.fail("boom"), "1 second"))
+      assert.strictEqual(error, "boom")
+      const slowOk = yield* Effect.forkChild(Timeout.attempt(Effect.as(Effect.sleep("500 millis"), "ok"), "1 second"))
+      yield* TestClock.adjust("500 millis")
+      assert.strictEqual(yield* Fiber.join(slowOk), "ok")
+    })
+  )
+
+  it.effect("deadline: caps the attempt timeout and refuses an attempt with less than minAttemptTime left", () =>
+    Effect.gen(function* () {
+      const attempt = Timeout.attempt(Effect.never, "10 seconds", { minAttemptTime: "500 millis" })
+      const capped = yield* Effect.forkChild(Effect.exit(Timeout.deadline(attempt, "3 seconds")))
+      yield* TestClock.adjust("3 seconds")
+      assert.deepStrictEqual(reasonOf(yield* Fiber.join(capped)), { kind: "deadline", limit: 3000 })
+
+      const late = Effect.andThen(Effect.sleep("2600 millis"), attempt)
+      const refused = yield* Effect.forkChild(Effect.exit(Timeout.deadline(late, "3 seconds")))
+      yield* TestClock.adjust("2600 millis")
+      // 400 ms left is below the 500 ms floor: the attempt never starts
+      assert.deepStrictEqual(reasonOf(yield* Fiber.join(refused)), { kind: "deadline", limit: 400 })
+    })
+  )
+
+  it.effect("deadline: retries inside it never outlive it", () =>
+    Effect.gen(function* () {
+      let attempts = 0
+      const down = Effect.suspend(() => {
+        attempts++
+        return Effect.fail("down")
+      })
+      const fiber = yield* Effect.forkChild(
+        Effect.exit(
+          down.pipe(
+            Timeout.attempt("1 second"),
+            Retry.retry(Retry.constant({ delay: "1 second", maxAttempts: 100 })),
+            Timeout.deadline("4500 millis")
+          )
+        )
+      )
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("500 millis")
+      const exit = yield* Fiber.join(fiber)
+      assert.isTrue(Exit.isFailure(exit))
+      // attempts at 0, 1, 2, 3, 4 s; the wait to 5 s would end past the deadline
+      assert.strictEqual(attempts, 5)
+    })
+  )
+
+  it.live("under the live clock, deadlines share one timer and the work is interrupted", () =>
+    Effect.gen(function* () {
+      let interrupted = 0
+      const work = Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted++)))
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => 5 + (i % 5)),
+        (millis) => Effect.exit(Timeout.attempt(work, Duration.millis(millis))),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(exits.filter((exit) => reasonOf(exit)?.kind === "attempt").length, 50)
+      assert.strictEqual(interrupted, 50)
+      // fast calls cancel their deadlines
+      for (let i = 0; i < 2_000; i++) yield* Timeout.attempt(Effect.succeed(i), "1 minute")
+    })
+  )
+})
