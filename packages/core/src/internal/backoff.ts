@@ -54,17 +54,20 @@ export interface Config {
 // reading arguments
 // ---------------------------------------------------------------------------
 
+/** `x`, with a negative or `NaN` one read as 0. */
+const nonNegative = (x: number): number => (Number.isNaN(x) ? 0 : Math.max(0, x))
+
 /** `baseMillis`, with a negative or `NaN` one read as 0. */
-const baseOf = (config: Config): number => (config.baseMillis > 0 ? config.baseMillis : 0)
+const baseOf = (config: Config): number => nonNegative(config.baseMillis)
 
 /** `capMillis`, with a negative or `NaN` one read as 0. */
-const capOf = (config: Config): number => (config.capMillis >= 0 ? config.capMillis : 0)
+const capOf = (config: Config): number => nonNegative(config.capMillis)
 
 /** The retry number as an integer >= 1: below 1 (and `NaN`) is 1, a fraction is floored; `Infinity` stays. */
 const retryOf = (retry: number): number => (retry >= 1 ? Math.floor(retry) : 1)
 
 /** The random number clamped to [0, 1]; `NaN` is 0. */
-const randomOf = (random: number): number => (random > 0 ? (random < 1 ? random : 1) : 0)
+const randomOf = (random: number): number => Math.min(1, nonNegative(random))
 
 /**
  * `random_between(lo, hi)` for `random` in [0, 1]: `lo + random * (hi - lo)`,
@@ -74,7 +77,7 @@ const randomOf = (random: number): number => (random > 0 ? (random < 1 ? random 
 const between = (lo: number, hi: number, random: number): number => {
   if (!(hi > lo) || random === 0) return lo
   const x = lo + random * (hi - lo)
-  return x < lo ? lo : x > hi ? hi : x
+  return Math.min(hi, Math.max(lo, x))
 }
 
 // ---------------------------------------------------------------------------
@@ -128,7 +131,7 @@ const capped = (config: Config, retry: number): number => Math.min(capOf(config)
 
 /** The decorrelated range's upper end before the cap: `previous * 3`, but never below `base`. */
 const decorrelatedHigh = (base: number, previousMillis: number): number =>
-  (previousMillis > 0 ? previousMillis : 0) * 3
+  Math.max(base, nonNegative(previousMillis) * 3)
 
 /**
  * The delay before retry `retry`, in milliseconds, for `random` in [0, 1):

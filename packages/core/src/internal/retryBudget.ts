@@ -102,9 +102,9 @@ const clear = (state: State): void => {
  * window: epochs older than `epoch(now) - buckets + 1`. Returns the current
  * bucket's index. Touches the buckets only when the epoch changed.
  *
- * Once `windowMillis` has passed since the last event every bucket is out
- * (mathematically; this check keeps floating-point rounding of the epoch from
- * holding one a millisecond longer).
+ * Once `windowMillis` has passed since the last event every bucket is out;
+ * checking that directly makes it hold whatever the rounding of the epoch
+ * arithmetic, and empties a long-idle window without scanning it.
  */
 const advance = (state: State, now: number, config: Config): number => {
   if (now > state.nowMillis && now < Infinity) state.nowMillis = now
