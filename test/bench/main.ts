@@ -8,9 +8,10 @@ import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { floor } from "./suites/floor.ts"
+import { retrySuites } from "./suites/retry.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
-export const suites: ReadonlyArray<Suite> = [floor, ...circuitBreakerSuites]
+export const suites: ReadonlyArray<Suite> = [floor, ...circuitBreakerSuites, ...retrySuites]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
