@@ -33,16 +33,20 @@
  * **Arithmetic.** Times are whole milliseconds in practice
  * (`Clock.currentTimeMillis`, Redis `TIME`). Fixed and sliding windows count
  * integers. For the others, two roundings make every sum exact in float64 (so
- * `remaining` always equals the number of unit requests that would pass, and
- * the Lua port, also float64, reproduces each decision bit for bit), and both
- * round in the limiter's favour, never admitting more than configured:
+ * `remaining` always equals the number of unit requests that would pass, and a
+ * Lua port doing the same float64 operations in the same order reproduces each
+ * decision bit for bit), and both favour the limiter, never admitting more
+ * than configured:
  * emission intervals (GCRA, shaping queue) are rounded *up* to 1/1024 ms, and
- * refills and drains (token bucket, leaky meter) *down* to 2^-20 units.
+ * the token bucket and leaky meter count thousandths of a unit, so an integer
+ * rate refills or drains a whole number of them per millisecond (fractional
+ * rates are rounded *down* to 2^-16 thousandths).
  *
  * **Times reported.** `retryAfterMillis` and `resetMillis` are the least whole
  * numbers of milliseconds after which the condition holds (computed, then
  * checked against the algorithm's own predicate), and `delayMillis` is rounded
- * up. A `now` earlier than the state's last time is treated as no time passing.
+ * up. A clock that steps back (a `now` before the state's own times) never
+ * makes a limiter more permissive.
  *
  * @internal
  */
@@ -119,14 +123,18 @@ export interface Algorithm<Config, State> {
 /** Intervals are multiples of 2^-10 ms: exact in float64 next to epoch milliseconds (< 2^43). */
 const TIME_GRID = 1024
 
-/** Refills and drains are multiples of 2^-20 units: exact in float64 for capacities below 2^32. */
-const AMOUNT_GRID = 1048576
+/**
+ * Refills and drains, counted in thousandths of a unit, are multiples of
+ * 2^-16 of them: exact in float64 for capacities below 2^27 units, and whole
+ * already when the rate is an integer.
+ */
+const AMOUNT_GRID = 65536
 
 /** Rounds an interval up to the time grid (so the limiter never runs faster than configured). */
 const gridInterval = (millis: number): number => Math.ceil(millis * TIME_GRID) / TIME_GRID
 
 /** Rounds a refill or drain down to the amount grid (so the limiter never credits more than configured). */
-const gridAmount = (units: number): number => Math.floor(units * AMOUNT_GRID) / AMOUNT_GRID
+const gridAmount = (milliUnits: number): number => Math.floor(milliUnits * AMOUNT_GRID) / AMOUNT_GRID
 
 /** The least whole number of milliseconds `d >= 0` such that `now + d >= target`. */
 export const untilMillis = (target: number, now: number): number => {
@@ -179,7 +187,7 @@ export const fixedWindowMake = (config: FixedWindowConfig, now: number): FixedWi
 /** The window index at `now`, never before the state's own. */
 const fixedWindowIndex = (s: FixedWindowState, now: number, config: FixedWindowConfig): number => {
   const w = Math.floor(now / config.windowMillis)
-  return w > s.window ? w : s.window
+  return Math.max(w, s.window)
 }
 
 /**
@@ -452,8 +460,10 @@ export const slidingLog: Algorithm<SlidingLogConfig, SlidingLogState> = {
  * count `c`; the last request admitted in the next window before `a +
  * windowMillis` saw `c * (1 - e' / windowMillis) + its count <= limit` with
  * `e' < e`, so the next window admitted at most `limit - c * (1 - e /
- * windowMillis)` by then, and `c <= limit`. Under steady traffic it tracks the
- * exact log within a few percent.
+ * windowMillis)` by then, and `c <= limit`. With evenly spaced requests it
+ * admits within 4% (plus one request per window) of the exact log: the same
+ * below the limit, one request per window fewer just above it, and up to ~3%
+ * more under heavy overload (property-tested).
  *
  * Decisions are evaluated multiplied by `windowMillis`, in integers:
  * `previous * (windowMillis - elapsed) + (current + cost) * windowMillis <= limit * windowMillis`.
@@ -480,7 +490,7 @@ export const slidingCounterMake = (config: SlidingCounterConfig, now: number): S
 /** The window index at `now`, never before the state's own. */
 const slidingCounterIndex = (s: SlidingCounterState, now: number, config: SlidingCounterConfig): number => {
   const w = Math.floor(now / config.windowMillis)
-  return w > s.window ? w : s.window
+  return Math.max(w, s.window)
 }
 
 /** The estimate at `now`, multiplied by `windowMillis`. */
@@ -568,7 +578,7 @@ export const slidingCounterRefund = (
   config: SlidingCounterConfig
 ): void => {
   slidingCounterRoll(s, now, config)
-  const fromCurrent = s.current < cost ? s.current : cost
+  const fromCurrent = Math.min(s.current, cost)
   s.current -= fromCurrent
   const rest = cost - fromCurrent
   s.previous = s.previous > rest ? s.previous - rest : 0
@@ -610,46 +620,53 @@ export const slidingCounter: Algorithm<SlidingCounterConfig, SlidingCounterState
 // 4. token bucket
 // ---------------------------------------------------------------------------
 
-/** Token bucket: holds up to `capacity` tokens (the burst), refilled continuously. */
+/** Token bucket: holds up to `capacity` tokens (the burst), refilled at `refillPerSecond`. */
 export interface TokenBucketConfig {
   readonly capacity: number
   readonly refillPerSecond: number
 }
 
 /**
- * The tokens held at `lastRefill`; refilled lazily. Fractional, and negative
- * after penalties (down to `-capacity`).
+ * The tokens held at `lastRefill`, in thousandths (so an integer
+ * `refillPerSecond` refills a whole number of them per millisecond, exactly);
+ * refilled lazily. Negative after penalties, down to `-capacity` tokens.
  */
 export interface TokenBucketState {
-  tokens: number
+  milliTokens: number
   lastRefill: number
 }
 
 /** A fresh, full bucket. */
 export const tokenBucketMake = (config: TokenBucketConfig, now: number): TokenBucketState => ({
-  tokens: config.capacity,
+  milliTokens: config.capacity * 1000,
   lastRefill: now
 })
 
-/** The tokens a bucket holding `tokens` at `lastRefill` holds at `now`. */
-const tokenBucketTokens = (tokens: number, lastRefill: number, now: number, config: TokenBucketConfig): number => {
-  const t = now > lastRefill ? tokens + gridAmount(((now - lastRefill) * config.refillPerSecond) / 1000) : tokens
-  return t < config.capacity ? t : config.capacity
+/** The thousandths of tokens at `now` of a bucket holding `milliTokens` at `lastRefill`. */
+const tokenBucketMilliTokens = (
+  milliTokens: number,
+  lastRefill: number,
+  now: number,
+  config: TokenBucketConfig
+): number => {
+  const full = config.capacity * 1000
+  const m = now > lastRefill ? milliTokens + gridAmount((now - lastRefill) * config.refillPerSecond) : milliTokens
+  return Math.min(m, full)
 }
 
-/** The least whole number of milliseconds after which the bucket holds `target` (<= capacity) tokens. */
+/** The least whole number of milliseconds after which the bucket holds `target` (<= capacity * 1000) thousandths. */
 const tokenBucketWait = (
-  tokens: number,
+  milliTokens: number,
   lastRefill: number,
   now: number,
   target: number,
   config: TokenBucketConfig
 ): number => {
-  if (tokenBucketTokens(tokens, lastRefill, now, config) >= target) return 0
-  let d = Math.ceil(lastRefill + ((target - tokens) * 1000) / config.refillPerSecond - now)
+  if (tokenBucketMilliTokens(milliTokens, lastRefill, now, config) >= target) return 0
+  let d = Math.ceil(lastRefill + (target - milliTokens) / config.refillPerSecond - now)
   if (d < 1) d = 1
-  if (tokenBucketTokens(tokens, lastRefill, now + d, config) < target) d++
-  else if (d > 1 && tokenBucketTokens(tokens, lastRefill, now + d - 1, config) >= target) d--
+  if (tokenBucketMilliTokens(milliTokens, lastRefill, now + d, config) < target) d++
+  else if (d > 1 && tokenBucketMilliTokens(milliTokens, lastRefill, now + d - 1, config) >= target) d--
   return d
 }
 
@@ -665,18 +682,22 @@ export const tokenBucketCheck = (
   config: TokenBucketConfig,
   out: Decision
 ): Decision => {
-  const tokens = tokenBucketTokens(s.tokens, s.lastRefill, now, config)
-  const allowed = tokens >= cost
+  const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config)
+  const allowed = m >= cost * 1000
   // the state the decision leaves behind
-  const keptTokens = allowed ? tokens - cost : s.tokens
-  const keptAt = allowed ? (now > s.lastRefill ? now : s.lastRefill) : s.lastRefill
+  const keptTokens = allowed ? m - cost * 1000 : s.milliTokens
+  const keptAt = allowed ? Math.max(now, s.lastRefill) : s.lastRefill
   return decide(
     out,
     allowed,
     config.capacity,
-    allowed ? tokens - cost : tokens,
-    tokenBucketWait(keptTokens, keptAt, now, config.capacity, config),
-    allowed ? 0 : cost > config.capacity ? Infinity : tokenBucketWait(s.tokens, s.lastRefill, now, cost, config),
+    (allowed ? m - cost * 1000 : m) / 1000,
+    tokenBucketWait(keptTokens, keptAt, now, config.capacity * 1000, config),
+    allowed
+      ? 0
+      : cost > config.capacity
+        ? Infinity
+        : tokenBucketWait(s.milliTokens, s.lastRefill, now, cost * 1000, config),
     0
   )
 }
@@ -689,10 +710,10 @@ export const tokenBucketConsume = (
   config: TokenBucketConfig,
   out: Decision
 ): Decision => {
-  const tokens = tokenBucketTokens(s.tokens, s.lastRefill, now, config)
+  const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config)
   tokenBucketCheck(s, now, cost, config, out)
   if (out.allowed) {
-    s.tokens = tokens - cost
+    s.milliTokens = m - cost * 1000
     if (now > s.lastRefill) s.lastRefill = now
   }
   return out
@@ -700,8 +721,8 @@ export const tokenBucketConsume = (
 
 /** Puts back up to `cost` tokens, never above capacity. */
 export const tokenBucketRefund = (s: TokenBucketState, now: number, cost: number, config: TokenBucketConfig): void => {
-  const tokens = tokenBucketTokens(s.tokens, s.lastRefill, now, config) + cost
-  s.tokens = tokens < config.capacity ? tokens : config.capacity
+  const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config) + cost * 1000
+  s.milliTokens = Math.min(m, config.capacity * 1000)
   if (now > s.lastRefill) s.lastRefill = now
 }
 
@@ -712,14 +733,14 @@ export const tokenBucketPenalize = (
   cost: number,
   config: TokenBucketConfig
 ): void => {
-  const tokens = tokenBucketTokens(s.tokens, s.lastRefill, now, config) - cost
-  s.tokens = tokens > -config.capacity ? tokens : -config.capacity
+  const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config) - cost * 1000
+  s.milliTokens = Math.max(m, -config.capacity * 1000)
   if (now > s.lastRefill) s.lastRefill = now
 }
 
 /** Idle when the bucket is full. */
 export const tokenBucketIsIdle = (s: TokenBucketState, now: number, config: TokenBucketConfig): boolean =>
-  tokenBucketTokens(s.tokens, s.lastRefill, now, config) >= config.capacity
+  tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config) >= config.capacity * 1000
 
 /** The time to refill from the deepest debt (`-capacity`) to full. */
 export const tokenBucketTtlMillis = (config: TokenBucketConfig): number =>
@@ -740,42 +761,48 @@ export const tokenBucket: Algorithm<TokenBucketConfig, TokenBucketState> = {
 // 5. leaky bucket as a meter
 // ---------------------------------------------------------------------------
 
-/** Leaky bucket as a meter: a level that drains continuously; a request fits when `level + cost <= capacity`. */
+/** Leaky bucket as a meter: a level that drains at `leakPerSecond`; a request fits when `level + cost <= capacity`. */
 export interface LeakyMeterConfig {
   readonly capacity: number
   readonly leakPerSecond: number
 }
 
-/** The level at `lastLeak`; drained lazily. Up to `2 * capacity` after penalties. */
+/**
+ * The level at `lastLeak`, in thousandths (as the token bucket's tokens);
+ * drained lazily. Up to `2 * capacity` after penalties.
+ */
 export interface LeakyMeterState {
-  level: number
+  milliLevel: number
   lastLeak: number
 }
 
 /** A fresh, empty meter. */
-export const leakyMeterMake = (_config: LeakyMeterConfig, now: number): LeakyMeterState => ({ level: 0, lastLeak: now })
+export const leakyMeterMake = (_config: LeakyMeterConfig, now: number): LeakyMeterState => ({
+  milliLevel: 0,
+  lastLeak: now
+})
 
-/** The level at `now` of a meter at `level` at `lastLeak`. */
-const leakyMeterLevel = (level: number, lastLeak: number, now: number, config: LeakyMeterConfig): number => {
-  if (now <= lastLeak) return level
-  const l = level - gridAmount(((now - lastLeak) * config.leakPerSecond) / 1000)
-  return l > 0 ? l : 0
+/** The level (thousandths) at `now` of a meter at `milliLevel` at `lastLeak`. */
+const leakyMeterMilliLevel = (milliLevel: number, lastLeak: number, now: number, config: LeakyMeterConfig): number => {
+  if (now <= lastLeak) return milliLevel
+  const l = milliLevel - gridAmount((now - lastLeak) * config.leakPerSecond)
+  return Math.max(l, 0)
 }
 
-/** The least whole number of milliseconds after which `level + add <= bound` (with `add <= bound`). */
+/** The least whole number of milliseconds after which `level + add <= bound`, all in thousandths (`add <= bound`). */
 const leakyMeterWait = (
-  level: number,
+  milliLevel: number,
   lastLeak: number,
   now: number,
   add: number,
   bound: number,
   config: LeakyMeterConfig
 ): number => {
-  if (leakyMeterLevel(level, lastLeak, now, config) + add <= bound) return 0
-  let d = Math.ceil(lastLeak + ((level + add - bound) * 1000) / config.leakPerSecond - now)
+  if (leakyMeterMilliLevel(milliLevel, lastLeak, now, config) + add <= bound) return 0
+  let d = Math.ceil(lastLeak + (milliLevel + add - bound) / config.leakPerSecond - now)
   if (d < 1) d = 1
-  if (leakyMeterLevel(level, lastLeak, now + d, config) + add > bound) d++
-  else if (d > 1 && leakyMeterLevel(level, lastLeak, now + d - 1, config) + add <= bound) d--
+  if (leakyMeterMilliLevel(milliLevel, lastLeak, now + d, config) + add > bound) d++
+  else if (d > 1 && leakyMeterMilliLevel(milliLevel, lastLeak, now + d - 1, config) + add <= bound) d--
   return d
 }
 
@@ -791,21 +818,22 @@ export const leakyMeterCheck = (
   config: LeakyMeterConfig,
   out: Decision
 ): Decision => {
-  const level = leakyMeterLevel(s.level, s.lastLeak, now, config)
-  const allowed = level + cost <= config.capacity
-  const keptLevel = allowed ? level + cost : s.level
-  const keptAt = allowed ? (now > s.lastLeak ? now : s.lastLeak) : s.lastLeak
+  const full = config.capacity * 1000
+  const level = leakyMeterMilliLevel(s.milliLevel, s.lastLeak, now, config)
+  const allowed = level + cost * 1000 <= full
+  const keptLevel = allowed ? level + cost * 1000 : s.milliLevel
+  const keptAt = allowed ? Math.max(now, s.lastLeak) : s.lastLeak
   return decide(
     out,
     allowed,
     config.capacity,
-    config.capacity - (allowed ? level + cost : level),
+    (full - (allowed ? level + cost * 1000 : level)) / 1000,
     leakyMeterWait(keptLevel, keptAt, now, 0, 0, config),
     allowed
       ? 0
       : cost > config.capacity
         ? Infinity
-        : leakyMeterWait(s.level, s.lastLeak, now, cost, config.capacity, config),
+        : leakyMeterWait(s.milliLevel, s.lastLeak, now, cost * 1000, full, config),
     0
   )
 }
@@ -818,10 +846,10 @@ export const leakyMeterConsume = (
   config: LeakyMeterConfig,
   out: Decision
 ): Decision => {
-  const level = leakyMeterLevel(s.level, s.lastLeak, now, config)
+  const level = leakyMeterMilliLevel(s.milliLevel, s.lastLeak, now, config)
   leakyMeterCheck(s, now, cost, config, out)
   if (out.allowed) {
-    s.level = level + cost
+    s.milliLevel = level + cost * 1000
     if (now > s.lastLeak) s.lastLeak = now
   }
   return out
@@ -829,21 +857,21 @@ export const leakyMeterConsume = (
 
 /** Drains up to `cost` at once, never below empty. */
 export const leakyMeterRefund = (s: LeakyMeterState, now: number, cost: number, config: LeakyMeterConfig): void => {
-  const level = leakyMeterLevel(s.level, s.lastLeak, now, config) - cost
-  s.level = level > 0 ? level : 0
+  const level = leakyMeterMilliLevel(s.milliLevel, s.lastLeak, now, config) - cost * 1000
+  s.milliLevel = Math.max(level, 0)
   if (now > s.lastLeak) s.lastLeak = now
 }
 
 /** Adds `cost` to the level, past capacity up to `2 * capacity`, so later requests wait for the drain. */
 export const leakyMeterPenalize = (s: LeakyMeterState, now: number, cost: number, config: LeakyMeterConfig): void => {
-  const level = leakyMeterLevel(s.level, s.lastLeak, now, config) + cost
-  s.level = level < 2 * config.capacity ? level : 2 * config.capacity
+  const level = leakyMeterMilliLevel(s.milliLevel, s.lastLeak, now, config) + cost * 1000
+  s.milliLevel = Math.min(level, 2 * config.capacity * 1000)
   if (now > s.lastLeak) s.lastLeak = now
 }
 
 /** Idle when the meter is empty. */
 export const leakyMeterIsIdle = (s: LeakyMeterState, now: number, config: LeakyMeterConfig): boolean =>
-  leakyMeterLevel(s.level, s.lastLeak, now, config) <= 0
+  leakyMeterMilliLevel(s.milliLevel, s.lastLeak, now, config) <= 0
 
 /** The time to drain from the highest level (`2 * capacity`) to empty. */
 export const leakyMeterTtlMillis = (config: LeakyMeterConfig): number =>
@@ -907,7 +935,7 @@ export const leakyQueueCheck = (
   const bound = config.capacity * interval
   const add = cost * interval
   const allowed = backlog(s.nextFreeAt, now) + add <= bound
-  const start = s.nextFreeAt > now ? s.nextFreeAt : now
+  const start = Math.max(s.nextFreeAt, now)
   const next = allowed ? start + add : s.nextFreeAt
   return decide(
     out,
@@ -929,22 +957,23 @@ export const leakyQueueConsume = (
   out: Decision
 ): Decision => {
   leakyQueueCheck(s, now, cost, config, out)
-  if (out.allowed) s.nextFreeAt = (s.nextFreeAt > now ? s.nextFreeAt : now) + cost * leakyQueueInterval(config)
+  if (out.allowed) s.nextFreeAt = Math.max(s.nextFreeAt, now) + cost * leakyQueueInterval(config)
   return out
 }
 
 /** Unschedules up to `cost` (a queued request that gave up), never below an empty queue. */
 export const leakyQueueRefund = (s: LeakyQueueState, now: number, cost: number, config: LeakyQueueConfig): void => {
-  const next = (s.nextFreeAt > now ? s.nextFreeAt : now) - cost * leakyQueueInterval(config)
-  s.nextFreeAt = next > now ? next : now
+  const next = Math.max(s.nextFreeAt, now) - cost * leakyQueueInterval(config)
+  s.nextFreeAt = Math.max(next, now)
 }
 
 /** Schedules `cost` extra, up to twice the capacity queued, so later requests wait or are refused. */
 export const leakyQueuePenalize = (s: LeakyQueueState, now: number, cost: number, config: LeakyQueueConfig): void => {
   const interval = leakyQueueInterval(config)
-  const next = (s.nextFreeAt > now ? s.nextFreeAt : now) + cost * interval
+  const next = Math.max(s.nextFreeAt, now) + cost * interval
   const most = now + 2 * config.capacity * interval
-  s.nextFreeAt = next < most ? next : most
+  // (never earlier than it was, even with a clock that stepped back)
+  s.nextFreeAt = Math.max(s.nextFreeAt, Math.min(next, most))
 }
 
 /** Idle when the queue is empty. */
@@ -1006,17 +1035,22 @@ export const gcraInterval = (config: GcraConfig): number => gridInterval(config.
  * allowed   = now >= new_tat - dvt        (here: backlog + increment <= dvt)
  * ttl       = (allowed ? new_tat : tat) - now
  * remaining = floor((dvt - ttl) / T), 0 when negative
- * reset     = ttl                          (redis-cell rounds up to seconds)
- * retry     = new_tat - dvt - now          (redis-cell: -1 when allowed -> 0 here;
- *                                           -1 when increment > dvt -> Infinity here)
+ * reset     = ttl
+ * retry     = new_tat - dvt - now
  * ```
+ *
+ * redis-cell rounds `reset` and `retry` up to whole seconds; here they are
+ * rounded up to whole milliseconds. Its `retry = -1` when allowed is 0 here,
+ * and when `increment > dvt` (a cost that can never pass) `Infinity`. The
+ * comparison is made on the backlog (`max(tat, now) - now`) rather than on
+ * absolute times, which is the same test and keeps a fresh key exact.
  */
 export const gcraCheck = (s: GcraState, now: number, cost: number, config: GcraConfig, out: Decision): Decision => {
   const T = gcraInterval(config)
   const dvt = T * (config.burst + 1)
   const increment = cost * T
   const allowed = backlog(s.tat, now) + increment <= dvt
-  const tat = allowed ? (s.tat > now ? s.tat : now) + increment : s.tat
+  const tat = allowed ? Math.max(s.tat, now) + increment : s.tat
   return decide(
     out,
     allowed,
@@ -1031,22 +1065,22 @@ export const gcraCheck = (s: GcraState, now: number, cost: number, config: GcraC
 /** Decides as `gcraCheck` and, if allowed, stores the new TAT. */
 export const gcraConsume = (s: GcraState, now: number, cost: number, config: GcraConfig, out: Decision): Decision => {
   gcraCheck(s, now, cost, config, out)
-  if (out.allowed) s.tat = (s.tat > now ? s.tat : now) + cost * gcraInterval(config)
+  if (out.allowed) s.tat = Math.max(s.tat, now) + cost * gcraInterval(config)
   return out
 }
 
 /** Moves the TAT back by up to `cost` emission intervals, never before `now`. */
 export const gcraRefund = (s: GcraState, now: number, cost: number, config: GcraConfig): void => {
-  const tat = (s.tat > now ? s.tat : now) - cost * gcraInterval(config)
-  s.tat = tat > now ? tat : now
+  const tat = Math.max(s.tat, now) - cost * gcraInterval(config)
+  s.tat = Math.max(tat, now)
 }
 
 /** Moves the TAT forward by `cost` emission intervals, up to `now + 2 * dvt`. */
 export const gcraPenalize = (s: GcraState, now: number, cost: number, config: GcraConfig): void => {
   const T = gcraInterval(config)
-  const tat = (s.tat > now ? s.tat : now) + cost * T
+  const tat = Math.max(s.tat, now) + cost * T
   const most = now + 2 * T * (config.burst + 1)
-  s.tat = tat < most ? tat : most
+  s.tat = Math.max(s.tat, Math.min(tat, most))
 }
 
 /** Idle when the TAT is not in the future. */
