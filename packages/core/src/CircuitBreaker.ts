@@ -72,7 +72,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
@@ -1420,6 +1420,18 @@ export const make: (
       callOptions: ProtectOptions<A, E> | undefined
     ): Effect.Effect<A, E | CircuitBreakerError, R> =>
       Effect.withFiber((fiber) => {
+        if (callOptions === undefined && !timed) {
+          const circuit = local.peek(name)
+          if (circuit !== undefined && circuit.state === "Closed") {
+            const handler =
+              closedHandler !== undefined &&
+              closedHandler.circuit === circuit &&
+              closedHandler.generation === circuit.generation
+                ? closedHandler
+                : closedHandlerFor(local, circuit)
+            return Effect.onExitPrimitive(self, handler.f)
+          }
+        }
         const key = callOptions === undefined || callOptions.key === undefined ? name : callOptions.key
         let circuit = local.peek(key)
         let clock: Clock.Clock | undefined
@@ -1457,55 +1469,86 @@ export const make: (
             start = clock.currentTimeMillisUnsafe()
           }
         }
-        return Effect.onExitPrimitive(
-          self,
-          (exit) => {
-            const circuit = admitted
-            const outcome =
-              exit._tag === "Success" && callOptions === undefined && breakerIsFailureResult === undefined
-                ? "Success"
-                : classify(exit, callOptions)
-            let durationMillis = 0
-            let slow = false
-            if (timed) {
-              if (liveTimer) durationMillis = performance.now() - start
-              else {
-                clock ??= fiber.getRef(Clock.Clock)
-                durationMillis = clock.currentTimeMillisUnsafe() - start
-              }
-              slow = durationMillis >= config.slowCallMillis
-              count(outcome, slow, durationMillis)
-            } else if (outcome === "Success") {
-              counters.success++
-            } else {
-              count(outcome, false, 0)
-            }
-            let at = 0
-            if (timeWindow || outcome !== "Success" || circuit.state !== "Closed" || slow) {
-              clock ??= fiber.getRef(Clock.Clock)
-              at = clock.currentTimeMillisUnsafe()
-            }
-            const transition = engine.record(
-              circuit,
-              generation,
-              outcome,
-              durationMillis,
-              outcome === "Failure" ? hintOf(exit, callOptions) : 0,
-              at,
-              config,
-              openMillisFor,
-              local.nextGeneration
-            )
-            if (transition !== undefined) onTransition(fiber, key, transition, at)
-            if (spanOutcomes || subscribers.size > 0) {
-              afterOutcome(fiber, key, outcome, slow, durationMillis)
-              checkHealth(key, circuit)
-            }
-            return undefined
-          }
-          // no `interruptible` flag: the frame must run when the call is interrupted
-        )
+        return Effect.onExitPrimitive(self, (exit) => {
+          finish(fiber, local, key, admitted, generation, callOptions, start, exit)
+          return undefined
+        })
+        // no `interruptible` flag: the frame must run when the call is interrupted
       })
+
+    /** Records a call's exit: classify, time, count, record, publish. */
+    const finish = <A, E>(
+      fiber: Fiber.Fiber<unknown, unknown>,
+      local: LocalCircuits,
+      key: string,
+      circuit: engine.Circuit,
+      generation: number,
+      callOptions: ProtectOptions<A, E> | undefined,
+      start: number,
+      exit: Exit.Exit<A, E>
+    ): void => {
+      const outcome =
+        exit._tag === "Success" && callOptions === undefined && breakerIsFailureResult === undefined
+          ? "Success"
+          : classify(exit, callOptions)
+      let durationMillis = 0
+      let slow = false
+      if (timed) {
+        durationMillis = (liveTimer ? performance.now() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) - start
+        slow = durationMillis >= config.slowCallMillis
+        count(outcome, slow, durationMillis)
+      } else if (outcome === "Success") {
+        counters.success++
+      } else {
+        count(outcome, false, 0)
+      }
+      let at = 0
+      if (timeWindow || outcome !== "Success" || circuit.state !== "Closed" || slow) {
+        at = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      }
+      const transition = engine.record(
+        circuit,
+        generation,
+        outcome,
+        durationMillis,
+        outcome === "Failure" ? hintOf(exit, callOptions) : 0,
+        at,
+        config,
+        openMillisFor,
+        local.nextGeneration
+      )
+      if (transition !== undefined) onTransition(fiber, key, transition, at)
+      if (spanOutcomes || subscribers.size > 0) {
+        afterOutcome(fiber, key, outcome, slow, durationMillis)
+        checkHealth(key, circuit)
+      }
+    }
+
+    // The closed fast path for the default key without per-call options: no
+    // clock read, no admission bookkeeping, and no allocation: the exit
+    // handler is made once per circuit generation (the fencing token it
+    // records with) and reused by every call until the next transition.
+    let closedHandler:
+      | {
+          readonly circuit: engine.Circuit
+          readonly generation: number
+          readonly f: (exit: Exit.Exit<unknown, unknown>) => undefined
+        }
+      | undefined
+    const closedHandlerFor = (local: LocalCircuits, circuit: engine.Circuit) => {
+      const generation = circuit.generation
+      const handler = {
+        circuit,
+        generation,
+        f: (exit: Exit.Exit<unknown, unknown>): undefined => {
+          const fiber = Fiber.getCurrent()
+          if (fiber !== undefined) finish(fiber, local, name, circuit, generation, undefined, 0, exit)
+          return undefined
+        }
+      }
+      closedHandler = handler
+      return handler
+    }
     const scratch: engine.Admission = { verdict: "Admit", transition: undefined }
 
     // ---- protect: the effectful path for remote stores
