@@ -6,7 +6,7 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { CircuitBreaker, Options, Telemetry } from "@effect-resilience/core"
+import { CircuitBreaker, Options, Retry, Telemetry } from "@effect-resilience/core"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -58,7 +58,23 @@ export const sections = (): Record<string, string> => ({
     'Events on `breaker.events`; `StateTransition` and `CallRejected` (and `CallOutcome` with `spanEvents: "all"`) are also recorded as span events on the current span:',
     "",
     Telemetry.eventsTable(Object.values(Telemetry.circuitBreakerEvents))
-  ].join("\n")
+  ].join("\n"),
+  "retry-defaults": [
+    "Every option is optional; the table is generated from `Retry.Options` (its `description` and `default`",
+    "annotations). `constant({ delay })` sets `base` and `cap` to `delay` and `jitter` to `none`.",
+    "",
+    Options.defaultsTable(Retry.optionsDocs)
+  ].join("\n"),
+  "retry-telemetry": [
+    "Metrics (from `Telemetry.retry`), read from the policy's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.retry)),
+    "",
+    "Events on `policy.events`:",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.retryEvents))
+  ].join("\n"),
+  "hedge-telemetry": Telemetry.metricsTable(Object.values(Telemetry.hedge))
 })
 
 const markerPattern = /<!-- generated:([a-z0-9-]+):start -->[\s\S]*?<!-- generated:\1:end -->/g

@@ -278,7 +278,24 @@ export const retryEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
- * The timeouts' and hedging's metrics.
+ * The timeouts' metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const timeout = {
+  timeouts: {
+    name: "resilience.timeout.timeouts",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls that failed with `TimeoutExceeded`, by `resilience.reason`: `attempt` (an attempt timeout) or `deadline` (the enclosing deadline ran out, or too little of it was left to start).",
+    attributes: [attributes.reason]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * Hedging's metrics.
  *
  * @category catalogue
  * @since 0.1.0
@@ -317,6 +334,7 @@ export const hedge = {
 export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(circuitBreaker),
   ...Object.values(retry),
+  ...Object.values(timeout),
   ...Object.values(hedge)
 ]
 

@@ -32,14 +32,18 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
+import { MetricRegistry } from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
+import * as Metrics from "./internal/metrics.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
+import * as Telemetry from "./Telemetry.ts"
 
 /**
  * The enclosing deadline as absolute clock milliseconds (`Infinity` without one).
@@ -119,8 +123,38 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>(ErrorTypeId)(
  */
 export const isTimeoutError = (u: unknown): u is TimeoutError => typeof u === "object" && u !== null && ErrorTypeId in u
 
-const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) =>
-  new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })
+const counts = { attempt: 0, deadline: 0 }
+
+/**
+ * Timeouts since the process started, by kind (what the
+ * `resilience.timeout.timeouts` metric reports).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const stats: Effect.Effect<{ readonly attempt: number; readonly deadline: number }> = Effect.sync(() => ({
+  ...counts
+}))
+
+// series in the default registry; other registries get them on their first timeout
+const registered = new WeakSet<object>()
+const register = (context: Context.Context<never>) => {
+  const registry = Context.get(context, MetricRegistry)
+  if (registered.has(registry)) return
+  registered.add(registry)
+  const registrar = Metrics.registrar(context)
+  for (const kind of ["attempt", "deadline"] as const) {
+    registrar.counter(Telemetry.timeout.timeouts, { [Telemetry.attributes.reason]: kind }, () => counts[kind])
+  }
+}
+register(Context.empty())
+
+const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) => {
+  counts[kind]++
+  const fiber = Fiber.getCurrent()
+  if (fiber !== undefined) register(fiber.context)
+  return new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })
+}
 
 const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
 

@@ -1,5 +1,5 @@
-import { Hedge, Options, Retry } from "@effect-resilience/core"
 import { assert, describe, it } from "@effect/vitest"
+import { Hedge, Options, Retry } from "@effect-resilience/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -68,7 +68,12 @@ describe("Hedge", () => {
 
   it.effect("hedges spend the retry budget; a refused hedge is not started", () =>
     Effect.gen(function* () {
-      const budget = Retry.constant({ delay: 0, budgetRatio: 0, budgetMinRetriesPerSecond: 0.1, budgetWindow: "10 seconds" })
+      const budget = Retry.constant({
+        delay: 0,
+        budgetRatio: 0,
+        budgetMinRetriesPerSecond: 0.1,
+        budgetWindow: "10 seconds"
+      })
       const policy = Hedge.make({ delay: "100 millis", budget })
       // the floor allows one retry in the window: the first call hedges, the second cannot
       const first = calls([1_000, 10])

@@ -11,6 +11,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
 
 class Transient extends Data.TaggedError("Transient")<{ readonly n: number }> {}
 class Permanent extends Data.TaggedError("Permanent") {}
@@ -408,6 +409,45 @@ describe("Retry", () => {
           const exit = yield* Effect.exit(Retry.retry(Effect.succeed(1), Retry.exponential({ maxAttempts: 0 })))
           assert.isTrue(Exit.isFailure(exit) && exit.cause.reasons.some((r) => r._tag === "Die"))
         })
+    )
+  })
+})
+
+describe("Retry properties", () => {
+  it("attempts never exceed maxAttempts; a maxElapsed is overrun by at most one attempt timeout", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          maxAttempts: fc.integer({ min: 1, max: 8 }),
+          base: fc.integer({ min: 0, max: 500 }),
+          jitter: fc.constantFrom("none" as const, "full" as const, "equal" as const, "decorrelated" as const),
+          maxElapsed: fc.integer({ min: 1, max: 5_000 }),
+          attemptTimeout: fc.integer({ min: 1, max: 1_000 }),
+          latencies: fc.array(fc.integer({ min: 0, max: 2_000 }), { minLength: 8, maxLength: 8 })
+        }),
+        async ({ attemptTimeout, base, jitter, latencies, maxAttempts, maxElapsed }) => {
+          const program = Effect.gen(function* () {
+            let attempts = 0
+            const call = Effect.suspend(() => {
+              const latency = latencies[attempts % latencies.length] ?? 0
+              attempts++
+              return Effect.andThen(Effect.sleep(Duration.millis(latency)), Effect.fail(new Transient({ n: attempts })))
+            })
+            const policy = Retry.exponential({ base, cap: Math.max(base, 1_000), jitter, maxAttempts, maxElapsed })
+            const started = yield* Clock.currentTimeMillis
+            yield* drive(
+              Retry.retry(Timeout.attempt(call, Duration.millis(attemptTimeout)), policy),
+              "1 millis",
+              100_000
+            )
+            const elapsed = (yield* Clock.currentTimeMillis) - started
+            return { attempts, elapsed }
+          })
+          const { attempts, elapsed } = await Effect.runPromise(program.pipe(Effect.provide(TestClock.layer())))
+          return attempts <= maxAttempts && elapsed <= maxElapsed + attemptTimeout
+        }
+      ),
+      { numRuns: 40 }
     )
   })
 })

@@ -4,6 +4,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import { TestClock } from "effect/testing"
 
 const reasonOf = <A, E>(exit: Exit.Exit<A, E>) => {
@@ -93,5 +94,21 @@ describe("Timeout", () => {
       // fast calls cancel their deadlines
       for (let i = 0; i < 2_000; i++) yield* Timeout.attempt(Effect.succeed(i), "1 minute")
     })
+  )
+})
+
+describe("Timeout telemetry", () => {
+  it.effect("counts timeouts by kind in resilience.timeout.timeouts", () =>
+    Effect.gen(function* () {
+      const before = yield* Timeout.stats
+      yield* Effect.exit(Timeout.attempt(Effect.never, 0))
+      const after = yield* Timeout.stats
+      assert.strictEqual(after.attempt - before.attempt, 1)
+      const snapshot = yield* Metric.snapshot
+      const series = snapshot.find(
+        (s) => s.id === "resilience.timeout.timeouts" && s.attributes?.["resilience.reason"] === "attempt"
+      )
+      assert.isTrue(series !== undefined && "count" in series.state && series.state.count === after.attempt)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 })
