@@ -41,6 +41,7 @@ import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
+import { toMillis } from "./internal/duration.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -161,36 +162,41 @@ const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => 
 /**
  * Runs `self` in a child fiber and waits for it or for `limitMillis`,
  * whichever comes first; on timeout the child is interrupted and awaited.
+ * `context` is the caller's: the child runs with it.
  */
 const race = <A, E, R>(
+  context: Context.Context<R>,
   self: Effect.Effect<A, E, R>,
   limitMillis: number,
-  onTimeout: () => TimeoutError
-): Effect.Effect<A, E | TimeoutError, R> =>
-  Effect.withFiber((parent) => {
-    if (limitMillis <= 0) return Effect.fail(onTimeout())
-    const clock = parent.getRef(Clock.Clock)
-    const live = clock.constructor === liveClockConstructor
-    return Effect.flatMap(Effect.forkChild(self, { startImmediately: true }), (child) => {
-      const done = child.pollUnsafe()
-      if (done !== undefined) return done
-      return Effect.onInterrupt(
-        Effect.callback<A, E | TimeoutError>((resume) => {
-          let timedOut = false
-          const fire = () => {
-            timedOut = true
-            child.interruptUnsafe(parent.id)
-          }
-          const cancel = live ? liveTimer(limitMillis, fire) : clockTimer(parent, clock, limitMillis, fire)
-          child.addObserver((exit) => {
-            cancel()
-            resume(timedOut && Exit.hasInterrupts(exit) ? Exit.fail(onTimeout()) : exit)
-          })
-        }),
-        () => Fiber.interrupt(child)
-      )
-    })
-  })
+  kind: "attempt" | "deadline",
+  reportedLimit: number
+): Effect.Effect<A, E | TimeoutError, R> => {
+  if (limitMillis <= 0) return Effect.fail(timeoutError(kind, reportedLimit))
+  // The child runs synchronously until it first suspends; one that never
+  // does completes here, before any timer is armed. It is not linked to the
+  // parent as a forkChild child is (that bookkeeping costs more than the
+  // rest of the timeout): the parent interrupts it itself when interrupted.
+  const child = Effect.runForkWith(context)(self)
+  const done = child.pollUnsafe()
+  if (done !== undefined) return done
+  const clock = Context.get(context, Clock.Clock)
+  const live = clock.constructor === liveClockConstructor
+  return Effect.onInterrupt(
+    Effect.callback<A, E | TimeoutError>((resume) => {
+      let timedOut = false
+      const fire = () => {
+        timedOut = true
+        child.interruptUnsafe()
+      }
+      const cancel = live ? liveTimer(limitMillis, fire) : clockTimer(context, clock, limitMillis, fire)
+      child.addObserver((exit) => {
+        cancel()
+        resume(timedOut && Exit.hasInterrupts(exit) ? Exit.fail(timeoutError(kind, reportedLimit)) : exit)
+      })
+    }),
+    () => Fiber.interrupt(child)
+  )
+}
 
 /** The shared process-wide timer (live clock). */
 const liveTimer = (limitMillis: number, fire: () => void): (() => void) => {
@@ -199,17 +205,17 @@ const liveTimer = (limitMillis: number, fire: () => void): (() => void) => {
 }
 
 /** Another clock (a TestClock): its own `sleep`, in a fiber of its own. */
-const clockTimer = (
-  parent: Fiber.Fiber<unknown, unknown>,
+const clockTimer = <R>(
+  context: Context.Context<R>,
   clock: Clock.Clock,
   limitMillis: number,
   fire: () => void
 ): (() => void) => {
-  const sleeper = Effect.runForkWith(parent.context)(clock.sleep(Duration.millis(limitMillis)))
+  const sleeper = Effect.runForkWith(context)(clock.sleep(Duration.millis(limitMillis)))
   sleeper.addObserver((exit) => {
     if (Exit.isSuccess(exit)) fire()
   })
-  return () => sleeper.interruptUnsafe(parent.id)
+  return () => sleeper.interruptUnsafe()
 }
 
 /**
@@ -247,17 +253,14 @@ export const attempt: {
     duration: Duration.Input,
     options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
   ): Effect.Effect<A, E | TimeoutError, R> => {
-    const limit = Duration.toMillis(Duration.fromInputUnsafe(duration))
-    const floor =
-      options?.minAttemptTime === undefined ? 0 : Duration.toMillis(Duration.fromInputUnsafe(options.minAttemptTime))
-    return Effect.withFiber((fiber) => {
-      const deadline = fiber.getRef(DeadlineRef)
-      if (deadline === Number.POSITIVE_INFINITY) return race(self, limit, () => timeoutError("attempt", limit))
-      const left = deadline - fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const limit = toMillis(duration)
+    const floor = options?.minAttemptTime === undefined ? 0 : toMillis(options.minAttemptTime)
+    return Effect.contextWith((context: Context.Context<R>) => {
+      const deadline = Context.get(context, DeadlineRef)
+      if (deadline === Number.POSITIVE_INFINITY) return race(context, self, limit, "attempt", limit)
+      const left = deadline - Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
       if (left <= floor) return Effect.fail(timeoutError("deadline", Math.max(0, left)))
-      return left < limit
-        ? race(self, left, () => timeoutError("deadline", left))
-        : race(self, limit, () => timeoutError("attempt", limit))
+      return left < limit ? race(context, self, left, "deadline", left) : race(context, self, limit, "attempt", limit)
     })
   }
 )
@@ -308,12 +311,11 @@ export const deadline: {
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, duration: Duration.Input): Effect.Effect<A, E | TimeoutError, R> => {
-    const limit = Duration.toMillis(Duration.fromInputUnsafe(duration))
-    return Effect.withFiber((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      const outer = fiber.getRef(DeadlineRef)
-      const at = Math.min(outer, now + limit)
-      return race(Effect.provideService(self, DeadlineRef, at), at - now, () => timeoutError("deadline", limit))
+    const limit = toMillis(duration)
+    return Effect.contextWith((context: Context.Context<R>) => {
+      const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
+      const at = Math.min(Context.get(context, DeadlineRef), now + limit)
+      return race(context, Effect.provideService(self, DeadlineRef, at), at - now, "deadline", limit)
     })
   }
 )
