@@ -493,6 +493,8 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
     events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
   }
   internals.set(policy, {
+    fast:
+      budgetRatio === undefined && (options.attemptSpans ?? "retries") !== "all" && options.maxElapsed === undefined,
     counters,
     onSuccess: <A>(value: A): Effect.Effect<A> => {
       counters.successes++
@@ -523,6 +525,8 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
 }
 
 interface Internal {
+  /** No budget, no `maxElapsed`, no span on the first attempt: the one-frame success path applies. */
+  readonly fast: boolean
   readonly counters: Counters
   /** The success handler of the fast path, made once per policy. */
   readonly onSuccess: <A>(value: A) => Effect.Effect<A>
@@ -538,8 +542,20 @@ interface Internal {
     | undefined
 }
 
-const internals = new WeakMap<Policy, Internal>()
-const internalOf = (policy: Policy): Internal | undefined => internals.get(policy)
+// A policy's state lives under a module-private symbol: a property read on the
+// hot path, where a WeakMap lookup would cost a hash.
+const internalKey: unique symbol = Symbol.for("@effect-resilience/core/Retry/internal")
+interface PolicyImpl extends Policy {
+  readonly [internalKey]: Internal
+}
+const isImpl = (policy: Policy): policy is PolicyImpl => internalKey in policy
+const internalOf = (policy: Policy): Internal | undefined => (isImpl(policy) ? policy[internalKey] : undefined)
+const internals = {
+  set: (policy: Policy, internal: Internal): void => {
+    Object.defineProperty(policy, internalKey, { value: internal, enumerable: false })
+  },
+  get: internalOf
+}
 
 /**
  * A policy from options (`kind` picks the backoff shape).
@@ -741,12 +757,7 @@ export const retry: {
     if (policy.invalid !== undefined || internal === undefined) {
       return Effect.die(policy.invalid ?? new Error("Retry.retry: not a policy made by this module"))
     }
-    const simple =
-      options?.whileResult === undefined &&
-      internal.budget === undefined &&
-      policy.attemptSpans !== "all" &&
-      policy.maxElapsedMillis === Number.POSITIVE_INFINITY
-    if (simple) {
+    if (internal.fast && (options === undefined || options.whileResult === undefined)) {
       // the success path: one frame with a handler made once per policy; the
       // loop (and the clock, the registry, the random source) only on failure
       return Effect.matchCauseEffect(self, {
