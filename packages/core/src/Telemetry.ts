@@ -49,6 +49,8 @@ export const attributes: {
   readonly to: "resilience.to"
   /** Why something stopped or was refused: `max_attempts`, `budget`, … */
   readonly reason: "resilience.reason"
+  /** A configured policy's name (a rate limit), never a key. */
+  readonly policy: "resilience.policy"
   /** The unit, read by `@effect/opentelemetry` when it exports a metric. */
   readonly unit: "unit"
 } = {
@@ -59,6 +61,7 @@ export const attributes: {
   from: "resilience.from",
   to: "resilience.to",
   reason: "resilience.reason",
+  policy: "resilience.policy",
   unit: "unit"
 }
 
@@ -295,6 +298,45 @@ export const timeout = {
 } as const satisfies Record<string, MetricSpec>
 
 /**
+ * The rate limiters' metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const rateLimiter = {
+  decisions: {
+    name: "resilience.rate_limiter.decisions",
+    kind: "counter",
+    unit: "{decision}",
+    description:
+      "Decisions by outcome (`allowed`, `rejected`); rejections also by the deciding policy (`resilience.policy`, a configured name, never a key).",
+    attributes: [attributes.name, attributes.outcome, attributes.policy]
+  },
+  keys: {
+    name: "resilience.rate_limiter.keys",
+    kind: "gauge",
+    unit: "{key}",
+    description: "Keys held in memory by the limiter (the largest of its limits).",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The rate limiters' events.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const rateLimiterEvents = {
+  LimitHit: {
+    pattern: "rate_limiter",
+    name: "LimitHit",
+    severity: "info",
+    description: "A request was refused: its key, cost, the deciding policy and `retryAfter`."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Hedging's metrics.
  *
  * @category catalogue
@@ -335,7 +377,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(circuitBreaker),
   ...Object.values(retry),
   ...Object.values(timeout),
-  ...Object.values(hedge)
+  ...Object.values(hedge),
+  ...Object.values(rateLimiter)
 ]
 
 /**

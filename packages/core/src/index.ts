@@ -20,6 +20,13 @@ export * as Hedge from "./Hedge.ts"
 export * as Options from "./Options.ts"
 
 /**
+ * Rate limiting: every classic algorithm, several limits at once, weighted costs, the numbers the RateLimit headers need.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimiter from "./RateLimiter.ts"
+
+/**
  * Retry policies: backoff with the AWS jitter modes or any Schedule, kept apart from what to retry; hints, attempt
  * context, retry budgets.
  *

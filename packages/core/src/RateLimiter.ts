@@ -1,0 +1,936 @@
+/**
+ * Rate limiting: how much each client may do, by any of the classic
+ * algorithms, with several limits at once, weighted costs, and the numbers
+ * the IETF `RateLimit` headers need.
+ *
+ * A limiter holds one or more limits (e.g. 10 per second AND 1,000 per hour).
+ * A request of some cost from some key is allowed only when every limit
+ * allows it, and then every limit is charged; when one refuses, nothing is
+ * consumed.
+ *
+ * **Details**
+ *
+ * - Algorithms: `fixed-window`, `sliding-window` (the two-window counter
+ *   estimate), `sliding-log` (exact), `token-bucket`, `leaky-bucket` (a meter),
+ *   `gcra` (redis-cell's semantics) and `concurrency` (permits held while a
+ *   call runs, released on exit or interruption). The decision logic is pure
+ *   (`internal/rateLimiter.ts`), shared with the Redis scripts.
+ * - Every decision carries `allowed`, `limit`, `remaining`, `reset`,
+ *   `retryAfter` and the deciding `policy`.
+ * - `allow` keys are never limited; `deny` keys are always refused.
+ *   `penalize` and `reward` take or give back points for a key.
+ * - Memory is bounded: at most `maxKeys` keys per limit; idle keys (whose
+ *   state equals a fresh one) are swept by a background fiber tied to the
+ *   limiter's scope, and dropped first when the cap is reached.
+ * - Monitoring: decisions by result and policy as metrics, limit-hit events
+ *   on a stream, and the heaviest clients from a bounded heavy-hitters sketch.
+ *
+ * **Gotchas**
+ *
+ * - This module rejects (`RateLimitExceeded` with `retryAfter`); waiting in
+ *   line (shaping) is not implemented yet.
+ *
+ * **Example** (Ten requests per second and a thousand per hour)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({
+ *     limits: [
+ *       { algorithm: "token-bucket", limit: 10, window: "1 second" },
+ *       { algorithm: "fixed-window", limit: 1000, window: "1 hour" }
+ *     ]
+ *   })
+ *   const decisions = yield* Effect.forEach(Array.from({ length: 12 }), () => limiter.consume("client-1"))
+ *   return decisions.map((d) => d.allowed).filter(Boolean).length
+ * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
+ *
+ * await Effect.runPromise(program)
+ * // => 10
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { construct } from "./internal/fastError.ts"
+import * as hh from "./internal/heavyHitters.ts"
+import * as Metrics from "./internal/metrics.ts"
+import * as algorithms from "./internal/rateLimiter.ts"
+import * as Options_ from "./Options.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * Runtime identifier of `RateLimiter` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const TypeId: TypeId = "~@effect-resilience/core/RateLimiter"
+
+/**
+ * Type-level identifier of `RateLimiter` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type TypeId = "~@effect-resilience/core/RateLimiter"
+
+// ---------------------------------------------------------------------------
+// options
+// ---------------------------------------------------------------------------
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const Positive = Schema.Number.check(Schema.isGreaterThan(0))
+
+const common = {
+  /** The policy's name (the `RateLimit-Policy` item); default `<algorithm>-<limit>-<window ms>`. */
+  name: Schema.optionalKey(Schema.String)
+}
+
+/**
+ * One limit. `limit` requests (cost units) per `window`; `burst` (token
+ * bucket, GCRA) allows more at once, up to `burst` in total.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Limit = Schema.Union([
+  ...(["fixed-window", "sliding-window", "sliding-log"] as const).map((algorithm) =>
+    Schema.Struct({
+      ...common,
+      algorithm: Schema.Literal(algorithm),
+      limit: PositiveInt,
+      window: Schema.DurationFromString
+    })
+  ),
+  ...(["token-bucket", "gcra"] as const).map((algorithm) =>
+    Schema.Struct({
+      ...common,
+      algorithm: Schema.Literal(algorithm),
+      limit: PositiveInt,
+      window: Schema.DurationFromString,
+      burst: Schema.optionalKey(PositiveInt)
+    })
+  ),
+  Schema.Struct({
+    ...common,
+    algorithm: Schema.Literal("leaky-bucket"),
+    /** The bucket's size (the most cost held at once). */
+    capacity: PositiveInt,
+    /** Cost drained per second. */
+    leakPerSecond: Positive
+  }),
+  Schema.Struct({
+    ...common,
+    algorithm: Schema.Literal("concurrency"),
+    limit: PositiveInt
+  })
+])
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type Limit = typeof Limit.Type
+
+/**
+ * A limit as the constructors take it: durations as any `Duration.Input`.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type LimitInput = Limit extends infer L
+  ? L extends { readonly window: Duration.Duration }
+    ? Omit<L, "window"> & { readonly window: Duration.Input }
+    : L
+  : never
+
+/**
+ * The limiter's options.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Options = Schema.Struct({
+  name: Schema.optionalKey(
+    Schema.String.annotate({
+      description: "Name of the limiter: the `resilience.name` metric attribute.",
+      default: "default"
+    })
+  ),
+  limits: Schema.NonEmptyArray(Limit).annotate({ description: "The limits; a request must pass all of them." }),
+  maxKeys: Schema.optionalKey(
+    PositiveInt.annotate({ description: "Keys held per limit at most; idle ones are dropped first.", default: 100_000 })
+  ),
+  allow: Schema.optionalKey(Schema.Array(Schema.String).annotate({ description: "Keys never limited.", default: [] })),
+  deny: Schema.optionalKey(Schema.Array(Schema.String).annotate({ description: "Keys always refused.", default: [] })),
+  topClients: Schema.optionalKey(
+    PositiveInt.annotate({ description: "Capacity of the heavy-hitters sketch behind `topClients`.", default: 64 })
+  ),
+  sweepInterval: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "How often the background fiber drops idle keys.",
+      default: Duration.seconds(30)
+    })
+  )
+})
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type Options = typeof Options.Type
+
+/**
+ * Options as `make` takes them.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface Input {
+  readonly name?: string | undefined
+  readonly limits: readonly [LimitInput, ...Array<LimitInput>]
+  readonly maxKeys?: number | undefined
+  readonly allow?: ReadonlyArray<string> | undefined
+  readonly deny?: ReadonlyArray<string> | undefined
+  readonly topClients?: number | undefined
+  readonly sweepInterval?: Duration.Input | undefined
+}
+
+const normalizeInput = (
+  input: Input
+): { readonly normalized: Record<string, unknown>; readonly issues: ReadonlyArray<Options_.Issue> } => {
+  const issues: Array<Options_.Issue> = []
+  const top = Options_.normalizeDurations({ ...input }, ["sweepInterval"])
+  issues.push(...top.issues)
+  const limits = input.limits.map((limit, i) => {
+    if (!("window" in limit)) return limit
+    const one = Options_.normalizeDurations({ ...limit }, ["window"])
+    for (const issue of one.issues) {
+      issues.push(new Options_.Issue({ path: `limits.${i}.window`, value: issue.value, message: issue.message }))
+    }
+    return one.normalized
+  })
+  return { normalized: { ...top.normalized, limits }, issues }
+}
+
+const rules: ReadonlyArray<Options_.Rule> = [
+  (o) => {
+    const limits = Array.isArray(o.limits) ? o.limits : []
+    const found: Array<{ readonly path: string; readonly message: string }> = []
+    limits.forEach((limit: unknown, i) => {
+      if (typeof limit !== "object" || limit === null) return
+      if ("window" in limit && Duration.isDuration(limit.window) && Duration.toMillis(limit.window) <= 0) {
+        found.push({ path: `limits.${i}.window`, message: "Expected a duration greater than zero" })
+      }
+    })
+    return found
+  }
+]
+
+/**
+ * Validates options: succeeds with them decoded, or fails listing every bad field.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const validateOptions = (input: Input): Effect.Effect<Options, Options_.InvalidOptions> => {
+  const { issues, normalized } = normalizeInput(input)
+  return Options_.validate("RateLimiter", Options, normalized, rules, issues)
+}
+
+/**
+ * The Defaults table of the limiter's options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(Options)
+
+// ---------------------------------------------------------------------------
+// models
+// ---------------------------------------------------------------------------
+
+/**
+ * One limit's part of a decision.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PolicyDecision {
+  readonly policy: string
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly reset: Duration.Duration
+  readonly retryAfter: Duration.Duration
+  /** The window in seconds, for `RateLimit-Policy` (`w`); undefined for concurrency. */
+  readonly windowSeconds: number | undefined
+}
+
+/**
+ * A decision: everything the IETF `RateLimit` and `RateLimit-Policy` headers need.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Decision {
+  readonly allowed: boolean
+  /** The deciding policy: the refusing one that frees up last, else the one with the least remaining. */
+  readonly policy: string
+  readonly limit: number
+  readonly remaining: number
+  readonly reset: Duration.Duration
+  /** Zero when allowed. */
+  readonly retryAfter: Duration.Duration
+  readonly policies: ReadonlyArray<PolicyDecision>
+}
+
+/**
+ * The limiter's events.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Event = {
+  readonly _tag: "LimitHit"
+  readonly limiter: string
+  readonly key: string
+  readonly policy: string
+  readonly cost: number
+  readonly retryAfter: Duration.Duration
+}
+
+// ---------------------------------------------------------------------------
+// errors
+// ---------------------------------------------------------------------------
+
+/**
+ * A request refused by a limit.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
+  "@effect-resilience/core/RateLimiter/RateLimitExceeded"
+)("RateLimitExceeded", {
+  limiter: Schema.String,
+  key: Schema.String,
+  policy: Schema.String,
+  limit: Schema.Number,
+  remaining: Schema.Number,
+  retryAfter: Schema.DurationFromMillis
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return "Rate limit exceeded"
+  }
+}
+
+/**
+ * Runtime identifier of `RateLimiterError`.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const ErrorTypeId: ErrorTypeId = "~@effect-resilience/core/RateLimiter/RateLimiterError"
+
+/**
+ * Type-level identifier of `RateLimiterError`.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type ErrorTypeId = "~@effect-resilience/core/RateLimiter/RateLimiterError"
+
+/**
+ * The one error `limit` adds.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RateLimiterError extends Schema.TaggedError<RateLimiterError>(ErrorTypeId)("RateLimiterError", {
+  reason: RateLimitExceeded
+}) {
+  /**
+   * Brand for the guards.
+   *
+   * @since 0.1.0
+   */
+  readonly [ErrorTypeId]: ErrorTypeId = ErrorTypeId
+
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.reason.message
+  }
+}
+
+/**
+ * Whether a value is a `RateLimiterError` (a rejection, with `retryAfter`).
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isRateLimiterError = (u: unknown): u is RateLimiterError =>
+  typeof u === "object" && u !== null && ErrorTypeId in u
+
+// ---------------------------------------------------------------------------
+// compiled limits: typed closures over one algorithm, states per key
+// ---------------------------------------------------------------------------
+
+/**
+ * One limit's per-key state in a store, behind plain functions of the key:
+ * what the limiter checks and charges. In-process stores hold the states in a
+ * `Map` per limit.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface CompiledLimit {
+  readonly name: string
+  readonly windowSeconds: number | undefined
+  readonly concurrency: boolean
+  readonly check: (key: string, now: number, cost: number, out: algorithms.Decision) => algorithms.Decision
+  readonly consume: (key: string, now: number, cost: number, out: algorithms.Decision) => algorithms.Decision
+  readonly refund: (key: string, now: number, cost: number) => void
+  readonly penalize: (key: string, now: number, cost: number) => void
+  readonly release: (key: string, cost: number) => void
+  readonly sweep: (now: number) => number
+  readonly size: () => number
+}
+
+const compile = <C, S>(
+  algorithm: algorithms.Algorithm<C, S>,
+  config: C,
+  name: string,
+  windowSeconds: number | undefined,
+  maxKeys: number,
+  release?: ((state: S, cost: number) => void) | undefined
+): CompiledLimit => {
+  const states = new Map<string, S>()
+  let evicted = 0
+  const makeRoom = (now: number) => {
+    let scanned = 0
+    for (const [key, state] of states) {
+      if (algorithm.isIdle(state, now, config)) states.delete(key)
+      if (states.size < maxKeys || ++scanned >= 64) break
+    }
+    // memory first: drop the oldest even if not idle
+    for (const key of states.keys()) {
+      if (states.size < maxKeys) break
+      states.delete(key)
+      evicted++
+    }
+  }
+  const get = (key: string, now: number): S => {
+    let state = states.get(key)
+    if (state === undefined) {
+      if (states.size >= maxKeys) makeRoom(now)
+      state = algorithm.make(config, now)
+      states.set(key, state)
+    }
+    return state
+  }
+  const fresh = algorithms.makeDecision()
+  return {
+    name,
+    windowSeconds,
+    concurrency: release !== undefined,
+    check: (key, now, cost, out) => {
+      const state = states.get(key)
+      return state === undefined
+        ? algorithm.check(algorithm.make(config, now), now, cost, config, out)
+        : algorithm.check(state, now, cost, config, out)
+    },
+    consume: (key, now, cost, out) => algorithm.consume(get(key, now), now, cost, config, out),
+    refund: (key, now, cost) => {
+      const state = states.get(key)
+      if (state !== undefined) algorithm.refund(state, now, cost, config)
+    },
+    penalize: (key, now, cost) => algorithm.penalize(get(key, now), now, cost, config),
+    release: (key, cost) => {
+      const state = states.get(key)
+      if (state !== undefined && release !== undefined) release(state, cost)
+    },
+    sweep: (now) => {
+      let dropped = 0
+      for (const [key, state] of states) {
+        if (algorithm.isIdle(state, now, config)) {
+          states.delete(key)
+          dropped++
+        }
+      }
+      void fresh
+      return dropped + evicted
+    },
+    size: () => states.size
+  }
+}
+
+const defaultName = (limit: Limit): string => {
+  switch (limit.algorithm) {
+    case "leaky-bucket":
+      return `leaky-bucket-${limit.capacity}-${limit.leakPerSecond}ps`
+    case "concurrency":
+      return `concurrency-${limit.limit}`
+    default:
+      return `${limit.algorithm}-${limit.limit}-${Duration.toMillis(limit.window)}ms`
+  }
+}
+
+const compileLimit = (limit: Limit, maxKeys: number): CompiledLimit => {
+  const name = limit.name ?? defaultName(limit)
+  switch (limit.algorithm) {
+    case "fixed-window":
+    case "sliding-window":
+    case "sliding-log": {
+      const windowMillis = Duration.toMillis(limit.window)
+      const config = { limit: limit.limit, windowMillis }
+      const seconds = windowMillis / 1000
+      if (limit.algorithm === "fixed-window") return compile(algorithms.fixedWindow, config, name, seconds, maxKeys)
+      if (limit.algorithm === "sliding-window")
+        return compile(algorithms.slidingCounter, config, name, seconds, maxKeys)
+      return compile(algorithms.slidingLog, config, name, seconds, maxKeys)
+    }
+    case "token-bucket": {
+      const windowMillis = Duration.toMillis(limit.window)
+      return compile(
+        algorithms.tokenBucket,
+        { capacity: limit.burst ?? limit.limit, refillPerSecond: (limit.limit * 1000) / windowMillis },
+        name,
+        windowMillis / 1000,
+        maxKeys
+      )
+    }
+    case "gcra": {
+      const windowMillis = Duration.toMillis(limit.window)
+      return compile(
+        algorithms.gcra,
+        { burst: (limit.burst ?? limit.limit) - 1, ratePerPeriod: limit.limit, periodMillis: windowMillis },
+        name,
+        windowMillis / 1000,
+        maxKeys
+      )
+    }
+    case "leaky-bucket":
+      return compile(
+        algorithms.leakyMeter,
+        { capacity: limit.capacity, leakPerSecond: limit.leakPerSecond },
+        name,
+        limit.capacity / limit.leakPerSecond,
+        maxKeys
+      )
+    case "concurrency":
+      return compile(
+        algorithms.concurrency,
+        { limit: limit.limit },
+        name,
+        undefined,
+        maxKeys,
+        algorithms.concurrencyRelease
+      )
+  }
+}
+
+// ---------------------------------------------------------------------------
+// the service
+// ---------------------------------------------------------------------------
+
+/**
+ * A rate limiter.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RateLimiter {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly options: Options
+  /** Decides for `key` and, when allowed, charges every limit `cost` (default 1). */
+  readonly consume: (key: string, cost?: number | undefined) => Effect.Effect<Decision>
+  /** Decides without charging. */
+  readonly check: (key: string, cost?: number | undefined) => Effect.Effect<Decision>
+  /** Takes `points` extra from every limit of `key` (debt where the algorithm allows). */
+  readonly penalize: (key: string, points: number) => Effect.Effect<void>
+  /** Gives back up to `points` to every limit of `key`. */
+  readonly reward: (key: string, points: number) => Effect.Effect<void>
+  readonly limit: <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    options: LimitOptions
+  ) => Effect.Effect<A, E | RateLimiterError, R>
+  /** The heaviest keys by cost seen (allowed or not), from a bounded sketch. */
+  readonly topClients: (n: number) => Effect.Effect<ReadonlyArray<{ readonly key: string; readonly cost: number }>>
+  readonly stats: Effect.Effect<{ readonly allowed: number; readonly rejected: number; readonly keys: number }>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
+  readonly events: Stream.Stream<Event>
+}
+
+/**
+ * Per-call options of `limit`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface LimitOptions {
+  readonly key: string
+  /** The request's cost (default 1). */
+  readonly cost?: number | undefined
+}
+
+/**
+ * The service tag of the limiter a layer provides.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const RateLimiter: Context.Service<RateLimiter, RateLimiter> = Context.Service<RateLimiter>(TypeId)
+
+/**
+ * Where limiters keep their state. `layerStoreMemory` is the embedded default.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export class RateLimiterStore extends Context.Service<
+  RateLimiterStore,
+  {
+    /** Per-limit state for one limiter, as compiled closures (in-process stores). */
+    readonly compile: (limit: Limit, maxKeys: number) => CompiledLimit
+  }
+>()("@effect-resilience/core/RateLimiter/RateLimiterStore") {}
+
+/**
+ * The in-memory store.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const layerStoreMemory = (): Layer.Layer<RateLimiterStore> =>
+  Layer.succeed(RateLimiterStore, RateLimiterStore.of({ compile: compileLimit }))
+
+const toDuration = (millis: number): Duration.Duration =>
+  millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(millis)
+
+/**
+ * Makes a limiter over the current store. Fails with `Options.InvalidOptions`
+ * listing every bad option.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: (
+  input: Input
+) => Effect.Effect<RateLimiter, Options_.InvalidOptions, RateLimiterStore | Scope.Scope> = Effect.fnUntraced(function* (
+  input: Input
+) {
+  const options = yield* validateOptions(input)
+  const store = yield* RateLimiterStore
+  const scope = yield* Effect.scope
+  const context = yield* Effect.context<never>()
+  const name = options.name ?? "default"
+  const maxKeys = options.maxKeys ?? 100_000
+  const limits = options.limits.map((limit) => store.compile(limit, maxKeys))
+  const allow = new Set(options.allow ?? [])
+  const deny = new Set(options.deny ?? [])
+  const sketch = hh.make(options.topClients ?? 64)
+  const scratch = limits.map(() => algorithms.makeDecision())
+  const counters = { allowed: 0, rejected: 0, byPolicy: new Map<string, number>() }
+
+  // idle keys are swept by a fiber that lives as long as the limiter
+  const sweepMillis = Duration.toMillis(options.sweepInterval ?? Duration.seconds(30))
+  yield* Effect.forkIn(
+    Effect.forever(
+      Effect.andThen(
+        Effect.sleep(Duration.millis(sweepMillis)),
+        Clock.clockWith((clock) =>
+          Effect.sync(() => {
+            const now = clock.currentTimeMillisUnsafe()
+            for (const limit of limits) limit.sweep(now)
+          })
+        )
+      )
+    ),
+    scope
+  )
+
+  const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
+  yield* Scope.addFinalizer(
+    scope,
+    Effect.sync(() => {
+      for (const queue of subscribers) Queue.endUnsafe(queue)
+    })
+  )
+  const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
+    Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
+      subscribers.add(queue)
+      return queue
+    }),
+    (queue) =>
+      Effect.sync(() => {
+        subscribers.delete(queue)
+        Queue.endUnsafe(queue)
+      })
+  )
+
+  const decide = (key: string, cost: number, now: number, commit: boolean): Decision => {
+    hh.add(sketch, key, cost)
+    if (allow.has(key)) {
+      return {
+        allowed: true,
+        policy: "allow",
+        limit: Number.POSITIVE_INFINITY,
+        remaining: Number.POSITIVE_INFINITY,
+        reset: Duration.zero,
+        retryAfter: Duration.zero,
+        policies: []
+      }
+    }
+    let allowed = !deny.has(key)
+    for (let i = 0; i < limits.length; i++) {
+      const out = scratch[i]
+      const limit = limits[i]
+      if (out === undefined || limit === undefined) continue
+      limit.check(key, now, cost, out)
+      if (!out.allowed) allowed = false
+    }
+    if (allowed && commit)
+      for (let i = 0; i < limits.length; i++)
+        limits[i]?.consume(key, now, cost, scratch[i] ?? algorithms.makeDecision())
+    let deciding = 0
+    const policies: Array<PolicyDecision> = []
+    for (let i = 0; i < limits.length; i++) {
+      const out = scratch[i]
+      const limit = limits[i]
+      if (out === undefined || limit === undefined) continue
+      policies.push({
+        policy: limit.name,
+        allowed: out.allowed,
+        limit: out.limit,
+        remaining: out.remaining,
+        reset: toDuration(out.resetMillis),
+        retryAfter: toDuration(out.retryAfterMillis),
+        windowSeconds: limit.windowSeconds
+      })
+      const best = scratch[deciding]
+      if (best === undefined) continue
+      const refusing = !out.allowed
+      if (
+        (refusing && (best.allowed || out.retryAfterMillis > best.retryAfterMillis)) ||
+        (!refusing && best.allowed && out.remaining < best.remaining)
+      ) {
+        deciding = i
+      }
+    }
+    const d = scratch[deciding] ?? algorithms.makeDecision()
+    const denied = deny.has(key)
+    return {
+      allowed,
+      policy: denied ? "deny" : (limits[deciding]?.name ?? "default"),
+      limit: d.limit,
+      remaining: allowed ? d.remaining : 0,
+      reset: toDuration(d.resetMillis),
+      retryAfter: allowed ? Duration.zero : denied ? Duration.infinity : toDuration(d.retryAfterMillis),
+      policies
+    }
+  }
+
+  const record = (key: string, cost: number, decision: Decision) => {
+    if (decision.allowed) {
+      counters.allowed++
+      return
+    }
+    counters.rejected++
+    counters.byPolicy.set(decision.policy, (counters.byPolicy.get(decision.policy) ?? 0) + 1)
+    if (subscribers.size > 0) {
+      const event: Event = {
+        _tag: "LimitHit",
+        limiter: name,
+        key,
+        policy: decision.policy,
+        cost,
+        retryAfter: decision.retryAfter
+      }
+      for (const queue of subscribers) Queue.offerUnsafe(queue, event)
+    }
+  }
+
+  const consume = (key: string, cost = 1): Effect.Effect<Decision> =>
+    Clock.clockWith((clock) => {
+      const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true)
+      record(key, cost, decision)
+      return Effect.succeed(decision)
+    })
+
+  const check = (key: string, cost = 1): Effect.Effect<Decision> =>
+    Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
+
+  const hasConcurrency = limits.some((limit) => limit.concurrency)
+  const limit = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    callOptions: LimitOptions
+  ): Effect.Effect<A, E | RateLimiterError, R> =>
+    Effect.withFiber((fiber) => {
+      const cost = callOptions.cost ?? 1
+      const key = callOptions.key
+      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true)
+      record(key, cost, decision)
+      if (!decision.allowed) {
+        return Exit.fail(
+          construct(RateLimiterError, {
+            _tag: "RateLimiterError",
+            [ErrorTypeId]: ErrorTypeId,
+            reason: construct(RateLimitExceeded, {
+              _tag: "RateLimitExceeded",
+              limiter: name,
+              key,
+              policy: decision.policy,
+              limit: decision.limit,
+              remaining: decision.remaining,
+              retryAfter: decision.retryAfter
+            })
+          })
+        )
+      }
+      if (!hasConcurrency || allow.has(key)) return self
+      // concurrency permits are held while the call runs, released however it ends
+      return Effect.onExitPrimitive(self, () => {
+        for (const l of limits) if (l.concurrency) l.release(key, cost)
+        return undefined
+      })
+    })
+
+  // metrics, read when exported
+  const registrar = Metrics.registrar(context)
+  const base = { [Telemetry.attributes.name]: name }
+  registrar.counter(
+    Telemetry.rateLimiter.decisions,
+    { ...base, [Telemetry.attributes.outcome]: "allowed" },
+    () => counters.allowed
+  )
+  for (const l of limits) {
+    registrar.counter(
+      Telemetry.rateLimiter.decisions,
+      { ...base, [Telemetry.attributes.outcome]: "rejected", [Telemetry.attributes.policy]: l.name },
+      () => counters.byPolicy.get(l.name) ?? 0
+    )
+  }
+  registrar.gauge(Telemetry.rateLimiter.keys, base, () => Math.max(0, ...limits.map((l) => l.size())))
+  yield* Scope.addFinalizer(scope, Effect.sync(registrar.removeAll))
+
+  return RateLimiter.of({
+    [TypeId]: TypeId,
+    name,
+    options,
+    consume,
+    check,
+    penalize: (key, points) =>
+      Clock.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.currentTimeMillisUnsafe()
+          for (const l of limits) l.penalize(key, now, points)
+        })
+      ),
+    reward: (key, points) =>
+      Clock.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.currentTimeMillisUnsafe()
+          for (const l of limits) l.refund(key, now, points)
+        })
+      ),
+    limit,
+    topClients: (n) => Effect.sync(() => hh.top(sketch, n).map(({ count, key }) => ({ key, cost: count }))),
+    stats: Effect.sync(() => ({
+      allowed: counters.allowed,
+      rejected: counters.rejected,
+      keys: Math.max(0, ...limits.map((l) => l.size()))
+    })),
+    subscribe,
+    events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+  })
+})
+
+/**
+ * Provides `RateLimiter` over the current store.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (input: Input): Layer.Layer<RateLimiter, Options_.InvalidOptions, RateLimiterStore> =>
+  Layer.effect(RateLimiter, make(input))
+
+/**
+ * Provides `RateLimiter` with its own in-memory store.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerMemory = (input: Input): Layer.Layer<RateLimiter, Options_.InvalidOptions> =>
+  layer(input).pipe(Layer.provide(layerStoreMemory()))
+
+/**
+ * Runs an effect only if the limiter allows `key` its `cost`; otherwise fails
+ * at once with `RateLimiterError` (`RateLimitExceeded`, with `retryAfter`).
+ * Concurrency limits hold their permits while the effect runs.
+ *
+ * **Example** (Limiting per client)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { Duration, Effect } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({ limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }] })
+ *   yield* Effect.succeed("first").pipe(RateLimiter.limit(limiter, { key: "alice" }))
+ *   const error = yield* Effect.flip(Effect.succeed("second").pipe(RateLimiter.limit(limiter, { key: "alice" })))
+ *   return `${error.reason._tag}, retry after ${Duration.toMillis(error.reason.retryAfter)} ms`
+ * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()), Effect.provide(TestClock.layer()))
+ *
+ * await Effect.runPromise(program)
+ * // => "RateLimitExceeded, retry after 60000 ms"
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const limit: {
+  /**
+   * Limits an effect (data-last).
+   *
+   * @since 0.1.0
+   */
+  (
+    limiter: RateLimiter,
+    options: LimitOptions
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RateLimiterError, R>
+  /**
+   * Limits an effect (data-first).
+   *
+   * @since 0.1.0
+   */
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    limiter: RateLimiter,
+    options: LimitOptions
+  ): Effect.Effect<A, E | RateLimiterError, R>
+} = dual(3, <A, E, R>(self: Effect.Effect<A, E, R>, limiter: RateLimiter, options: LimitOptions) =>
+  limiter.limit(self, options)
+)

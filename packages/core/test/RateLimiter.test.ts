@@ -1,0 +1,226 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Options, RateLimiter } from "@effect-resilience/core"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import { TestClock } from "effect/testing"
+
+const make = (input: RateLimiter.Input) => RateLimiter.make(input).pipe(Effect.provide(RateLimiter.layerStoreMemory()))
+
+const allowedCount = (limiter: RateLimiter.RateLimiter, key: string, n: number, cost = 1) =>
+  Effect.map(
+    Effect.forEach(Array.from({ length: n }), () => limiter.consume(key, cost)),
+    (decisions) => decisions.filter((d) => d.allowed).length
+  )
+
+describe("RateLimiter", () => {
+  it.effect("a fixed window: limit per window, retryAfter to the window's end, remaining and reset", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "fixed-window", limit: 3, window: "10 seconds", name: "api" }]
+      })
+      yield* TestClock.adjust("4 seconds")
+      const first = yield* limiter.consume("k")
+      assert.deepStrictEqual(
+        [first.allowed, first.policy, first.limit, first.remaining, Duration.toMillis(first.reset)],
+        [true, "api", 3, 2, 6_000]
+      )
+      assert.strictEqual(yield* allowedCount(limiter, "k", 5), 2)
+      const refused = yield* limiter.consume("k")
+      assert.deepStrictEqual(
+        [refused.allowed, refused.remaining, Duration.toMillis(refused.retryAfter)],
+        [false, 0, 6_000]
+      )
+      yield* TestClock.adjust("6 seconds")
+      assert.strictEqual(yield* allowedCount(limiter, "k", 5), 3)
+    })
+  )
+
+  it.effect("several limits at once: all must pass, and nothing is consumed when one refuses", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [
+          { algorithm: "token-bucket", limit: 5, window: "1 second", name: "per-second" },
+          { algorithm: "fixed-window", limit: 8, window: "1 hour", name: "per-hour" }
+        ]
+      })
+      assert.strictEqual(yield* allowedCount(limiter, "k", 7), 5)
+      const refused = yield* limiter.consume("k")
+      assert.strictEqual(refused.policy, "per-second")
+      yield* TestClock.adjust("1 second")
+      // the hourly window saw only the 5 allowed requests: 3 more fit
+      assert.strictEqual(yield* allowedCount(limiter, "k", 5), 3)
+      const hourly = yield* limiter.consume("k")
+      assert.deepStrictEqual([hourly.allowed, hourly.policy], [false, "per-hour"])
+      assert.deepStrictEqual(
+        hourly.policies.map((p) => [p.policy, p.allowed]),
+        [
+          ["per-second", true],
+          ["per-hour", false]
+        ]
+      )
+      // the per-second bucket was not charged by the refused request
+      assert.strictEqual(hourly.policies[0]?.remaining, 1)
+    })
+  )
+
+  it.effect("weighted costs", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "sliding-log", limit: 10, window: "1 minute" }] })
+      assert.strictEqual(yield* allowedCount(limiter, "k", 4, 3), 3)
+      const tooBig = yield* limiter.consume("other", 11)
+      assert.deepStrictEqual([tooBig.allowed, tooBig.retryAfter], [false, Duration.infinity])
+    })
+  )
+
+  it.effect("GCRA as redis-cell: burst 15, 30 per minute", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "gcra", limit: 30, window: "1 minute", burst: 16 }] })
+      const first = yield* limiter.consume("user123")
+      assert.deepStrictEqual(
+        [first.allowed, first.limit, first.remaining, Duration.toMillis(first.reset)],
+        [true, 16, 15, 2_000]
+      )
+      assert.strictEqual(yield* allowedCount(limiter, "user123", 20), 15)
+      const limited = yield* limiter.consume("user123")
+      assert.strictEqual(Duration.toMillis(limited.retryAfter), 2_000)
+    })
+  )
+
+  it.effect("allow and deny lists, penalties and rewards", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "token-bucket", limit: 2, window: "1 minute" }],
+        allow: ["trusted"],
+        deny: ["banned"]
+      })
+      assert.strictEqual(yield* allowedCount(limiter, "trusted", 10), 10)
+      const banned = yield* limiter.consume("banned")
+      assert.deepStrictEqual([banned.allowed, banned.policy, banned.retryAfter], [false, "deny", Duration.infinity])
+      yield* limiter.penalize("k", 2)
+      assert.strictEqual(yield* allowedCount(limiter, "k", 1), 0)
+      yield* limiter.reward("k", 10)
+      assert.strictEqual(yield* allowedCount(limiter, "k", 5), 2)
+    })
+  )
+
+  it.effect("limit: rejects with a typed RateLimitExceeded carrying retryAfter and the policy", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        name: "orders",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute", name: "per-minute" }]
+      })
+      assert.strictEqual(yield* RateLimiter.limit(Effect.succeed("ok"), limiter, { key: "alice" }), "ok")
+      const error = yield* Effect.flip(RateLimiter.limit(Effect.succeed("ok"), limiter, { key: "alice" }))
+      assert.isTrue(RateLimiter.isRateLimiterError(error))
+      assert.deepStrictEqual(
+        [
+          error.reason.limiter,
+          error.reason.key,
+          error.reason.policy,
+          error.reason.remaining,
+          Duration.toMillis(error.reason.retryAfter)
+        ],
+        ["orders", "alice", "per-minute", 0, 60_000]
+      )
+      assert.strictEqual(error.message, "Rate limit exceeded")
+    })
+  )
+
+  it.effect("concurrency: permits held while the call runs, released on exit and on interruption", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "concurrency", limit: 2 }] })
+      const gate = yield* Deferred.make<void>()
+      const held = RateLimiter.limit(Deferred.await(gate), limiter, { key: "db" })
+      const a = yield* Effect.forkChild(held)
+      const b = yield* Effect.forkChild(held)
+      yield* Effect.yieldNow
+      const third = yield* Effect.flip(RateLimiter.limit(Effect.void, limiter, { key: "db" }))
+      assert.strictEqual(third.reason._tag, "RateLimitExceeded")
+      yield* Fiber.interrupt(a)
+      // an interrupted call gives its permit back
+      yield* RateLimiter.limit(Effect.void, limiter, { key: "db" })
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(b)
+      assert.strictEqual((yield* limiter.check("db", 2)).allowed, true)
+    })
+  )
+
+  it.effect("monitoring: limit-hit events, decisions metrics by policy, top clients", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        name: "search",
+        limits: [{ algorithm: "fixed-window", limit: 2, window: "1 minute", name: "burst" }]
+      })
+      const events = yield* limiter.subscribe
+      yield* allowedCount(limiter, "heavy", 10)
+      yield* allowedCount(limiter, "light", 1)
+      const hits = yield* Queue.takeAll(events)
+      assert.strictEqual(hits.length, 8)
+      assert.deepStrictEqual(
+        [hits[0]?.key, hits[0]?.policy, hits[0] === undefined ? -1 : Duration.toMillis(hits[0].retryAfter)],
+        ["heavy", "burst", 60_000]
+      )
+      const top = yield* limiter.topClients(2)
+      assert.deepStrictEqual(top, [
+        { key: "heavy", cost: 10 },
+        { key: "light", cost: 1 }
+      ])
+      const snapshot = yield* Metric.snapshot
+      const count = (attributes: Record<string, string>) => {
+        const s = snapshot.find(
+          (m) =>
+            m.id === "resilience.rate_limiter.decisions" &&
+            Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v)
+        )
+        return s !== undefined && "count" in s.state ? s.state.count : -1
+      }
+      assert.deepStrictEqual(
+        [
+          count({ "resilience.name": "search", "resilience.outcome": "allowed" }),
+          count({ "resilience.name": "search", "resilience.outcome": "rejected", "resilience.policy": "burst" })
+        ],
+        [3, 8]
+      )
+      for (const s of snapshot.filter((m) => m.id.startsWith("resilience.rate_limiter"))) {
+        assert.notInclude(Object.values(s.attributes ?? {}), "heavy")
+      }
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect("bounded memory: maxKeys per limit, idle keys swept by the background fiber", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "token-bucket", limit: 10, window: "1 second" }],
+        maxKeys: 100,
+        sweepInterval: "10 seconds"
+      })
+      for (let i = 0; i < 1_000; i++) yield* limiter.consume(`client-${i}`)
+      assert.strictEqual((yield* limiter.stats).keys, 100)
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual((yield* limiter.stats).keys, 0)
+    })
+  )
+
+  it.effect("invalid options fail with one error listing every bad field", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        RateLimiter.validateOptions({
+          limits: [
+            { algorithm: "token-bucket", limit: 0, window: "1 second", burst: 5 },
+            { algorithm: "fixed-window", limit: 10, window: 0 }
+          ],
+          maxKeys: -1
+        })
+      )
+      assert.instanceOf(error, Options.InvalidOptions)
+      assert.deepStrictEqual(
+        error.issues.map((i) => i.path),
+        ["limits.0.limit", "maxKeys", "limits.1.window"]
+      )
+    })
+  )
+})
