@@ -630,6 +630,60 @@ const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(millis)
 
 /**
+ * A decision with its durations made on first read: a decision is made per
+ * request, and most callers read only `allowed`.
+ */
+class DecisionImpl implements Decision, PolicyDecision {
+  readonly allowed: boolean
+  readonly policy: string
+  readonly limit: number
+  readonly remaining: number
+  readonly resetMillis: number
+  readonly retryAfterMillis: number
+  readonly windowSeconds: number | undefined
+  readonly #policies: ReadonlyArray<PolicyDecision> | undefined
+  constructor(
+    allowed: boolean,
+    policy: string,
+    limit: number,
+    remaining: number,
+    resetMillis: number,
+    retryAfterMillis: number,
+    windowSeconds: number | undefined,
+    policies?: ReadonlyArray<PolicyDecision>
+  ) {
+    this.allowed = allowed
+    this.policy = policy
+    this.limit = limit
+    this.remaining = remaining
+    this.resetMillis = resetMillis
+    this.retryAfterMillis = retryAfterMillis
+    this.windowSeconds = windowSeconds
+    this.#policies = policies
+  }
+  get reset(): Duration.Duration {
+    return toDuration(this.resetMillis)
+  }
+  get retryAfter(): Duration.Duration {
+    return toDuration(this.retryAfterMillis)
+  }
+  get policies(): ReadonlyArray<PolicyDecision> {
+    return this.#policies ?? (this.policy === "allow" || this.policy === "deny" ? [] : [this])
+  }
+}
+
+const allowDecision: Decision = new DecisionImpl(
+  true,
+  "allow",
+  Number.POSITIVE_INFINITY,
+  Number.POSITIVE_INFINITY,
+  0,
+  0,
+  undefined,
+  []
+)
+
+/**
  * Makes a limiter over the current store. Fails with `Options.InvalidOptions`
  * listing every bad option.
  *
@@ -690,20 +744,30 @@ export const make: (
       })
   )
 
+  const single = limits.length === 1 ? limits[0] : undefined
+  const singleOut = scratch[0] ?? algorithms.makeDecision()
+  const lists = allow.size > 0 || deny.size > 0
+
   const decide = (key: string, cost: number, now: number, commit: boolean): Decision => {
     hh.add(sketch, key, cost)
-    if (allow.has(key)) {
-      return {
-        allowed: true,
-        policy: "allow",
-        limit: Number.POSITIVE_INFINITY,
-        remaining: Number.POSITIVE_INFINITY,
-        reset: Duration.zero,
-        retryAfter: Duration.zero,
-        policies: []
-      }
+    if (lists) {
+      if (allow.has(key)) return allowDecision
+      if (deny.has(key)) return new DecisionImpl(false, "deny", 0, 0, 0, Number.POSITIVE_INFINITY, undefined)
     }
-    let allowed = !deny.has(key)
+    if (single !== undefined) {
+      // one limit: consume decides exactly as check, and charges only if allowed
+      const out = commit ? single.consume(key, now, cost, singleOut) : single.check(key, now, cost, singleOut)
+      return new DecisionImpl(
+        out.allowed,
+        single.name,
+        out.limit,
+        out.allowed ? out.remaining : 0,
+        out.resetMillis,
+        out.allowed ? 0 : out.retryAfterMillis,
+        single.windowSeconds
+      )
+    }
+    let allowed = true
     for (let i = 0; i < limits.length; i++) {
       const out = scratch[i]
       const limit = limits[i]
@@ -711,24 +775,27 @@ export const make: (
       limit.check(key, now, cost, out)
       if (!out.allowed) allowed = false
     }
-    if (allowed && commit)
+    if (allowed && commit) {
       for (let i = 0; i < limits.length; i++)
         limits[i]?.consume(key, now, cost, scratch[i] ?? algorithms.makeDecision())
+    }
     let deciding = 0
     const policies: Array<PolicyDecision> = []
     for (let i = 0; i < limits.length; i++) {
       const out = scratch[i]
       const limit = limits[i]
       if (out === undefined || limit === undefined) continue
-      policies.push({
-        policy: limit.name,
-        allowed: out.allowed,
-        limit: out.limit,
-        remaining: out.remaining,
-        reset: toDuration(out.resetMillis),
-        retryAfter: toDuration(out.retryAfterMillis),
-        windowSeconds: limit.windowSeconds
-      })
+      policies.push(
+        new DecisionImpl(
+          out.allowed,
+          limit.name,
+          out.limit,
+          out.remaining,
+          out.resetMillis,
+          out.retryAfterMillis,
+          limit.windowSeconds
+        )
+      )
       const best = scratch[deciding]
       if (best === undefined) continue
       const refusing = !out.allowed
@@ -740,16 +807,16 @@ export const make: (
       }
     }
     const d = scratch[deciding] ?? algorithms.makeDecision()
-    const denied = deny.has(key)
-    return {
+    return new DecisionImpl(
       allowed,
-      policy: denied ? "deny" : (limits[deciding]?.name ?? "default"),
-      limit: d.limit,
-      remaining: allowed ? d.remaining : 0,
-      reset: toDuration(d.resetMillis),
-      retryAfter: allowed ? Duration.zero : denied ? Duration.infinity : toDuration(d.retryAfterMillis),
+      limits[deciding]?.name ?? "default",
+      d.limit,
+      allowed ? d.remaining : 0,
+      d.resetMillis,
+      allowed ? 0 : d.retryAfterMillis,
+      limits[deciding]?.windowSeconds,
       policies
-    }
+    )
   }
 
   const record = (key: string, cost: number, decision: Decision) => {
