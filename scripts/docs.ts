@@ -6,7 +6,7 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { CircuitBreaker, Options, Retry, Telemetry } from "@effect-resilience/core"
+import { CircuitBreaker, Options, RateLimiter, Retry, Telemetry } from "@effect-resilience/core"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -74,7 +74,17 @@ export const sections = (): Record<string, string> => ({
     "",
     Telemetry.eventsTable(Object.values(Telemetry.retryEvents))
   ].join("\n"),
-  "hedge-telemetry": Telemetry.metricsTable(Object.values(Telemetry.hedge))
+  "hedge-telemetry": Telemetry.metricsTable(Object.values(Telemetry.hedge)),
+  "rate-limiter-defaults": [
+    "Generated from `RateLimiter.Options`; each entry of `limits` is one of the `RateLimiter.Limit` shapes below.",
+    "",
+    Options.defaultsTable(RateLimiter.optionsDocs)
+  ].join("\n"),
+  "rate-limiter-telemetry": [
+    Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.rateLimiterEvents))
+  ].join("\n")
 })
 
 const markerPattern = /<!-- generated:([a-z0-9-]+):start -->[\s\S]*?<!-- generated:\1:end -->/g
