@@ -25,10 +25,15 @@
  * - Monitoring: decisions by result and policy as metrics, limit-hit events
  *   on a stream, and the heaviest clients from a bounded heavy-hitters sketch.
  *
+ * - Modes: `reject` fails a refused request at once (`RateLimitExceeded`
+ *   with `retryAfter`); `shape` makes it wait in a FIFO line per key until
+ *   allowed, up to `maxWait`, with at most `maxQueue` waiting; an interrupted
+ *   waiter leaves the line (and gets its cost back if it was already charged).
+ *
  * **Gotchas**
  *
- * - This module rejects (`RateLimitExceeded` with `retryAfter`); waiting in
- *   line (shaping) is not implemented yet.
+ * - In shape mode, a request arriving while others wait for the same key lines
+ *   up behind them even if it could pass at once: order is kept.
  *
  * **Example** (Ten requests per second and a thousand per hour)
  *
@@ -57,6 +62,7 @@
 import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -181,6 +187,25 @@ export const Options = Schema.Struct({
   topClients: Schema.optionalKey(
     PositiveInt.annotate({ description: "Capacity of the heavy-hitters sketch behind `topClients`.", default: 64 })
   ),
+  mode: Schema.optionalKey(
+    Schema.Literals(["reject", "shape"]).annotate({
+      description:
+        "`reject`: a refused request fails at once; `shape`: it waits in a FIFO queue per key until allowed (up to `maxWait`).",
+      default: "reject"
+    })
+  ),
+  maxWait: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "Shape mode: the longest a request waits in line.",
+      default: Duration.seconds(10)
+    })
+  ),
+  maxQueue: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Shape mode: requests waiting per key at most; more are refused.",
+      default: 100
+    })
+  ),
   sweepInterval: Schema.optionalKey(
     Schema.DurationFromString.annotate({
       description: "How often the background fiber drops idle keys.",
@@ -208,6 +233,9 @@ export interface Input {
   readonly allow?: ReadonlyArray<string> | undefined
   readonly deny?: ReadonlyArray<string> | undefined
   readonly topClients?: number | undefined
+  readonly mode?: "reject" | "shape" | undefined
+  readonly maxWait?: Duration.Input | undefined
+  readonly maxQueue?: number | undefined
   readonly sweepInterval?: Duration.Input | undefined
 }
 
@@ -215,7 +243,7 @@ const normalizeInput = (
   input: Input
 ): { readonly normalized: Record<string, unknown>; readonly issues: ReadonlyArray<Options_.Issue> } => {
   const issues: Array<Options_.Issue> = []
-  const top = Options_.normalizeDurations({ ...input }, ["sweepInterval"])
+  const top = Options_.normalizeDurations({ ...input }, ["sweepInterval", "maxWait"])
   issues.push(...top.issues)
   const limits = input.limits.map((limit, i) => {
     if (!("window" in limit)) return limit
@@ -850,6 +878,96 @@ export const make: (
     Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
 
   const hasConcurrency = limits.some((limit) => limit.concurrency)
+  const exceeded = (key: string, decision: Decision) =>
+    construct(RateLimiterError, {
+      _tag: "RateLimiterError",
+      [ErrorTypeId]: ErrorTypeId,
+      reason: construct(RateLimitExceeded, {
+        _tag: "RateLimitExceeded",
+        limiter: name,
+        key,
+        policy: decision.policy,
+        limit: decision.limit,
+        remaining: decision.remaining,
+        retryAfter: decision.retryAfter
+      })
+    })
+
+  const releasing = <A, E, R>(self: Effect.Effect<A, E, R>, key: string, cost: number): Effect.Effect<A, E, R> =>
+    !hasConcurrency || allow.has(key)
+      ? self
+      : // concurrency permits are held while the call runs, released however it ends
+        Effect.onExitPrimitive(self, () => {
+          for (const l of limits) if (l.concurrency) l.release(key, cost)
+          return undefined
+        })
+
+  // ---- shape mode: a FIFO line per key, served by one driver fiber per busy key
+  const shaping = options.mode === "shape"
+  const maxWaitMillis = Duration.toMillis(options.maxWait ?? Duration.seconds(10))
+  const maxQueue = options.maxQueue ?? 100
+  interface Waiter {
+    readonly cost: number
+    readonly admitted: Deferred.Deferred<void>
+    /** Set once the driver charged the waiter's cost. */
+    charged: boolean
+  }
+  const lines = new Map<string, Array<Waiter>>()
+  const drive = (key: string): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const line = lines.get(key)
+      const head = line?.[0]
+      if (line === undefined || head === undefined) {
+        lines.delete(key)
+        return Effect.void
+      }
+      return Clock.clockWith((clock) => {
+        const decision = decide(key, head.cost, clock.currentTimeMillisUnsafe(), true)
+        if (decision.allowed) {
+          record(key, head.cost, decision)
+          line.shift()
+          head.charged = true
+          Deferred.doneUnsafe(head.admitted, Exit.void)
+          return drive(key)
+        }
+        return Effect.andThen(Effect.sleep(Duration.max(decision.retryAfter, Duration.millis(1))), drive(key))
+      })
+    })
+  const wait = (key: string, cost: number, refused: Decision): Effect.Effect<void, RateLimiterError> =>
+    Effect.suspend(() => {
+      let line = lines.get(key)
+      if (line !== undefined && line.length >= maxQueue) return Effect.fail(exceeded(key, refused))
+      const waiter: Waiter = { cost, admitted: Deferred.makeUnsafe<void>(), charged: false }
+      if (line === undefined) {
+        line = []
+        lines.set(key, line)
+      }
+      line.push(waiter)
+      const start = line.length === 1 ? Effect.asVoid(Effect.forkIn(drive(key), scope)) : Effect.void
+      const leave = Clock.clockWith((clock) =>
+        Effect.sync(() => {
+          const current = lines.get(key)
+          const index = current?.indexOf(waiter) ?? -1
+          if (current !== undefined && index >= 0) current.splice(index, 1)
+          // admitted but not run: give the cost back
+          if (waiter.charged) {
+            const now = clock.currentTimeMillisUnsafe()
+            for (const l of limits) l.refund(key, now, cost)
+          }
+        })
+      )
+      return Effect.andThen(
+        start,
+        Deferred.await(waiter.admitted).pipe(
+          Effect.timeoutOrElse({
+            duration: Duration.millis(maxWaitMillis),
+            orElse: () => Effect.andThen(leave, Effect.fail(exceeded(key, refused)))
+          }),
+          Effect.onInterrupt(() => leave)
+        )
+      )
+    })
+
   const limit = <A, E, R>(
     self: Effect.Effect<A, E, R>,
     callOptions: LimitOptions
@@ -857,31 +975,25 @@ export const make: (
     Effect.withFiber((fiber) => {
       const cost = callOptions.cost ?? 1
       const key = callOptions.key
-      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true)
-      record(key, cost, decision)
-      if (!decision.allowed) {
-        return Exit.fail(
-          construct(RateLimiterError, {
-            _tag: "RateLimiterError",
-            [ErrorTypeId]: ErrorTypeId,
-            reason: construct(RateLimitExceeded, {
-              _tag: "RateLimitExceeded",
-              limiter: name,
-              key,
-              policy: decision.policy,
-              limit: decision.limit,
-              remaining: decision.remaining,
-              retryAfter: decision.retryAfter
-            })
-          })
+      if (shaping && (lines.get(key)?.length ?? 0) > 0) {
+        // someone is already waiting: line up behind them (FIFO)
+        return Effect.andThen(
+          wait(key, cost, decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), false)),
+          releasing(self, key, cost)
         )
       }
-      if (!hasConcurrency || allow.has(key)) return self
-      // concurrency permits are held while the call runs, released however it ends
-      return Effect.onExitPrimitive(self, () => {
-        for (const l of limits) if (l.concurrency) l.release(key, cost)
-        return undefined
-      })
+      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true)
+      if (
+        !decision.allowed &&
+        shaping &&
+        decision.policy !== "deny" &&
+        Duration.toMillis(decision.retryAfter) <= maxWaitMillis
+      ) {
+        return Effect.andThen(wait(key, cost, decision), releasing(self, key, cost))
+      }
+      record(key, cost, decision)
+      if (!decision.allowed) return Exit.fail(exceeded(key, decision))
+      return releasing(self, key, cost)
     })
 
   // metrics, read when exported

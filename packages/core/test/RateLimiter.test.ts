@@ -224,3 +224,82 @@ describe("RateLimiter", () => {
     })
   )
 })
+
+describe("RateLimiter shape mode", () => {
+  const shaped = (maxWait: Duration.Input, maxQueue = 100) =>
+    make({
+      limits: [{ algorithm: "token-bucket", limit: 1, window: "1 second" }],
+      mode: "shape",
+      maxWait,
+      maxQueue
+    })
+
+  it.effect("waits in line until allowed, served in order", () =>
+    Effect.gen(function* () {
+      const limiter = yield* shaped("10 seconds")
+      const ran: Array<string> = []
+      const call = (id: string) =>
+        RateLimiter.limit(
+          Effect.flatMap(
+            Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe())),
+            (now) => Effect.sync(() => ran.push(`${id}@${now}`))
+          ),
+          limiter,
+          { key: "k" }
+        )
+      const fibers = yield* Effect.forEach(["a", "b", "c", "d"], (id) => Effect.forkChild(call(id)))
+      yield* Effect.yieldNow
+      for (let i = 0; i < 4; i++) yield* TestClock.adjust("1 second")
+      yield* Effect.forEach(fibers, Fiber.join)
+      assert.deepStrictEqual(ran, ["a@0", "b@1000", "c@2000", "d@3000"])
+    })
+  )
+
+  it.effect("a request that would wait past maxWait, or join a full line, is refused", () =>
+    Effect.gen(function* () {
+      const limiter = yield* shaped("1500 millis", 2)
+      yield* RateLimiter.limit(Effect.void, limiter, { key: "k" })
+      const waiting = yield* Effect.forkChild(RateLimiter.limit(Effect.void, limiter, { key: "k" }))
+      const alsoWaiting = yield* Effect.forkChild(Effect.exit(RateLimiter.limit(Effect.void, limiter, { key: "k" })))
+      yield* Effect.yieldNow
+      const full = yield* Effect.flip(RateLimiter.limit(Effect.void, limiter, { key: "k" }))
+      assert.strictEqual(full.reason._tag, "RateLimitExceeded")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(waiting)
+      // the second waiter would be served at 2 s: past its 1.5 s maxWait
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.join(alsoWaiting)
+      assert.isTrue(exit._tag === "Failure")
+    })
+  )
+
+  it.effect("an interrupted waiter gives back its place; the next one moves up", () =>
+    Effect.gen(function* () {
+      const limiter = yield* shaped("10 seconds")
+      const ran: Array<string> = []
+      yield* RateLimiter.limit(Effect.void, limiter, { key: "k" })
+      const b = yield* Effect.forkChild(
+        RateLimiter.limit(
+          Effect.sync(() => ran.push("b")),
+          limiter,
+          { key: "k" }
+        )
+      )
+      const c = yield* Effect.forkChild(
+        RateLimiter.limit(
+          Effect.sync(() => ran.push("c")),
+          limiter,
+          { key: "k" }
+        )
+      )
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(b)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(c)
+      assert.deepStrictEqual(ran, ["c"])
+      // c consumed the token at 1 s; nothing else was charged
+      const next = yield* limiter.check("k")
+      assert.strictEqual(Duration.toMillis(next.retryAfter), 1_000)
+    })
+  )
+})
