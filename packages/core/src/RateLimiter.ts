@@ -206,6 +206,18 @@ export const Options = Schema.Struct({
       default: 100
     })
   ),
+  alertRejectionRate: Schema.optionalKey(
+    Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true })).annotate({
+      description:
+        "Alert: emit `AlertTriggered` when rejections / decisions stay at or above this for `alertFor` (off when unset)."
+    })
+  ),
+  alertFor: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "Alert: how long the rejection rate must stay high.",
+      default: Duration.minutes(1)
+    })
+  ),
   sweepInterval: Schema.optionalKey(
     Schema.DurationFromString.annotate({
       description: "How often the background fiber drops idle keys.",
@@ -236,6 +248,8 @@ export interface Input {
   readonly mode?: "reject" | "shape" | undefined
   readonly maxWait?: Duration.Input | undefined
   readonly maxQueue?: number | undefined
+  readonly alertRejectionRate?: number | undefined
+  readonly alertFor?: Duration.Input | undefined
   readonly sweepInterval?: Duration.Input | undefined
 }
 
@@ -243,7 +257,7 @@ const normalizeInput = (
   input: Input
 ): { readonly normalized: Record<string, unknown>; readonly issues: ReadonlyArray<Options_.Issue> } => {
   const issues: Array<Options_.Issue> = []
-  const top = Options_.normalizeDurations({ ...input }, ["sweepInterval", "maxWait"])
+  const top = Options_.normalizeDurations({ ...input }, ["sweepInterval", "maxWait", "alertFor"])
   issues.push(...top.issues)
   const limits = input.limits.map((limit, i) => {
     if (!("window" in limit)) return limit
@@ -334,14 +348,28 @@ export interface Decision {
  * @category models
  * @since 0.1.0
  */
-export type Event = {
-  readonly _tag: "LimitHit"
-  readonly limiter: string
-  readonly key: string
-  readonly policy: string
-  readonly cost: number
-  readonly retryAfter: Duration.Duration
-}
+export type Event =
+  | {
+      readonly _tag: "LimitHit"
+      readonly limiter: string
+      readonly key: string
+      readonly policy: string
+      readonly cost: number
+      readonly retryAfter: Duration.Duration
+    }
+  | {
+      /** The rejection rate stayed at or above `alertRejectionRate` for `alertFor`. */
+      readonly _tag: "AlertTriggered"
+      readonly limiter: string
+      readonly rejectionRate: number
+      readonly since: number
+    }
+  | {
+      /** The rejection rate fell below `alertRejectionRate` again. */
+      readonly _tag: "AlertResolved"
+      readonly limiter: string
+      readonly rejectionRate: number
+    }
 
 // ---------------------------------------------------------------------------
 // errors
@@ -753,6 +781,46 @@ export const make: (
     scope
   )
 
+  // usage and alerting: a tick of a tenth of `alertFor` (or of 10 s)
+  const alertRate = options.alertRejectionRate
+  const alertForMillis = Duration.toMillis(options.alertFor ?? Duration.minutes(1))
+  const tickMillis = Math.max(1, Math.floor(alertForMillis / 10))
+  const monitor = { allowed: 0, rejected: 0, usage: 0, lastUsage: 0, aboveSince: -1, alerting: false, lastRate: 0 }
+  yield* Effect.forkIn(
+    Effect.forever(
+      Effect.andThen(
+        Effect.sleep(Duration.millis(tickMillis)),
+        Clock.clockWith((clock) =>
+          Effect.sync(() => {
+            const now = clock.currentTimeMillisUnsafe()
+            const total = monitor.allowed + monitor.rejected
+            const rate = total === 0 ? 0 : monitor.rejected / total
+            monitor.lastRate = rate
+            monitor.lastUsage = monitor.usage
+            monitor.allowed = 0
+            monitor.rejected = 0
+            monitor.usage = 0
+            if (alertRate === undefined) return
+            if (total > 0 && rate >= alertRate) {
+              if (monitor.aboveSince < 0) monitor.aboveSince = now - tickMillis
+              if (!monitor.alerting && now - monitor.aboveSince >= alertForMillis) {
+                monitor.alerting = true
+                emit({ _tag: "AlertTriggered", limiter: name, rejectionRate: rate, since: monitor.aboveSince })
+              }
+            } else {
+              monitor.aboveSince = -1
+              if (monitor.alerting) {
+                monitor.alerting = false
+                emit({ _tag: "AlertResolved", limiter: name, rejectionRate: rate })
+              }
+            }
+          })
+        )
+      )
+    ),
+    scope
+  )
+
   const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
   yield* Scope.addFinalizer(
     scope,
@@ -847,12 +915,22 @@ export const make: (
     )
   }
 
+  function emit(event: Event): void {
+    for (const queue of subscribers) Queue.offerUnsafe(queue, event)
+  }
+
   const record = (key: string, cost: number, decision: Decision) => {
+    if (decision.limit > 0 && decision.limit !== Number.POSITIVE_INFINITY) {
+      const usage = 1 - decision.remaining / decision.limit
+      if (usage > monitor.usage) monitor.usage = usage
+    }
     if (decision.allowed) {
       counters.allowed++
+      monitor.allowed++
       return
     }
     counters.rejected++
+    monitor.rejected++
     counters.byPolicy.set(decision.policy, (counters.byPolicy.get(decision.policy) ?? 0) + 1)
     if (subscribers.size > 0) {
       const event: Event = {
@@ -1012,6 +1090,8 @@ export const make: (
     )
   }
   registrar.gauge(Telemetry.rateLimiter.keys, base, () => Math.max(0, ...limits.map((l) => l.size())))
+  registrar.gauge(Telemetry.rateLimiter.usage, base, () => monitor.lastUsage)
+  registrar.gauge(Telemetry.rateLimiter.rejectionRate, base, () => monitor.lastRate)
   yield* Scope.addFinalizer(scope, Effect.sync(registrar.removeAll))
 
   return RateLimiter.of({

@@ -312,6 +312,21 @@ export const rateLimiter = {
       "Decisions by outcome (`allowed`, `rejected`); rejections also by the deciding policy (`resilience.policy`, a configured name, never a key).",
     attributes: [attributes.name, attributes.outcome, attributes.policy]
   },
+  usage: {
+    name: "resilience.rate_limiter.usage",
+    kind: "gauge",
+    unit: "1",
+    description:
+      "The highest usage ratio (1 - remaining / limit) any key reached in the last monitoring tick (a tenth of `alertFor`).",
+    attributes: [attributes.name]
+  },
+  rejectionRate: {
+    name: "resilience.rate_limiter.rejection_rate",
+    kind: "gauge",
+    unit: "1",
+    description: "Rejections over decisions in the last monitoring tick.",
+    attributes: [attributes.name]
+  },
   keys: {
     name: "resilience.rate_limiter.keys",
     kind: "gauge",
@@ -333,6 +348,18 @@ export const rateLimiterEvents = {
     name: "LimitHit",
     severity: "info",
     description: "A request was refused: its key, cost, the deciding policy and `retryAfter`."
+  },
+  AlertTriggered: {
+    pattern: "rate_limiter",
+    name: "AlertTriggered",
+    severity: "critical",
+    description: "The rejection rate stayed at or above `alertRejectionRate` for `alertFor` (for the alert module)."
+  },
+  AlertResolved: {
+    pattern: "rate_limiter",
+    name: "AlertResolved",
+    severity: "info",
+    description: "The rejection rate fell below `alertRejectionRate` again."
   }
 } as const satisfies Record<string, EventSpec>
 

@@ -303,3 +303,35 @@ describe("RateLimiter shape mode", () => {
     })
   )
 })
+
+describe("RateLimiter monitoring over time", () => {
+  it.effect("an alert triggers when the rejection rate stays high for alertFor, and resolves when it falls", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        name: "api",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 hour" }],
+        alertRejectionRate: 0.5,
+        alertFor: "10 seconds"
+      })
+      const events = yield* limiter.subscribe
+      const alerts = () =>
+        Effect.map(Queue.takeAll(events), (all) => all.filter((e) => e._tag !== "LimitHit").map((e) => e._tag))
+      for (let second = 0; second < 9; second++) {
+        yield* allowedCount(limiter, "hot", 4)
+        yield* TestClock.adjust("1 second")
+      }
+      assert.deepStrictEqual(yield* alerts(), [])
+      for (let second = 0; second < 3; second++) {
+        yield* allowedCount(limiter, "hot", 4)
+        yield* TestClock.adjust("1 second")
+      }
+      assert.deepStrictEqual(yield* alerts(), ["AlertTriggered"])
+      // traffic that passes: fresh keys
+      for (let second = 0; second < 2; second++) {
+        for (let i = 0; i < 4; i++) yield* limiter.consume(`fresh-${second}-${i}`)
+        yield* TestClock.adjust("1 second")
+      }
+      assert.deepStrictEqual(yield* alerts(), ["AlertResolved"])
+    })
+  )
+})
