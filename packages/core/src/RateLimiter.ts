@@ -251,6 +251,12 @@ export interface Input {
   readonly alertRejectionRate?: number | undefined
   readonly alertFor?: Duration.Input | undefined
   readonly sweepInterval?: Duration.Input | undefined
+  /**
+   * Quotas by client class: each tier has its own limits (and its own state).
+   * `tierOf(key)` picks a key's tier; keys without one use `limits`.
+   */
+  readonly tiers?: Readonly<Record<string, readonly [LimitInput, ...Array<LimitInput>]>> | undefined
+  readonly tierOf?: ((key: string) => string | undefined) | undefined
 }
 
 const normalizeInput = (
@@ -685,6 +691,13 @@ export const layerStoreMemory = (): Layer.Layer<RateLimiterStore> =>
 const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(millis)
 
+interface Tier {
+  readonly limits: ReadonlyArray<CompiledLimit>
+  readonly scratch: ReadonlyArray<algorithms.Decision>
+  readonly single: CompiledLimit | undefined
+  readonly hasConcurrency: boolean
+}
+
 /**
  * A decision with its durations made on first read: a decision is made per
  * request, and most callers read only `allowed`.
@@ -757,11 +770,34 @@ export const make: (
   const context = yield* Effect.context<never>()
   const name = options.name ?? "default"
   const maxKeys = options.maxKeys ?? 100_000
-  const limits = options.limits.map((limit) => store.compile(limit, maxKeys))
+  const makeTier = (tierLimits: ReadonlyArray<Limit>): Tier => {
+    const compiled = tierLimits.map((limit) => store.compile(limit, maxKeys))
+    return {
+      limits: compiled,
+      scratch: compiled.map(() => algorithms.makeDecision()),
+      single: compiled.length === 1 ? compiled[0] : undefined,
+      hasConcurrency: compiled.some((limit) => limit.concurrency)
+    }
+  }
+  const defaultTier = makeTier(options.limits)
+  const tiers = new Map<string, Tier>()
+  for (const [tierName, tierLimits] of Object.entries(input.tiers ?? {})) {
+    const validated = yield* validateOptions({ limits: tierLimits })
+    tiers.set(tierName, makeTier(validated.limits))
+  }
+  const tierOf = input.tierOf
+  const tierFor = (key: string): Tier => {
+    if (tierOf === undefined) return defaultTier
+    const tierName = tierOf(key)
+    return (tierName === undefined ? undefined : tiers.get(tierName)) ?? defaultTier
+  }
+  const allLimits = [...defaultTier.limits, ...[...tiers.values()].flatMap((tier) => tier.limits)]
+  const limits = allLimits
   const allow = new Set(options.allow ?? [])
   const deny = new Set(options.deny ?? [])
   const sketch = hh.make(options.topClients ?? 64)
-  const scratch = limits.map(() => algorithms.makeDecision())
+  // a local block cache: a key refused until `until` is refused again without touching the store
+  const blocked = new Map<string, { until: number; decision: DecisionImpl }>()
   const counters = { allowed: 0, rejected: 0, byPolicy: new Map<string, number>() }
 
   // idle keys are swept by a fiber that lives as long as the limiter
@@ -840,8 +876,6 @@ export const make: (
       })
   )
 
-  const single = limits.length === 1 ? limits[0] : undefined
-  const singleOut = scratch[0] ?? algorithms.makeDecision()
   const lists = allow.size > 0 || deny.size > 0
 
   const decide = (key: string, cost: number, now: number, commit: boolean): Decision => {
@@ -850,9 +884,40 @@ export const make: (
       if (allow.has(key)) return allowDecision
       if (deny.has(key)) return new DecisionImpl(false, "deny", 0, 0, 0, Number.POSITIVE_INFINITY, undefined)
     }
+    if (blocked.size > 0) {
+      const block = blocked.get(key)
+      if (block !== undefined) {
+        if (now < block.until) {
+          const d = block.decision
+          return new DecisionImpl(
+            false,
+            d.policy,
+            d.limit,
+            0,
+            block.until - now,
+            block.until - now,
+            d.windowSeconds,
+            d.policies
+          )
+        }
+        blocked.delete(key)
+      }
+    }
+    const decision = decideIn(tierFor(key), key, cost, now, commit)
+    if (!decision.allowed && decision.retryAfterMillis > 0 && decision.retryAfterMillis !== Number.POSITIVE_INFINITY) {
+      if (blocked.size >= maxKeys) blocked.clear()
+      blocked.set(key, { until: now + decision.retryAfterMillis, decision })
+    }
+    return decision
+  }
+
+  const decideIn = (tier: Tier, key: string, cost: number, now: number, commit: boolean): DecisionImpl => {
+    const { limits, scratch, single } = tier
     if (single !== undefined) {
       // one limit: consume decides exactly as check, and charges only if allowed
-      const out = commit ? single.consume(key, now, cost, singleOut) : single.check(key, now, cost, singleOut)
+      const out = scratch[0] ?? algorithms.makeDecision()
+      if (commit) single.consume(key, now, cost, out)
+      else single.check(key, now, cost, out)
       return new DecisionImpl(
         out.allowed,
         single.name,
@@ -955,7 +1020,6 @@ export const make: (
   const check = (key: string, cost = 1): Effect.Effect<Decision> =>
     Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
 
-  const hasConcurrency = limits.some((limit) => limit.concurrency)
   const exceeded = (key: string, decision: Decision) =>
     construct(RateLimiterError, {
       _tag: "RateLimiterError",
@@ -972,11 +1036,11 @@ export const make: (
     })
 
   const releasing = <A, E, R>(self: Effect.Effect<A, E, R>, key: string, cost: number): Effect.Effect<A, E, R> =>
-    !hasConcurrency || allow.has(key)
+    !tierFor(key).hasConcurrency || allow.has(key)
       ? self
       : // concurrency permits are held while the call runs, released however it ends
         Effect.onExitPrimitive(self, () => {
-          for (const l of limits) if (l.concurrency) l.release(key, cost)
+          for (const l of tierFor(key).limits) if (l.concurrency) l.release(key, cost)
           return undefined
         })
 
@@ -1030,7 +1094,7 @@ export const make: (
           // admitted but not run: give the cost back
           if (waiter.charged) {
             const now = clock.currentTimeMillisUnsafe()
-            for (const l of limits) l.refund(key, now, cost)
+            for (const l of tierFor(key).limits) l.refund(key, now, cost)
           }
         })
       )
@@ -1104,14 +1168,16 @@ export const make: (
       Clock.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.currentTimeMillisUnsafe()
-          for (const l of limits) l.penalize(key, now, points)
+          blocked.delete(key)
+          for (const l of tierFor(key).limits) l.penalize(key, now, points)
         })
       ),
     reward: (key, points) =>
       Clock.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.currentTimeMillisUnsafe()
-          for (const l of limits) l.refund(key, now, points)
+          blocked.delete(key)
+          for (const l of tierFor(key).limits) l.refund(key, now, points)
         })
       ),
     limit,

@@ -336,3 +336,38 @@ describe("RateLimiter monitoring over time", () => {
     })
   )
 })
+
+describe("RateLimiter tiers and block cache", () => {
+  it.effect("tiers give client classes their own quotas", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "fixed-window", limit: 2, window: "1 minute", name: "free" }],
+        tiers: { pro: [{ algorithm: "fixed-window", limit: 5, window: "1 minute", name: "pro" }] },
+        tierOf: (key) => (key.startsWith("pro:") ? "pro" : undefined)
+      })
+      assert.strictEqual(yield* allowedCount(limiter, "anon", 10), 2)
+      assert.strictEqual(yield* allowedCount(limiter, "pro:acme", 10), 5)
+      assert.strictEqual((yield* limiter.consume("pro:acme")).policy, "pro")
+    })
+  )
+
+  it.effect("a key over its limit is refused from the block cache until its reset, with the time left", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "fixed-window", limit: 1, window: "10 seconds" }] })
+      yield* limiter.consume("k")
+      const first = yield* limiter.consume("k")
+      yield* TestClock.adjust("4 seconds")
+      const cached = yield* limiter.consume("k")
+      assert.deepStrictEqual(
+        [first.allowed, Duration.toMillis(first.retryAfter), cached.allowed, Duration.toMillis(cached.retryAfter)],
+        [false, 10_000, false, 6_000]
+      )
+      yield* TestClock.adjust("6 seconds")
+      assert.strictEqual((yield* limiter.consume("k")).allowed, true)
+      // a reward clears the block
+      yield* limiter.consume("k")
+      yield* limiter.reward("k", 1)
+      assert.strictEqual((yield* limiter.consume("k")).allowed, true)
+    })
+  )
+})
