@@ -53,6 +53,8 @@ import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
 import * as Retry from "./Retry.ts"
@@ -108,6 +110,22 @@ export interface Input {
 }
 
 /**
+ * What a hedging policy emits.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Event =
+  | {
+      readonly _tag: "HedgeStarted"
+      readonly policy: string
+      readonly attempt: number
+      readonly delay: Duration.Duration
+    }
+  | { readonly _tag: "HedgeWon"; readonly policy: string; readonly attempt: number }
+  | { readonly _tag: "HedgeRefused"; readonly policy: string }
+
+/**
  * A hedging policy with its latency samples and counters.
  *
  * @category models
@@ -119,6 +137,9 @@ export interface Policy {
   readonly maxHedges: number
   /** The delay the next call would use, in milliseconds. */
   readonly currentDelayMillis: () => number
+  /** `HedgeStarted` for every hedged attempt started, `HedgeWon` when one wins, `HedgeRefused` when the budget says no. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
+  readonly events: Stream.Stream<Event>
   readonly stats: Effect.Effect<{
     readonly calls: number
     readonly started: number
@@ -148,6 +169,7 @@ interface Internal {
   refused: number
   readonly budget: Retry.Policy | undefined
   readonly registered: WeakSet<object>
+  readonly subscribers: Set<Queue.Queue<Event, Cause.Done>>
 }
 
 const internals = new WeakMap<Policy, Internal>()
@@ -207,13 +229,27 @@ export const make = (input: Input): Policy => {
     won: 0,
     refused: 0,
     budget: input.budget,
-    registered: new WeakSet()
+    registered: new WeakSet(),
+    subscribers: new Set()
   }
+  const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
+    Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
+      internal.subscribers.add(queue)
+      return queue
+    }),
+    (queue) =>
+      Effect.sync(() => {
+        internal.subscribers.delete(queue)
+        Queue.endUnsafe(queue)
+      })
+  )
   const policy: Policy = {
     [TypeId]: TypeId,
     name: input.name ?? "default",
     maxHedges,
     currentDelayMillis: () => internal.cachedMillis,
+    subscribe,
+    events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue)),
     stats: Effect.sync(() => ({
       calls: internal.calls,
       started: internal.started,
@@ -224,6 +260,10 @@ export const make = (input: Input): Policy => {
   }
   internals.set(policy, internal)
   return policy
+}
+
+const emit = (internal: Internal, event: Event) => {
+  for (const queue of internal.subscribers) Queue.offerUnsafe(queue, event)
 }
 
 /** Records a winning latency; recomputes the percentile every 16 samples. */
@@ -322,9 +362,11 @@ export const hedge: {
           // the delay passed with no success (or nothing is running): hedge
           if (yield* hedgeAllowed) {
             internal.started++
+            emit(internal, { _tag: "HedgeStarted", policy: policy.name, attempt: started + 1, delay })
             yield* launch
           } else {
             internal.refused++
+            emit(internal, { _tag: "HedgeRefused", policy: policy.name })
             if (running === 0) break
             // no more hedges: wait for what runs
             const signal = yield* Queue.take(signals)
@@ -340,7 +382,10 @@ export const hedge: {
         const signal = next.value
         last = signal.exit
         if (Exit.isSuccess(signal.exit)) {
-          if (signal.attempt > 1) internal.won++
+          if (signal.attempt > 1) {
+            internal.won++
+            emit(internal, { _tag: "HedgeWon", policy: policy.name, attempt: signal.attempt })
+          }
           sample(internal, signal.millis)
           break
         }

@@ -298,6 +298,39 @@ export const timeout = {
 } as const satisfies Record<string, MetricSpec>
 
 /**
+ * Hedging's and the timeouts' events.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const hedgeAndTimeoutEvents = {
+  HedgeStarted: {
+    pattern: "hedge",
+    name: "HedgeStarted",
+    severity: "debug",
+    description: "A hedged attempt started after the delay (or at once, when every other attempt had failed)."
+  },
+  HedgeWon: {
+    pattern: "hedge",
+    name: "HedgeWon",
+    severity: "info",
+    description: "A hedged attempt succeeded first; the others were interrupted."
+  },
+  HedgeRefused: {
+    pattern: "hedge",
+    name: "HedgeRefused",
+    severity: "warning",
+    description: "The retry budget refused a hedge."
+  },
+  TimedOut: {
+    pattern: "timeout",
+    name: "TimedOut",
+    severity: "warning",
+    description: "An attempt or a deadline ran out (`kind`, `limit`); the work was interrupted."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * The rate limiters' metrics.
  *
  * @category catalogue

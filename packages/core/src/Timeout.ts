@@ -31,6 +31,7 @@
  * @stability experimental
  * @since 0.1.0
  */
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -39,7 +40,10 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
 import { toMillis } from "./internal/duration.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -150,8 +154,52 @@ const register = (context: Context.Context<never>) => {
 }
 register(Context.empty())
 
+/**
+ * What the timeouts emit: one `TimedOut` per timeout, process-wide.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Event {
+  readonly _tag: "TimedOut"
+  readonly kind: "attempt" | "deadline"
+  readonly limit: Duration.Duration
+}
+
+const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
+
+/**
+ * Subscribes to every timeout in the process for the scope's lifetime.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
+    subscribers.add(queue)
+    return queue
+  }),
+  (queue) =>
+    Effect.sync(() => {
+      subscribers.delete(queue)
+      Queue.endUnsafe(queue)
+    })
+)
+
+/**
+ * Every timeout in the process, as a stream.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const events: Stream.Stream<Event> = Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+
 const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) => {
   counts[kind]++
+  if (subscribers.size > 0) {
+    const event: Event = { _tag: "TimedOut", kind, limit: Duration.millis(Math.max(0, limitMillis)) }
+    for (const queue of subscribers) Queue.offerUnsafe(queue, event)
+  }
   const fiber = Fiber.getCurrent()
   if (fiber !== undefined) register(fiber.context)
   return new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })

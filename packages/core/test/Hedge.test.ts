@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import { TestClock } from "effect/testing"
 
 /** Attempts whose latencies come from `latencies` in order; records starts and interruptions. */
@@ -121,5 +122,20 @@ describe("Hedge", () => {
       }
       assert.deepStrictEqual([count("resilience.hedge.started"), count("resilience.hedge.won")], [1, 1])
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+})
+
+describe("Hedge events", () => {
+  it.effect("HedgeStarted and HedgeWon", () =>
+    Effect.gen(function* () {
+      const policy = Hedge.make({ delay: "100 millis" })
+      const events = yield* policy.subscribe
+      yield* run(Hedge.hedge(calls([1_000, 10]).effect, policy), 2_000)
+      const received = yield* Queue.takeAll(events)
+      assert.deepStrictEqual(
+        received.map((e) => (e._tag === "HedgeRefused" ? e._tag : `${e._tag} ${e.attempt}`)),
+        ["HedgeStarted 2", "HedgeWon 2"]
+      )
+    })
   )
 })

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import { TestClock } from "effect/testing"
 
 const reasonOf = <A, E>(exit: Exit.Exit<A, E>) => {
@@ -98,6 +99,18 @@ describe("Timeout", () => {
 })
 
 describe("Timeout telemetry", () => {
+  it.effect("TimedOut events carry the kind and the limit", () =>
+    Effect.gen(function* () {
+      const events = yield* Timeout.subscribe
+      yield* Effect.exit(Timeout.attempt(Effect.never, 0))
+      const received = yield* Queue.takeAll(events)
+      assert.deepStrictEqual(
+        received.map((e) => [e._tag, e.kind, Duration.toMillis(e.limit)]),
+        [["TimedOut", "attempt", 0]]
+      )
+    })
+  )
+
   it.effect("counts timeouts by kind in resilience.timeout.timeouts", () =>
     Effect.gen(function* () {
       const before = yield* Timeout.stats
