@@ -454,6 +454,15 @@ export class RateLimiterError extends Schema.TaggedError<RateLimiterError>(Error
 export const isRateLimiterError = (u: unknown): u is RateLimiterError =>
   typeof u === "object" && u !== null && ErrorTypeId in u
 
+/**
+ * Whether a value is a limiter's rejection: the predicate for `Retry`'s
+ * `while` option (its `retryAfter` is honoured as a hint).
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isRejection: (u: unknown) => u is RateLimiterError = isRateLimiterError
+
 // ---------------------------------------------------------------------------
 // compiled limits: typed closures over one algorithm, states per key
 // ---------------------------------------------------------------------------
@@ -475,7 +484,10 @@ export interface CompiledLimit {
   readonly refund: (key: string, now: number, cost: number) => void
   readonly penalize: (key: string, now: number, cost: number) => void
   readonly release: (key: string, cost: number) => void
+  /** Drops idle states; returns how many. */
   readonly sweep: (now: number) => number
+  /** States dropped (not idle) to stay within `maxKeys`, since the start. */
+  readonly evicted: () => number
   readonly size: () => number
 }
 
@@ -489,15 +501,20 @@ const compile = <C, S>(
 ): CompiledLimit => {
   const states = new Map<string, S>()
   let evicted = 0
+  // At the cap, room is made for a batch (1/64 of the cap, at least 1): deleting from the front of a Map
+  // one key at a time rescans the deleted slots on every insert. Idle states go first; then the oldest,
+  // except a concurrency state with permits held (bounded by the calls actually running).
+  const batch = Math.max(1, Math.floor(maxKeys / 64))
   const makeRoom = (now: number) => {
+    const target = maxKeys - batch
     let scanned = 0
     for (const [key, state] of states) {
+      if (states.size <= target || ++scanned > 4 * batch) break
       if (algorithm.isIdle(state, now, config)) states.delete(key)
-      if (states.size < maxKeys || ++scanned >= 64) break
     }
-    // memory first: drop the oldest even if not idle
-    for (const key of states.keys()) {
-      if (states.size < maxKeys) break
+    for (const [key, state] of states) {
+      if (states.size <= target) break
+      if (release !== undefined && !algorithm.isIdle(state, now, config)) continue
       states.delete(key)
       evicted++
     }
@@ -511,7 +528,6 @@ const compile = <C, S>(
     }
     return state
   }
-  const fresh = algorithms.makeDecision()
   return {
     name,
     windowSeconds,
@@ -540,9 +556,9 @@ const compile = <C, S>(
           dropped++
         }
       }
-      void fresh
-      return dropped + evicted
+      return dropped
     },
+    evicted: () => evicted,
     size: () => states.size
   }
 }
@@ -640,7 +656,13 @@ export interface RateLimiter {
   ) => Effect.Effect<A, E | RateLimiterError, R>
   /** The heaviest keys by cost seen (allowed or not), from a bounded sketch. */
   readonly topClients: (n: number) => Effect.Effect<ReadonlyArray<{ readonly key: string; readonly cost: number }>>
-  readonly stats: Effect.Effect<{ readonly allowed: number; readonly rejected: number; readonly keys: number }>
+  readonly stats: Effect.Effect<{
+    readonly allowed: number
+    readonly rejected: number
+    readonly keys: number
+    /** States dropped (not idle) to stay within `maxKeys`. */
+    readonly evicted: number
+  }>
   readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
   readonly events: Stream.Stream<Event>
 }
@@ -690,6 +712,11 @@ export const layerStoreMemory = (): Layer.Layer<RateLimiterStore> =>
 
 const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(millis)
+
+const validCost = (cost: number): boolean => cost >= 0 && cost !== Number.POSITIVE_INFINITY
+
+const invalidCost = (cost: number): RangeError =>
+  new RangeError(`RateLimiter: a request's cost must be a finite number >= 0 (0 only peeks), got ${cost}`)
 
 interface Tier {
   readonly limits: ReadonlyArray<CompiledLimit>
@@ -782,7 +809,21 @@ export const make: (
   const defaultTier = makeTier(options.limits)
   const tiers = new Map<string, Tier>()
   for (const [tierName, tierLimits] of Object.entries(input.tiers ?? {})) {
-    const validated = yield* validateOptions({ limits: tierLimits })
+    const validated = yield* Effect.mapError(
+      validateOptions({ limits: tierLimits }),
+      (error) =>
+        new Options_.InvalidOptions({
+          pattern: "RateLimiter",
+          issues: error.issues.map(
+            (issue) =>
+              new Options_.Issue({
+                path: `tiers.${tierName}.${issue.path}`,
+                value: issue.value,
+                message: issue.message
+              })
+          )
+        })
+    )
     tiers.set(tierName, makeTier(validated.limits))
   }
   const tierOf = input.tierOf
@@ -797,7 +838,7 @@ export const make: (
   const deny = new Set(options.deny ?? [])
   const sketch = hh.make(options.topClients ?? 64)
   // a local block cache: a key refused until `until` is refused again without touching the store
-  const blocked = new Map<string, { until: number; decision: DecisionImpl }>()
+  const blocked = new Map<string, { until: number; cost: number; decision: DecisionImpl }>()
   const counters = { allowed: 0, rejected: 0, byPolicy: new Map<string, number>() }
 
   // idle keys are swept by a fiber that lives as long as the limiter
@@ -878,35 +919,32 @@ export const make: (
 
   const lists = allow.size > 0 || deny.size > 0
 
-  const decide = (key: string, cost: number, now: number, commit: boolean): Decision => {
-    hh.add(sketch, key, cost)
+  const decide = (key: string, cost: number, now: number, commit: boolean, count = commit): Decision => {
+    if (count) hh.add(sketch, key, cost)
     if (lists) {
       if (allow.has(key)) return allowDecision
       if (deny.has(key)) return new DecisionImpl(false, "deny", 0, 0, 0, Number.POSITIVE_INFINITY, undefined)
     }
     if (blocked.size > 0) {
       const block = blocked.get(key)
-      if (block !== undefined) {
+      // a request at least as costly as one refused until `until` is refused again without the store
+      if (block !== undefined && cost >= block.cost && cost <= block.decision.limit) {
         if (now < block.until) {
           const d = block.decision
-          return new DecisionImpl(
-            false,
-            d.policy,
-            d.limit,
-            0,
-            block.until - now,
-            block.until - now,
-            d.windowSeconds,
-            d.policies
-          )
+          return new DecisionImpl(false, d.policy, d.limit, 0, block.until - now, block.until - now, d.windowSeconds)
         }
         blocked.delete(key)
       }
     }
     const decision = decideIn(tierFor(key), key, cost, now, commit)
-    if (!decision.allowed && decision.retryAfterMillis > 0 && decision.retryAfterMillis !== Number.POSITIVE_INFINITY) {
+    if (
+      commit &&
+      !decision.allowed &&
+      decision.retryAfterMillis > 0 &&
+      decision.retryAfterMillis !== Number.POSITIVE_INFINITY
+    ) {
       if (blocked.size >= maxKeys) blocked.clear()
-      blocked.set(key, { until: now + decision.retryAfterMillis, decision })
+      blocked.set(key, { until: now + decision.retryAfterMillis, cost, decision })
     }
     return decision
   }
@@ -1011,14 +1049,18 @@ export const make: (
   }
 
   const consume = (key: string, cost = 1): Effect.Effect<Decision> =>
-    Clock.clockWith((clock) => {
-      const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true)
-      record(key, cost, decision)
-      return Effect.succeed(decision)
-    })
+    validCost(cost)
+      ? Clock.clockWith((clock) => {
+          const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true)
+          record(key, cost, decision)
+          return Effect.succeed(decision)
+        })
+      : Effect.die(invalidCost(cost))
 
   const check = (key: string, cost = 1): Effect.Effect<Decision> =>
-    Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
+    validCost(cost)
+      ? Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
+      : Effect.die(invalidCost(cost))
 
   const exceeded = (key: string, decision: Decision) =>
     construct(RateLimiterError, {
@@ -1050,7 +1092,7 @@ export const make: (
   const maxQueue = options.maxQueue ?? 100
   interface Waiter {
     readonly cost: number
-    readonly admitted: Deferred.Deferred<void>
+    readonly admitted: Deferred.Deferred<void, RateLimiterError>
     /** Set once the driver charged the waiter's cost. */
     charged: boolean
   }
@@ -1064,12 +1106,19 @@ export const make: (
         return Effect.void
       }
       return Clock.clockWith((clock) => {
-        const decision = decide(key, head.cost, clock.currentTimeMillisUnsafe(), true)
+        const decision = decide(key, head.cost, clock.currentTimeMillisUnsafe(), true, false)
         if (decision.allowed) {
           record(key, head.cost, decision)
           line.shift()
           head.charged = true
           Deferred.doneUnsafe(head.admitted, Exit.void)
+          return drive(key)
+        }
+        if (Duration.toMillis(decision.retryAfter) > maxWaitMillis) {
+          // it can never pass in time (a cost above the limit, a deny): refuse it, serve the next
+          record(key, head.cost, decision)
+          line.shift()
+          Deferred.doneUnsafe(head.admitted, Exit.fail(exceeded(key, decision)))
           return drive(key)
         }
         return Effect.andThen(Effect.sleep(Duration.max(decision.retryAfter, Duration.millis(1))), drive(key))
@@ -1078,8 +1127,11 @@ export const make: (
   const wait = (key: string, cost: number, refused: Decision): Effect.Effect<void, RateLimiterError> =>
     Effect.suspend(() => {
       let line = lines.get(key)
-      if (line !== undefined && line.length >= maxQueue) return Effect.fail(exceeded(key, refused))
-      const waiter: Waiter = { cost, admitted: Deferred.makeUnsafe<void>(), charged: false }
+      if (line !== undefined && line.length >= maxQueue) {
+        record(key, cost, refused)
+        return Effect.fail(exceeded(key, refused))
+      }
+      const waiter: Waiter = { cost, admitted: Deferred.makeUnsafe<void, RateLimiterError>(), charged: false }
       if (line === undefined) {
         line = []
         lines.set(key, line)
@@ -1103,7 +1155,14 @@ export const make: (
         Deferred.await(waiter.admitted).pipe(
           Effect.timeoutOrElse({
             duration: Duration.millis(maxWaitMillis),
-            orElse: () => Effect.andThen(leave, Effect.fail(exceeded(key, refused)))
+            orElse: () =>
+              Effect.andThen(
+                leave,
+                Effect.suspend(() => {
+                  record(key, cost, refused)
+                  return Effect.fail(exceeded(key, refused))
+                })
+              )
           }),
           Effect.onInterrupt(() => leave)
         )
@@ -1117,12 +1176,15 @@ export const make: (
     Effect.withFiber((fiber) => {
       const cost = callOptions.cost ?? 1
       const key = callOptions.key
+      if (!validCost(cost)) return Effect.die(invalidCost(cost))
       if (shaping && (lines.get(key)?.length ?? 0) > 0) {
-        // someone is already waiting: line up behind them (FIFO)
-        return Effect.andThen(
-          wait(key, cost, decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), false)),
-          releasing(self, key, cost)
-        )
+        // someone is already waiting: line up behind them (FIFO), unless it could never pass in time
+        const peek = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), false, true)
+        if (peek.policy === "deny" || Duration.toMillis(peek.retryAfter) > maxWaitMillis) {
+          record(key, cost, peek)
+          return Exit.fail(exceeded(key, peek))
+        }
+        return Effect.andThen(wait(key, cost, peek), releasing(self, key, cost))
       }
       const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true)
       if (
@@ -1185,7 +1247,8 @@ export const make: (
     stats: Effect.sync(() => ({
       allowed: counters.allowed,
       rejected: counters.rejected,
-      keys: Math.max(0, ...limits.map((l) => l.size()))
+      keys: Math.max(0, ...limits.map((l) => l.size())),
+      evicted: limits.reduce((total, l) => total + l.evicted(), 0)
     })),
     subscribe,
     events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))

@@ -447,7 +447,12 @@ export const metrics: ReadonlyArray<MetricSpec> = [
  * @category catalogue
  * @since 0.1.0
  */
-export const events: ReadonlyArray<EventSpec> = [...Object.values(circuitBreakerEvents), ...Object.values(retryEvents)]
+export const events: ReadonlyArray<EventSpec> = [
+  ...Object.values(circuitBreakerEvents),
+  ...Object.values(retryEvents),
+  ...Object.values(hedgeAndTimeoutEvents),
+  ...Object.values(rateLimiterEvents)
+]
 
 /**
  * Renders metric specs as a Markdown table (the generated reference pages use it).

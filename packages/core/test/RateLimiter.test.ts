@@ -52,7 +52,7 @@ describe("RateLimiter", () => {
       assert.strictEqual(refused.policy, "per-second")
       yield* TestClock.adjust("1 second")
       // the hourly window saw only the 5 allowed requests: 3 more fit
-      assert.strictEqual(yield* allowedCount(limiter, "k", 5), 3)
+      assert.strictEqual(yield* allowedCount(limiter, "k", 3), 3)
       const hourly = yield* limiter.consume("k")
       assert.deepStrictEqual([hourly.allowed, hourly.policy], [false, "per-hour"])
       assert.deepStrictEqual(
@@ -368,6 +368,59 @@ describe("RateLimiter tiers and block cache", () => {
       yield* limiter.consume("k")
       yield* limiter.reward("k", 1)
       assert.strictEqual((yield* limiter.consume("k")).allowed, true)
+    })
+  )
+})
+
+describe("RateLimiter edge cases", () => {
+  it.effect("an invalid cost is a defect with a clear message; cost 0 only peeks", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "token-bucket", limit: 1, window: "1 second" }] })
+      const exit = yield* Effect.exit(limiter.consume("k", -5))
+      assert.isTrue(exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Die"))
+      assert.strictEqual((yield* limiter.consume("k", 0)).remaining, 1)
+    })
+  )
+
+  it.effect("the block cache refuses only requests at least as costly as the one refused", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({ limits: [{ algorithm: "token-bucket", limit: 4, window: "1 second" }] })
+      yield* limiter.consume("k", 2)
+      assert.strictEqual((yield* limiter.consume("k", 3)).allowed, false)
+      assert.strictEqual((yield* limiter.consume("k", 1)).allowed, true)
+    })
+  )
+
+  it.effect("shape mode: refusals (full line, too long a wait, a cost above the limit) are recorded", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "token-bucket", limit: 1, window: "1 second" }],
+        mode: "shape",
+        maxWait: "5 seconds"
+      })
+      yield* RateLimiter.limit(Effect.void, limiter, { key: "k" })
+      const waiting = yield* Effect.forkChild(RateLimiter.limit(Effect.void, limiter, { key: "k" }))
+      yield* Effect.yieldNow
+      const tooBig = yield* Effect.flip(RateLimiter.limit(Effect.void, limiter, { key: "k", cost: 5 }))
+      assert.strictEqual(tooBig.reason._tag, "RateLimitExceeded")
+      assert.strictEqual((yield* limiter.stats).rejected, 1)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(waiting)
+    })
+  )
+
+  it.effect("tier limits report their bad fields under tiers.<name>", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        make({
+          limits: [{ algorithm: "fixed-window", limit: 1, window: "1 second" }],
+          tiers: { pro: [{ algorithm: "fixed-window", limit: 0, window: "1 second" }] }
+        })
+      )
+      assert.deepStrictEqual(
+        error.issues.map((i) => i.path),
+        ["tiers.pro.limits.0.limit"]
+      )
     })
   )
 })
