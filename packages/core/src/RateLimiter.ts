@@ -919,7 +919,7 @@ export const make: (
 
   const lists = allow.size > 0 || deny.size > 0
 
-  const decide = (key: string, cost: number, now: number, commit: boolean, count = commit): Decision => {
+  const decide = (key: string, cost: number, now: number, commit: boolean, count: boolean): Decision => {
     if (count) hh.add(sketch, key, cost)
     if (lists) {
       if (allow.has(key)) return allowDecision
@@ -936,7 +936,7 @@ export const make: (
         blocked.delete(key)
       }
     }
-    const decision = decideIn(tierFor(key), key, cost, now, commit)
+    const decision = decideIn(tierOf === undefined ? defaultTier : tierFor(key), key, cost, now, commit)
     if (
       commit &&
       !decision.allowed &&
@@ -1051,7 +1051,7 @@ export const make: (
   const consume = (key: string, cost = 1): Effect.Effect<Decision> =>
     validCost(cost)
       ? Clock.clockWith((clock) => {
-          const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true)
+          const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true, true)
           record(key, cost, decision)
           return Effect.succeed(decision)
         })
@@ -1059,7 +1059,7 @@ export const make: (
 
   const check = (key: string, cost = 1): Effect.Effect<Decision> =>
     validCost(cost)
-      ? Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false)))
+      ? Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false, false)))
       : Effect.die(invalidCost(cost))
 
   const exceeded = (key: string, decision: Decision) =>
@@ -1186,7 +1186,7 @@ export const make: (
         }
         return Effect.andThen(wait(key, cost, peek), releasing(self, key, cost))
       }
-      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true)
+      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true, true)
       if (
         !decision.allowed &&
         shaping &&
