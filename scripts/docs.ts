@@ -6,7 +6,7 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { CircuitBreaker, Options, RateLimiter, Retry, Telemetry } from "@effect-resilience/core"
+import { CircuitBreaker, Hedge, Options, RateLimiter, Retry, Telemetry, Timeout } from "@effect-resilience/core"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -75,6 +75,17 @@ export const sections = (): Record<string, string> => ({
     Telemetry.eventsTable(Object.values(Telemetry.retryEvents))
   ].join("\n"),
   "hedge-telemetry": Telemetry.metricsTable(Object.values(Telemetry.hedge)),
+  "hedge-defaults": [
+    "Generated from `Hedge.Options`. `budget` (a retry policy whose budget hedges spend) is programmatic only.",
+    "",
+    Options.defaultsTable(Hedge.optionsDocs)
+  ].join("\n"),
+  "timeout-defaults": [
+    "Generated from `Timeout.Options`. The bound itself (`duration` of `attempt` and `deadline`) is required: any",
+    "`Duration.Input`; zero or less fails at once without running the effect.",
+    "",
+    Options.defaultsTable(Timeout.optionsDocs)
+  ].join("\n"),
   "rate-limiter-defaults": [
     "Generated from `RateLimiter.Options`; each entry of `limits` is one of the `RateLimiter.Limit` shapes below.",
     "",

@@ -53,6 +53,7 @@ import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Metrics from "./internal/metrics.ts"
@@ -124,6 +125,47 @@ export type Event =
     }
   | { readonly _tag: "HedgeWon"; readonly policy: string; readonly attempt: number }
   | { readonly _tag: "HedgeRefused"; readonly policy: string }
+
+/**
+ * The options as a schema: the source of the generated Defaults table
+ * (`make` checks the same rules and lists every bad field).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Options = Schema.Struct({
+  name: Schema.optionalKey(
+    Schema.String.annotate({ description: "The metrics' `resilience.name`.", default: "default" })
+  ),
+  delay: Schema.Union([
+    Schema.DurationFromString,
+    Schema.Struct({
+      percentile: Schema.Number.check(
+        Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+      ),
+      initial: Schema.DurationFromString,
+      minSamples: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))),
+      minDelay: Schema.optionalKey(Schema.DurationFromString)
+    })
+  ]).annotate({
+    description:
+      "Fixed (greater than zero: a zero delay would double every call), or adaptive: `{ percentile, initial, minSamples = 20, minDelay = 1 ms }`."
+  }),
+  maxHedges: Schema.optionalKey(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)).annotate({
+      description: "Further attempts at most.",
+      default: 1
+    })
+  )
+})
+
+/**
+ * The Defaults table of the options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(Options)
 
 /**
  * A hedging policy with its latency samples and counters.

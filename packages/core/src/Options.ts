@@ -226,6 +226,8 @@ const typeName = (ast: SchemaAST.AST): string => {
       return JSON.stringify(ast.literal)
     case "Union":
       return ast.types.map(typeName).join(" \\| ")
+    case "Objects":
+      return "object"
     case "Arrays":
       return ast.rest.length > 0 ? `Array<${ast.rest.map(typeName).join(" \\| ")}>` : "tuple"
     case "Declaration":

@@ -48,6 +48,7 @@ import { Deadline as DeadlineRef } from "./internal/deadline.ts"
 import { toMillis } from "./internal/duration.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
+import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /**
@@ -57,6 +58,31 @@ import * as Telemetry from "./Telemetry.ts"
  * @since 0.1.0
  */
 export const Deadline = DeadlineRef
+
+/**
+ * The options of `attempt` as a schema: the source of the generated Defaults
+ * table.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Options = Schema.Struct({
+  minAttemptTime: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description:
+        'Inside a deadline, an attempt with at most this much time left fails at once (`kind: "deadline"`) without starting.',
+      default: Duration.zero
+    })
+  )
+})
+
+/**
+ * The Defaults table of `attempt`'s options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(Options)
 
 /**
  * An attempt or a deadline ran out.
