@@ -45,7 +45,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
-import { toMillis } from "./internal/duration.ts"
+import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
 import * as Options_ from "./Options.ts"
@@ -220,6 +220,16 @@ export const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, S
  */
 export const events: Stream.Stream<Event> = Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
 
+/** Bad arguments are a defect listing each one (they come from code, not from input). */
+const invalid = (bad: ReadonlyArray<readonly [string, unknown]>): Options_.InvalidOptions =>
+  new Options_.InvalidOptions({
+    pattern: "Timeout",
+    issues: bad.map(
+      ([path, value]) =>
+        new Options_.Issue({ path, value: Options_.renderValue(value), message: "Expected a duration" })
+    )
+  })
+
 const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) => {
   counts[kind]++
   if (subscribers.size > 0) {
@@ -327,8 +337,16 @@ export const attempt: {
     duration: Duration.Input,
     options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
   ): Effect.Effect<A, E | TimeoutError, R> => {
-    const limit = toMillis(duration)
-    const floor = options?.minAttemptTime === undefined ? 0 : toMillis(options.minAttemptTime)
+    const limit = toMillisOrUndefined(duration)
+    const floor = options?.minAttemptTime === undefined ? 0 : toMillisOrUndefined(options.minAttemptTime)
+    if (limit === undefined || floor === undefined) {
+      return Effect.die(
+        invalid([
+          ...(limit === undefined ? [["duration", duration] as const] : []),
+          ...(floor === undefined ? [["minAttemptTime", options?.minAttemptTime] as const] : [])
+        ])
+      )
+    }
     return Effect.contextWith((context: Context.Context<R>) => {
       const deadline = Context.get(context, DeadlineRef)
       if (deadline === Number.POSITIVE_INFINITY) return race(context, self, limit, "attempt", limit)
@@ -385,7 +403,8 @@ export const deadline: {
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, duration: Duration.Input): Effect.Effect<A, E | TimeoutError, R> => {
-    const limit = toMillis(duration)
+    const limit = toMillisOrUndefined(duration)
+    if (limit === undefined) return Effect.die(invalid([["duration", duration]]))
     return Effect.contextWith((context: Context.Context<R>) => {
       const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
       const at = Math.min(Context.get(context, DeadlineRef), now + limit)

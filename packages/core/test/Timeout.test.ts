@@ -125,3 +125,15 @@ describe("Timeout telemetry", () => {
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 })
+
+describe("Timeout arguments", () => {
+  it.effect("an invalid duration is a defect naming the argument, never a thrown exception", () =>
+    Effect.gen(function* () {
+      const bad = "soon" as Duration.Input
+      const exit = yield* Effect.exit(Timeout.attempt(Effect.succeed(1), bad))
+      assert.isTrue(exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Die"))
+      const deadlineExit = yield* Effect.exit(Timeout.deadline(Effect.succeed(1), bad))
+      assert.isTrue(deadlineExit._tag === "Failure")
+    })
+  )
+})

@@ -22,3 +22,13 @@ export const toMillis = (input: Duration.Input): number => {
   cache.set(input, millis)
   return millis
 }
+
+/** Milliseconds of a duration input, or `undefined` when it is not one (never throws). */
+export const toMillisOrUndefined = (input: Duration.Input): number | undefined => {
+  try {
+    const millis = toMillis(input)
+    return Number.isNaN(millis) ? undefined : millis
+  } catch {
+    return undefined
+  }
+}
