@@ -14,7 +14,10 @@ describe("npm run demo", () => {
       "quotes: Closed -> Open",
       "quotes: HalfOpen -> Closed",
       "stats: 3 succeeded, 3 failed, 2 rejected, 1 circuit",
-      "resilience.circuit_breaker.calls {resilience.name=quotes resilience.outcome=rejected} 2"
+      "resilience.circuit_breaker.calls {resilience.name=quotes resilience.outcome=rejected} 2",
+      "fast after 3 attempts",
+      "cost 2: allowed, remaining 1",
+      "cost 1: refused by per-second"
     ]) {
       assert.include(result.stdout, line)
     }

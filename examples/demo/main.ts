@@ -2,14 +2,15 @@
  * `npm run demo`: a short tour that grows with the library. It runs against
  * the built packages, exactly as a user's program would.
  *
- * Today: a flaky "quotes" dependency behind a circuit breaker. The demo calls
- * it, watches the breaker open, reject, probe and close, and prints the events,
- * the breaker's stats and the metrics it exports.
+ * Today: a flaky "quotes" dependency behind a circuit breaker (the demo watches
+ * it open, reject, probe and close, and prints the events, the stats and the
+ * metrics it exports), a timeout inside a retry, and a two-limit rate limiter.
  */
-import { CircuitBreaker, Telemetry } from "@effect-resilience/core"
+import { CircuitBreaker, RateLimiter, Retry, Telemetry, Timeout } from "@effect-resilience/core"
 import { RateLimitHeaders } from "@effect-resilience/http"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
@@ -65,11 +66,39 @@ const program = Effect.gen(function* () {
       .join(" ")
     yield* Console.log(`   ${snapshot.id} {${attributes}} ${value}`)
   }
+  yield* Console.log("\n3. a slow, flaky call: a 20 ms attempt timeout inside, decorrelated-jitter retries outside")
+  let attempts = 0
+  const slowThenFast = Effect.suspend(() =>
+    ++attempts < 3 ? Effect.as(Effect.sleep("100 millis"), "slow") : Effect.succeed("fast")
+  )
+  const retried = yield* slowThenFast.pipe(
+    Timeout.attempt("20 millis"),
+    Retry.retry(
+      Retry.exponential({ name: "demo", base: "5 millis", cap: "50 millis", jitter: "decorrelated", maxAttempts: 4 })
+    )
+  )
+  yield* Console.log(`   ${retried} after ${attempts} attempts`)
+
+  yield* Console.log("4. a rate limiter: 3 per second and 5 per minute per client, one request of cost 2")
+  const limiter = yield* RateLimiter.make({
+    name: "api",
+    limits: [
+      { algorithm: "token-bucket", limit: 3, window: "1 second", name: "per-second" },
+      { algorithm: "fixed-window", limit: 5, window: "1 minute", name: "per-minute" }
+    ]
+  })
+  for (const cost of [2, 1, 1]) {
+    const decision = yield* limiter.consume("client-1", cost)
+    yield* Console.log(
+      `   cost ${cost}: ${decision.allowed ? "allowed" : `refused by ${decision.policy}, retry after ${Duration.toMillis(decision.retryAfter)} ms`}, remaining ${decision.remaining}`
+    )
+  }
+
   yield* Console.log(`\ncatalogue: ${Telemetry.metrics.length} metrics, ${Telemetry.events.length} events`)
   yield* Console.log(
     `RateLimit header, as the HTTP package renders it: ${RateLimitHeaders.rateLimit([{ name: "default", remaining: 9, resetSeconds: 0.4 }])}`
   )
-}).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+}).pipe(Effect.scoped, Effect.provide([CircuitBreaker.layerStoreMemory(), RateLimiter.layerStoreMemory()]))
 
 Effect.runPromise(program).catch((error: unknown) => {
   console.error(error)
