@@ -35,10 +35,14 @@
  * @stability experimental
  * @since 0.1.0
  */
+import { createHash } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redis_ from "effect/persistence/Redis"
+import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 
 /**
@@ -105,22 +109,118 @@ const fromClient = (client: Client) =>
     })
   })
 
+// ---------------------------------------------------------------------------
+// effect/persistence/Redis on ioredis
+// ---------------------------------------------------------------------------
+
+const redisError = (cause: unknown) => new Redis_.RedisError({ cause })
+
+// The `Redis.Redis` contract leaves a reply's type to the caller (`send<A>`),
+// as Effect's own NodeRedis does: the one unchecked conversion is here.
+const reply = <A>(promise: Promise<unknown>): Promise<A> => promise as Promise<A>
+
+const sendWith =
+  (client: Client) =>
+  <A = unknown>(command: string, ...args: ReadonlyArray<string>): Effect.Effect<A, Redis_.RedisError> =>
+    Effect.tryPromise({ try: () => reply<A>(client.call(command, ...args)), catch: redisError })
+
+const duplicate = (client: Client): Client => (client instanceof Cluster ? client.duplicate() : client.duplicate())
+
+const sha1 = (lua: string): string => createHash("sha1").update(lua).digest("hex")
+
 /**
- * Connects one standalone Redis server.
+ * `Redis.eval`, cluster-safe: `EVALSHA` routed by the script's first key, and
+ * on `NOSCRIPT` the same call as `EVAL`, which ioredis routes to the same node
+ * (no `SCRIPT LOAD`, which a cluster would send to a random node).
+ */
+const evalWith =
+  (client: Client): Redis_.Redis["Service"]["eval"] =>
+  (script) => {
+    const sha = sha1(script.lua)
+    return (...params) => {
+      const keys = String(script.numberOfKeys(...params))
+      const args = script.params(...params).map((param) => String(param))
+      return Effect.tryPromise({
+        try: async () => {
+          try {
+            return await reply(client.call("EVALSHA", sha, keys, ...args))
+          } catch (error) {
+            if (!String(error).includes("NOSCRIPT")) throw error
+            return await reply(client.call("EVAL", script.lua, keys, ...args))
+          }
+        },
+        catch: redisError
+      })
+    }
+  }
+
+const makeRedis = (client: Client) =>
+  Effect.map(
+    Redis_.make({
+      send: sendWith(client),
+      connect: Effect.tryPromise({
+        try: async () => {
+          const connection = duplicate(client)
+          await connection.connect().catch(() => undefined)
+          return connection
+        },
+        catch: redisError
+      }).pipe(
+        Effect.map((connection) => ({
+          send: sendWith(connection),
+          close: Effect.sync(() => connection.disconnect())
+        }))
+      ),
+      subscribe: (channel, onMessage) =>
+        Effect.gen(function* () {
+          const ended = yield* Deferred.make<void, Redis_.RedisError>()
+          const subscriber = yield* Effect.acquireRelease(
+            Effect.tryPromise({
+              try: async () => {
+                const connection = duplicate(client)
+                connection.on("message", (from: string, message: string) => onMessage({ channel: from, message }))
+                connection.on("end", () => Deferred.doneUnsafe(ended, Effect.void))
+                await connection.subscribe(channel)
+                return connection
+              },
+              catch: redisError
+            }),
+            (connection) => Effect.sync(() => connection.disconnect())
+          )
+          void subscriber
+          return Deferred.await(ended)
+        })
+    }),
+    (redis) => Redis_.Redis.of({ ...redis, eval: evalWith(client) })
+  )
+
+const withRedis = (made: Effect.Effect<IoRedis["Service"], IoRedisError, Scope.Scope>) =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const ioredis = yield* made
+      const redis = yield* makeRedis(ioredis.client)
+      return Context.make(IoRedis, ioredis).pipe(Context.add(Redis_.Redis, redis))
+    })
+  )
+
+/**
+ * Connects one standalone Redis server: provides the client (`IoRedis`) and
+ * Effect's `Redis` service on it, so every Redis store (ours, and Effect's own
+ * `layerStoreRedis`) runs on ioredis.
  *
  * @category layers
  * @since 0.1.0
  */
 export const layer = (
   options: RedisOptions & { readonly replyMapping?: "legacy" } = {}
-): Layer.Layer<IoRedis, IoRedisError> =>
-  Layer.effect(
-    IoRedis,
+): Layer.Layer<IoRedis | Redis_.Redis, IoRedisError> =>
+  withRedis(
     Effect.suspend(() => fromClient(new Redis<"legacy">({ maxRetriesPerRequest: 1, ...options, lazyConnect: true })))
   )
 
 /**
- * Connects a Redis Cluster through any of its nodes.
+ * Connects a Redis Cluster through any of its nodes: provides the client
+ * (`IoRedis`) and Effect's `Redis` service with a cluster-safe `eval`.
  *
  * @category layers
  * @since 0.1.0
@@ -128,8 +228,5 @@ export const layer = (
 export const layerCluster = (
   nodes: ReadonlyArray<ClusterNode>,
   options: ClusterOptions & { readonly redisOptions?: { readonly replyMapping?: "legacy" } } = {}
-): Layer.Layer<IoRedis, IoRedisError> =>
-  Layer.effect(
-    IoRedis,
-    Effect.suspend(() => fromClient(new Cluster<"legacy">([...nodes], { ...options, lazyConnect: true })))
-  )
+): Layer.Layer<IoRedis | Redis_.Redis, IoRedisError> =>
+  withRedis(Effect.suspend(() => fromClient(new Cluster<"legacy">([...nodes], { ...options, lazyConnect: true }))))

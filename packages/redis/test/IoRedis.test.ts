@@ -1,0 +1,90 @@
+import { assert, describe, it } from "@effect/vitest"
+import { IoRedis } from "@effect-resilience/redis"
+import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as EffectCircuitBreaker from "effect/persistence/CircuitBreaker"
+import * as Redis from "effect/persistence/Redis"
+import * as Queue from "effect/Queue"
+
+const incrBoth = Redis.script((a: string, b: string, by: number) => [a, b, by], {
+  lua: "return redis.call('INCRBY', KEYS[1], ARGV[1]) + redis.call('INCRBY', KEYS[2], ARGV[1])",
+  numberOfKeys: 2
+}).withReturnType<number>()
+
+const standalone = Layer.unwrap(
+  Effect.map(RedisServer.RedisServer, (server) => IoRedis.layer({ host: server.host, port: server.port }))
+).pipe(Layer.provideMerge(RedisServer.layer))
+
+const cluster = Layer.unwrap(
+  Effect.map(RedisServer.RedisCluster, (c) => IoRedis.layerCluster(c.nodes.map(({ host, port }) => ({ host, port }))))
+).pipe(Layer.provideMerge(RedisServer.layerCluster))
+
+describe("IoRedis as effect/persistence/Redis", () => {
+  it.layer(standalone, { timeout: "30 seconds" })("standalone", (it) => {
+    it.effect("send, and eval falling back from EVALSHA to EVAL once, then cached", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.Redis
+        assert.strictEqual(yield* redis.send<string>("PING"), "PONG")
+        yield* redis.send("SCRIPT", "FLUSH")
+        const run = redis.eval(incrBoth)
+        assert.strictEqual(yield* run("{t}:a", "{t}:b", 2), 4)
+        const exists = yield* redis.send<ReadonlyArray<number>>(
+          "SCRIPT",
+          "EXISTS",
+          "0000000000000000000000000000000000000000"
+        )
+        assert.deepStrictEqual(exists, [0])
+        assert.strictEqual(yield* run("{t}:a", "{t}:b", 3), 10)
+      })
+    )
+
+    it.effect("subscribe receives what is published", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.Redis
+        const messages = yield* redis.subscribe("news")
+        // let the subscription reach the server
+        for (let i = 0; i < 50; i++) {
+          const receivers = yield* redis.send<number>("PUBLISH", "news", `hello ${i}`)
+          if (receivers > 0) break
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+        }
+        const message = yield* Queue.take(messages)
+        assert.strictEqual(message.channel, "news")
+        assert.match(message.message, /^hello \d+$/)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("Effect's own CircuitBreaker.layerStoreRedis runs on it: two breakers share one circuit", () =>
+      Effect.gen(function* () {
+        const store = EffectCircuitBreaker.layerStoreRedis({ prefix: `cb-${Date.now()}:` })
+        const make = EffectCircuitBreaker.make({
+          tripPolicy: EffectCircuitBreaker.consecutive(1),
+          openDuration: "1 minute"
+        }).pipe(Effect.provide(store))
+        const first = yield* make
+        const second = yield* make
+        yield* Effect.exit(Effect.fail("down").pipe(first.execute({ key: "payments" })))
+        const state = yield* second.state("payments")
+        assert.strictEqual(state._tag, "Open")
+      }).pipe(Effect.scoped)
+    )
+  })
+
+  it.layer(cluster, { timeout: "90 seconds" })("cluster", (it) => {
+    it.effect("eval is cluster-safe: hash-tagged keys on every master, NOSCRIPT answered on the same node", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.Redis
+        const run = redis.eval(incrBoth)
+        const tags = Array.from({ length: 12 }, (_, i) => `tenant-${i}`)
+        const slots = new Set<number>()
+        for (const tag of tags) {
+          slots.add(yield* redis.send<number>("CLUSTER", "KEYSLOT", `{${tag}}`))
+          assert.strictEqual(yield* run(`{${tag}}:a`, `{${tag}}:b`, 1), 2)
+          assert.strictEqual(yield* run(`{${tag}}:a`, `{${tag}}:b`, 1), 4)
+        }
+        assert.isAbove(slots.size, 3)
+      })
+    )
+  })
+})
