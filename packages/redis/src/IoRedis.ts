@@ -1,34 +1,34 @@
 /**
- * A scoped ioredis client — standalone or Redis Cluster — as an Effect service.
+ * ioredis — standalone or Redis Cluster — as Effect services: the client
+ * (`IoRedis`) and Effect's own `effect/persistence/Redis` service on it.
  *
- * The Redis stores of this package run their atomic Lua scripts through this
- * client. The layer connects when it is built (a server that cannot be reached
- * fails the layer with a typed error) and quits the client when its scope
- * closes.
+ * Every Redis store of this library needs only `Redis.Redis`, and so do
+ * Effect's own (`CircuitBreaker.layerStoreRedis`, `RateLimiter` Redis store):
+ * with this layer they all run on ioredis.
  *
  * **Details**
  *
- * - `layer(options)` connects one standalone server, `layerCluster(nodes, options)`
- *   a Redis Cluster; both provide the same {@link IoRedis} service, whose
- *   `use` maps any client failure to {@link IoRedisError}.
- * - `send` issues one raw command. On a cluster, ioredis routes it by its first
- *   key, so scripts that touch several keys must hash-tag them (`{tenant}:a`).
- *
- * **Gotchas**
- *
- * - The client is created with `lazyConnect` and connected explicitly, so no
- *   command is queued before the layer has proven the server answers.
+ * - `layer(options)` connects one server, `layerCluster(nodes, options)` a
+ *   cluster; both connect when built (an unreachable server fails the layer
+ *   with `IoRedisError`) and quit when their scope closes.
+ * - `eval` is cluster-safe: `EVALSHA` is routed by the script's first key, and
+ *   on `NOSCRIPT` the same call is sent as `EVAL`, which lands on the same
+ *   node and caches the script there. Scripts touching several keys must
+ *   hash-tag them (`{tenant}:a`, `{tenant}:b`).
+ * - `subscribe` uses a dedicated connection per subscription; `reserve` a
+ *   pooled duplicate connection (Effect's pool).
  *
  * **Example** (Round-tripping a command)
  *
  * ```ts
  * import { IoRedis } from "@effect-resilience/redis"
  * import { Effect } from "effect"
+ * import { Redis } from "effect/persistence"
  *
  * const program = Effect.gen(function* () {
- *   const redis = yield* IoRedis.IoRedis
+ *   const redis = yield* Redis.Redis
  *   yield* redis.send("SET", "greeting", "hello")
- *   return yield* redis.send("GET", "greeting")
+ *   return yield* redis.send<string>("GET", "greeting")
  * }).pipe(Effect.provide(IoRedis.layer({ host: "127.0.0.1", port: 6379 })))
  * ```
  *
