@@ -1322,3 +1322,52 @@ export const limit: {
 } = dual(3, <A, E, R>(self: Effect.Effect<A, E, R>, limiter: RateLimiter, options: LimitOptions) =>
   limiter.limit(self, options)
 )
+
+/**
+ * Limits a function by a key computed from its arguments (a client id, an
+ * API key, an IP prefix) and, optionally, a cost computed from them: the
+ * wrapped function fails with `RateLimiterError` when its key is over the limit.
+ *
+ * **Example** (Per-client keys from a key function)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * interface Request { readonly apiKey: string; readonly items: number }
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({ limits: [{ algorithm: "sliding-log", limit: 10, window: "1 minute" }] })
+ *   const handle = RateLimiter.limitFn(limiter, {
+ *     key: (request: Request) => request.apiKey,
+ *     cost: (request: Request) => request.items
+ *   })((request: Request) => Effect.succeed(`stored ${request.items}`))
+ *   yield* handle({ apiKey: "alice", items: 8 })
+ *   const refused = yield* Effect.flip(handle({ apiKey: "alice", items: 3 }))
+ *   const other = yield* handle({ apiKey: "bob", items: 3 })
+ *   return [refused.reason._tag, other]
+ * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
+ *
+ * await Effect.runPromise(program)
+ * // => ["RateLimitExceeded", "stored 3"]
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const limitFn =
+  <Args extends ReadonlyArray<unknown>>(
+    limiter: RateLimiter,
+    options: {
+      readonly key: (...args: Args) => string
+      readonly cost?: ((...args: Args) => number) | undefined
+    }
+  ) =>
+  <A, E, R>(f: (...args: Args) => Effect.Effect<A, E, R>) =>
+  (...args: Args): Effect.Effect<A, E | RateLimiterError, R> =>
+    limiter.limit(
+      Effect.suspend(() => f(...args)),
+      options.cost === undefined
+        ? { key: options.key(...args) }
+        : { key: options.key(...args), cost: options.cost(...args) }
+    )
