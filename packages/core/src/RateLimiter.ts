@@ -563,6 +563,204 @@ const compile = <C, S>(
   }
 }
 
+/**
+ * How a fixed-size state is kept in a `Float64Array` slot: `size` numbers,
+ * loaded into and stored from one scratch state object.
+ */
+interface Codec<S> {
+  readonly size: number
+  readonly scratch: S
+  readonly load: (from: Float64Array, at: number, into: S) => void
+  readonly store: (from: S, into: Float64Array, at: number) => void
+}
+
+/**
+ * `compile` for states of a fixed size: the states live in one growing
+ * `Float64Array` (a key costs its `Map` entry, its string and `8 * size`
+ * bytes, instead of an object whose epoch-millisecond fields are boxed
+ * doubles), reached through a `Map` from key to slot.
+ */
+const compileSlots = <C, S>(
+  algorithm: algorithms.Algorithm<C, S>,
+  config: C,
+  name: string,
+  windowSeconds: number | undefined,
+  maxKeys: number,
+  codec: Codec<S>,
+  release?: ((state: S, cost: number) => void) | undefined
+): CompiledLimit => {
+  const { size, scratch } = codec
+  const slots = new Map<string, number>()
+  const free: Array<number> = []
+  let data = new Float64Array(size * Math.min(maxKeys, 1024))
+  let next = 0
+  let evicted = 0
+  const load = (slot: number): S => {
+    codec.load(data, slot * size, scratch)
+    return scratch
+  }
+  const store = (slot: number) => codec.store(scratch, data, slot * size)
+  const drop = (key: string, slot: number) => {
+    slots.delete(key)
+    free.push(slot)
+  }
+  const allocate = (): number => {
+    const reused = free.pop()
+    if (reused !== undefined) return reused
+    if ((next + 1) * size > data.length) {
+      const grown = new Float64Array(Math.min(data.length * 2, size * maxKeys))
+      grown.set(data)
+      data = grown
+    }
+    return next++
+  }
+  const batch = Math.max(1, Math.floor(maxKeys / 64))
+  const makeRoom = (now: number) => {
+    const target = maxKeys - batch
+    let scanned = 0
+    for (const [key, slot] of slots) {
+      if (slots.size <= target || ++scanned > 4 * batch) break
+      if (algorithm.isIdle(load(slot), now, config)) drop(key, slot)
+    }
+    for (const [key, slot] of slots) {
+      if (slots.size <= target) break
+      if (release !== undefined && !algorithm.isIdle(load(slot), now, config)) continue
+      drop(key, slot)
+      evicted++
+    }
+  }
+  const slotOf = (key: string, now: number): number => {
+    let slot = slots.get(key)
+    if (slot === undefined) {
+      if (slots.size >= maxKeys) makeRoom(now)
+      slot = allocate()
+      codec.store(algorithm.make(config, now), data, slot * size)
+      slots.set(key, slot)
+    }
+    return slot
+  }
+  return {
+    name,
+    windowSeconds,
+    concurrency: release !== undefined,
+    check: (key, now, cost, out) => {
+      const slot = slots.get(key)
+      return algorithm.check(slot === undefined ? algorithm.make(config, now) : load(slot), now, cost, config, out)
+    },
+    consume: (key, now, cost, out) => {
+      const slot = slotOf(key, now)
+      algorithm.consume(load(slot), now, cost, config, out)
+      if (out.allowed) store(slot)
+      return out
+    },
+    refund: (key, now, cost) => {
+      const slot = slots.get(key)
+      if (slot === undefined) return
+      algorithm.refund(load(slot), now, cost, config)
+      store(slot)
+    },
+    penalize: (key, now, cost) => {
+      const slot = slotOf(key, now)
+      algorithm.penalize(load(slot), now, cost, config)
+      store(slot)
+    },
+    release: (key, cost) => {
+      const slot = slots.get(key)
+      if (slot === undefined || release === undefined) return
+      release(load(slot), cost)
+      store(slot)
+    },
+    sweep: (now) => {
+      let dropped = 0
+      for (const [key, slot] of slots) {
+        if (algorithm.isIdle(load(slot), now, config)) {
+          drop(key, slot)
+          dropped++
+        }
+      }
+      return dropped
+    },
+    evicted: () => evicted,
+    size: () => slots.size
+  }
+}
+
+const tokenBucketCodec: Codec<algorithms.TokenBucketState> = {
+  size: 2,
+  scratch: { milliTokens: 0, lastRefill: 0 },
+  load: (from, at, into) => {
+    into.milliTokens = from[at] ?? 0
+    into.lastRefill = from[at + 1] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.milliTokens
+    into[at + 1] = from.lastRefill
+  }
+}
+
+const leakyMeterCodec: Codec<algorithms.LeakyMeterState> = {
+  size: 2,
+  scratch: { milliLevel: 0, lastLeak: 0 },
+  load: (from, at, into) => {
+    into.milliLevel = from[at] ?? 0
+    into.lastLeak = from[at + 1] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.milliLevel
+    into[at + 1] = from.lastLeak
+  }
+}
+
+const gcraCodec: Codec<algorithms.GcraState> = {
+  size: 1,
+  scratch: { tat: 0 },
+  load: (from, at, into) => {
+    into.tat = from[at] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.tat
+  }
+}
+
+const fixedWindowCodec: Codec<algorithms.FixedWindowState> = {
+  size: 2,
+  scratch: { window: 0, count: 0 },
+  load: (from, at, into) => {
+    into.window = from[at] ?? 0
+    into.count = from[at + 1] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.window
+    into[at + 1] = from.count
+  }
+}
+
+const slidingCounterCodec: Codec<algorithms.SlidingCounterState> = {
+  size: 3,
+  scratch: { window: 0, previous: 0, current: 0 },
+  load: (from, at, into) => {
+    into.window = from[at] ?? 0
+    into.previous = from[at + 1] ?? 0
+    into.current = from[at + 2] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.window
+    into[at + 1] = from.previous
+    into[at + 2] = from.current
+  }
+}
+
+const concurrencyCodec: Codec<algorithms.ConcurrencyState> = {
+  size: 1,
+  scratch: { inFlight: 0 },
+  load: (from, at, into) => {
+    into.inFlight = from[at] ?? 0
+  },
+  store: (from, into, at) => {
+    into[at] = from.inFlight
+  }
+}
+
 const defaultName = (limit: Limit): string => {
   switch (limit.algorithm) {
     case "leaky-bucket":
@@ -583,46 +781,54 @@ const compileLimit = (limit: Limit, maxKeys: number): CompiledLimit => {
       const windowMillis = Duration.toMillis(limit.window)
       const config = { limit: limit.limit, windowMillis }
       const seconds = windowMillis / 1000
-      if (limit.algorithm === "fixed-window") return compile(algorithms.fixedWindow, config, name, seconds, maxKeys)
-      if (limit.algorithm === "sliding-window")
-        return compile(algorithms.slidingCounter, config, name, seconds, maxKeys)
+      if (limit.algorithm === "fixed-window") {
+        return compileSlots(algorithms.fixedWindow, config, name, seconds, maxKeys, fixedWindowCodec)
+      }
+      if (limit.algorithm === "sliding-window") {
+        return compileSlots(algorithms.slidingCounter, config, name, seconds, maxKeys, slidingCounterCodec)
+      }
+      // the log's size varies with its entries: one object per key
       return compile(algorithms.slidingLog, config, name, seconds, maxKeys)
     }
     case "token-bucket": {
       const windowMillis = Duration.toMillis(limit.window)
-      return compile(
+      return compileSlots(
         algorithms.tokenBucket,
         { capacity: limit.burst ?? limit.limit, refillPerSecond: (limit.limit * 1000) / windowMillis },
         name,
         windowMillis / 1000,
-        maxKeys
+        maxKeys,
+        tokenBucketCodec
       )
     }
     case "gcra": {
       const windowMillis = Duration.toMillis(limit.window)
-      return compile(
+      return compileSlots(
         algorithms.gcra,
         { burst: (limit.burst ?? limit.limit) - 1, ratePerPeriod: limit.limit, periodMillis: windowMillis },
         name,
         windowMillis / 1000,
-        maxKeys
+        maxKeys,
+        gcraCodec
       )
     }
     case "leaky-bucket":
-      return compile(
+      return compileSlots(
         algorithms.leakyMeter,
         { capacity: limit.capacity, leakPerSecond: limit.leakPerSecond },
         name,
         limit.capacity / limit.leakPerSecond,
-        maxKeys
+        maxKeys,
+        leakyMeterCodec
       )
     case "concurrency":
-      return compile(
+      return compileSlots(
         algorithms.concurrency,
         { limit: limit.limit },
         name,
         undefined,
         maxKeys,
+        concurrencyCodec,
         algorithms.concurrencyRelease
       )
   }
