@@ -126,6 +126,28 @@ describe("Timeout telemetry", () => {
   )
 })
 
+describe("Timeout leaves nothing running", () => {
+  it.effect("the timed-out work's fibre has ended when the timeout failure is returned", () =>
+    Effect.gen(function* () {
+      let worker: Fiber.Fiber<unknown, unknown> | undefined
+      const work = Effect.andThen(
+        Effect.sync(() => {
+          worker = Fiber.getCurrent()
+        }),
+        Effect.never
+      )
+      const fiber = yield* Effect.forkChild(Effect.exit(Timeout.attempt(work, "1 second")))
+      yield* Effect.yieldNow
+      assert.isDefined(worker)
+      assert.isUndefined(worker?.pollUnsafe())
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(reasonOf(yield* Fiber.join(fiber)), { kind: "attempt", limit: 1000 })
+      const exit = worker?.pollUnsafe()
+      assert.isTrue(exit !== undefined && exit._tag === "Failure")
+    })
+  )
+})
+
 describe("Timeout arguments", () => {
   it.effect("an invalid duration is a defect naming the argument, never a thrown exception", () =>
     Effect.gen(function* () {
