@@ -943,7 +943,7 @@ class DecisionImpl implements Decision, PolicyDecision {
   readonly resetMillis: number
   readonly retryAfterMillis: number
   readonly windowSeconds: number | undefined
-  readonly #policies: ReadonlyArray<PolicyDecision> | undefined
+  private readonly list: ReadonlyArray<PolicyDecision> | undefined
   constructor(
     allowed: boolean,
     policy: string,
@@ -961,7 +961,7 @@ class DecisionImpl implements Decision, PolicyDecision {
     this.resetMillis = resetMillis
     this.retryAfterMillis = retryAfterMillis
     this.windowSeconds = windowSeconds
-    this.#policies = policies
+    this.list = policies
   }
   get reset(): Duration.Duration {
     return toDuration(this.resetMillis)
@@ -970,7 +970,7 @@ class DecisionImpl implements Decision, PolicyDecision {
     return toDuration(this.retryAfterMillis)
   }
   get policies(): ReadonlyArray<PolicyDecision> {
-    return this.#policies ?? (this.policy === "allow" || this.policy === "deny" ? [] : [this])
+    return this.list ?? (this.policy === "allow" || this.policy === "deny" ? [] : [this])
   }
 }
 
