@@ -1,0 +1,107 @@
+/**
+ * Runs the retry, timeout, hedging and rate-limiting example programs under
+ * `TestClock` and checks the exact log each returns, so the examples stay
+ * correct as well as type-checked. Jittered delays never appear in a log:
+ * those examples log attempts and counts instead.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { TestClock } from "effect/testing"
+import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
+import { program as apiQuotas } from "../examples/rate-limiting/api-quotas.ts"
+import { program as shaping } from "../examples/rate-limiting/shaping.ts"
+import { program as backoffAndHints } from "../examples/retry/backoff-and-hints.ts"
+import { program as timeoutAndDeadline } from "../examples/retry/timeout-and-deadline.ts"
+
+describe("examples/retry", () => {
+  it.effect(
+    "backoff-and-hints.ts: jittered backoff, `while` for a permanent error, a retryAfter hint, Retry.Attempt",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(backoffAndHints)
+        // two decorrelated delays (at most 30 ms + 90 ms) and the 250 ms hint; more time changes nothing
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "/inventory attempt 1: Unavailable",
+          "/inventory attempt 2: Unavailable",
+          "/inventory attempt 3: 42 in stock",
+          "/inventory = 42 in stock",
+          "/orders attempt 1: InvalidOrder",
+          "/orders failed: InvalidOrder (not retried)",
+          "/prices attempt 1: Throttled, retry after 250ms",
+          "/prices attempt 2 (250ms after Throttled): 9.99 EUR",
+          "/prices = 9.99 EUR",
+          "stats: 2 successes, 4 failed attempts, 3 retries, 0 exhausted"
+        ])
+      })
+  )
+
+  it.effect("timeout-and-deadline.ts: a slow attempt times out and is retried; the deadline ends the retries", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(timeoutAndDeadline)
+      // /quote: 50 ms timeout + 50 ms wait; /report: two timeouts and one wait, then no time for another
+      yield* TestClock.adjust("250 millis")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        "/quote attempt 1 at 0ms: attempt timed out after 50ms",
+        "/quote attempt 2 at 100ms: 1.0842",
+        "/quote = 1.0842 at 100ms",
+        "/report attempt 1 at 0ms: attempt timed out after 50ms",
+        "/report attempt 2 at 100ms: attempt timed out after 50ms",
+        "/report gave up at 150ms: attempt timed out after 50ms (the next wait would end past the deadline)"
+      ])
+    })
+  )
+})
+
+describe("examples/hedging", () => {
+  it.effect("slow-replica.ts: the hedge sent after 50 ms wins; a fast call sends none", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(slowReplica)
+      // call 1 ends at 70 ms (the hedge's 50 ms + 20 ms), call 2 10 ms later
+      yield* TestClock.adjust("80 millis")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        "call 1: replica-a started at 0ms",
+        "call 1: replica-b started at 50ms",
+        "call 1: replica-b answered at 70ms",
+        "call 1: replica-a interrupted at 70ms",
+        "call 1 = row 42 from replica-b",
+        "call 2: replica-a started at 0ms",
+        "call 2: replica-a answered at 10ms",
+        "call 2 = row 42 from replica-a",
+        "stats: 2 calls, 1 hedge started, 1 won, 0 refused"
+      ])
+    })
+  )
+})
+
+describe("examples/rate-limiting", () => {
+  it.effect("api-quotas.ts: two limits per API key, a deny list, weighted costs, retryAfter from the error", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(apiQuotas)
+      yield* TestClock.adjust("600 millis") // the example's one sleep
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        "alice: 200, stored 6 items",
+        "alice: 429 by per-second, retry after 200ms",
+        "bob: 200, stored 6 items",
+        "mallory: 403, key revoked",
+        "alice: 200, stored 8 items",
+        "alice: 429 by per-minute, retry after 59s 400ms"
+      ])
+    })
+  )
+
+  it.effect("shaping.ts: a burst of five is served one every 100 ms, in order", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(shaping)
+      yield* TestClock.adjust("400 millis") // four waits of 100 ms
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        "request 1 served at 0ms",
+        "request 2 served at 100ms",
+        "request 3 served at 200ms",
+        "request 4 served at 300ms",
+        "request 5 served at 400ms"
+      ])
+    })
+  )
+})
