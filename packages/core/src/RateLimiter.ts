@@ -61,6 +61,7 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -1478,6 +1479,44 @@ export const layer = (input: Input): Layer.Layer<RateLimiter, Options_.InvalidOp
  */
 export const layerMemory = (input: Input): Layer.Layer<RateLimiter, Options_.InvalidOptions> =>
   layer(input).pipe(Layer.provide(layerStoreMemory()))
+
+/**
+ * Provides `RateLimiter` with options read from `Config` under `path`, over
+ * the current store. `extra` adds what config cannot hold (tiers' `tierOf`).
+ *
+ * **Example** (Limits from structured config)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { ConfigProvider, Effect, Layer } from "effect"
+ *
+ * const provider = ConfigProvider.fromUnknown({
+ *   api: { limits: [{ algorithm: "fixed-window", limit: 100, window: "1 minute", name: "per-minute" }] }
+ * })
+ * const program = Effect.map(RateLimiter.RateLimiter, (limiter) => limiter.options.limits[0]?.name).pipe(
+ *   Effect.provide(
+ *     RateLimiter.layerConfig("api").pipe(
+ *       Layer.provide(RateLimiter.layerStoreMemory()),
+ *       Layer.provide(ConfigProvider.layer(provider))
+ *     )
+ *   )
+ * )
+ *
+ * await Effect.runPromise(program)
+ * // => "per-minute"
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  path: string,
+  extra?: Pick<Input, "tiers" | "tierOf"> | undefined
+): Layer.Layer<RateLimiter, Options_.InvalidOptions | Config.ConfigError, RateLimiterStore> =>
+  Layer.effect(
+    RateLimiter,
+    Effect.flatMap(Config.schema(Options, path), (options: Options) => make({ name: path, ...options, ...extra }))
+  )
 
 /**
  * Runs an effect only if the limiter allows `key` its `cost`; otherwise fails
