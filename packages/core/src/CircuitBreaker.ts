@@ -75,15 +75,16 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
+import type * as Queue from "effect/Queue"
 import * as References from "effect/References"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as engine from "./internal/circuitBreaker.ts"
 import { memoryCircuits } from "./internal/circuitBreakerMemory.ts"
+import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
@@ -1234,29 +1235,9 @@ export const make: (
     }
 
     // ---- events: one sliding queue per subscriber, nothing built without one
-    const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
-    yield* Scope.addFinalizer(
-      scope,
-      Effect.sync(() => {
-        for (const queue of subscribers) Queue.endUnsafe(queue)
-        subscribers.clear()
-      })
-    )
-    const emit = (event: Event) => {
-      for (const queue of subscribers) Queue.offerUnsafe(queue, event)
-    }
-    const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
-      Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
-        subscribers.add(queue)
-        return queue
-      }),
-      (queue) =>
-        Effect.sync(() => {
-          subscribers.delete(queue)
-          Queue.endUnsafe(queue)
-        })
-    )
-    const events: Stream.Stream<Event> = Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+    const hub = Hub.make<Event>()
+    yield* Scope.addFinalizer(scope, hub.end)
+    const emit = hub.emit
 
     // ---- span events
     const spanEvent = (fiber: Fiber.Fiber<unknown, unknown>, event: string, attributes: Record<string, unknown>) => {
@@ -1282,7 +1263,7 @@ export const make: (
           [Telemetry.attributes.to]: stateAttribute[transition.to]
         })
       }
-      if (subscribers.size > 0) {
+      if (hub.listening()) {
         emit({
           _tag: "StateTransition",
           breaker: name,
@@ -1325,7 +1306,7 @@ export const make: (
             verdict === "RejectHalfOpen" ? "half_open" : verdict === "RejectForced" ? "forced_open" : "open"
         })
       }
-      if (subscribers.size > 0) {
+      if (hub.listening()) {
         emit({
           _tag: "CallRejected",
           breaker: name,
@@ -1400,7 +1381,7 @@ export const make: (
           "resilience.slow": slow
         })
       }
-      if (subscribers.size > 0) {
+      if (hub.listening()) {
         emit({
           _tag: "CallOutcome",
           breaker: name,
@@ -1447,7 +1428,7 @@ export const make: (
         const admission = engine.admit(circuit, now, config, openMillisFor, local.nextGeneration, scratch)
         if (admission.transition !== undefined) {
           onTransition(fiber, key, admission.transition, now)
-          if (subscribers.size > 0) checkHealth(key, circuit)
+          if (hub.listening()) checkHealth(key, circuit)
         }
         const verdict = admission.verdict
         if (verdict !== "Admit" && verdict !== "Probe") {
@@ -1518,7 +1499,7 @@ export const make: (
         local.nextGeneration
       )
       if (transition !== undefined) onTransition(fiber, key, transition, at)
-      if (spanOutcomes || subscribers.size > 0) {
+      if (spanOutcomes || hub.listening()) {
         afterOutcome(fiber, key, outcome, slow, durationMillis)
         checkHealth(key, circuit)
       }
@@ -1750,8 +1731,8 @@ export const make: (
       metricsOnly: force("MetricsOnly"),
       snapshot,
       restore: restoreSnapshot,
-      subscribe,
-      events
+      subscribe: hub.subscribe,
+      events: hub.events
     })
   })
 

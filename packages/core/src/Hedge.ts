@@ -55,7 +55,8 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
+import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
 import * as Retry from "./Retry.ts"
@@ -211,7 +212,7 @@ interface Internal {
   refused: number
   readonly budget: Retry.Policy | undefined
   readonly registered: WeakSet<object>
-  readonly subscribers: Set<Queue.Queue<Event, Cause.Done>>
+  readonly hub: Hub.Hub<Event>
 }
 
 const internals = new WeakMap<Policy, Internal>()
@@ -272,26 +273,15 @@ export const make = (input: Input): Policy => {
     refused: 0,
     budget: input.budget,
     registered: new WeakSet(),
-    subscribers: new Set()
+    hub: Hub.make<Event>()
   }
-  const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
-    Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
-      internal.subscribers.add(queue)
-      return queue
-    }),
-    (queue) =>
-      Effect.sync(() => {
-        internal.subscribers.delete(queue)
-        Queue.endUnsafe(queue)
-      })
-  )
   const policy: Policy = {
     [TypeId]: TypeId,
     name: input.name ?? "default",
     maxHedges,
     currentDelayMillis: () => internal.cachedMillis,
-    subscribe,
-    events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue)),
+    subscribe: internal.hub.subscribe,
+    events: internal.hub.events,
     stats: Effect.sync(() => ({
       calls: internal.calls,
       started: internal.started,
@@ -305,7 +295,7 @@ export const make = (input: Input): Policy => {
 }
 
 const emit = (internal: Internal, event: Event) => {
-  for (const queue of internal.subscribers) Queue.offerUnsafe(queue, event)
+  internal.hub.emit(event)
 }
 
 /** Records a winning latency; recomputes the percentile every 16 samples. */

@@ -69,10 +69,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
+import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
+import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as hh from "./internal/heavyHitters.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -1089,13 +1090,13 @@ export const make: (
               if (monitor.aboveSince < 0) monitor.aboveSince = now - tickMillis
               if (!monitor.alerting && now - monitor.aboveSince >= alertForMillis) {
                 monitor.alerting = true
-                emit({ _tag: "AlertTriggered", limiter: name, rejectionRate: rate, since: monitor.aboveSince })
+                hub.emit({ _tag: "AlertTriggered", limiter: name, rejectionRate: rate, since: monitor.aboveSince })
               }
             } else {
               monitor.aboveSince = -1
               if (monitor.alerting) {
                 monitor.alerting = false
-                emit({ _tag: "AlertResolved", limiter: name, rejectionRate: rate })
+                hub.emit({ _tag: "AlertResolved", limiter: name, rejectionRate: rate })
               }
             }
           })
@@ -1105,24 +1106,8 @@ export const make: (
     scope
   )
 
-  const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
-  yield* Scope.addFinalizer(
-    scope,
-    Effect.sync(() => {
-      for (const queue of subscribers) Queue.endUnsafe(queue)
-    })
-  )
-  const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
-    Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
-      subscribers.add(queue)
-      return queue
-    }),
-    (queue) =>
-      Effect.sync(() => {
-        subscribers.delete(queue)
-        Queue.endUnsafe(queue)
-      })
-  )
+  const hub = Hub.make<Event>()
+  yield* Scope.addFinalizer(scope, hub.end)
 
   const lists = allow.size > 0 || deny.size > 0
 
@@ -1225,10 +1210,6 @@ export const make: (
     )
   }
 
-  function emit(event: Event): void {
-    for (const queue of subscribers) Queue.offerUnsafe(queue, event)
-  }
-
   const record = (key: string, cost: number, decision: Decision) => {
     if (decision.limit > 0 && decision.limit !== Number.POSITIVE_INFINITY) {
       const usage = 1 - decision.remaining / decision.limit
@@ -1242,7 +1223,7 @@ export const make: (
     counters.rejected++
     monitor.rejected++
     counters.byPolicy.set(decision.policy, (counters.byPolicy.get(decision.policy) ?? 0) + 1)
-    if (subscribers.size > 0) {
+    if (hub.listening()) {
       const event: Event = {
         _tag: "LimitHit",
         limiter: name,
@@ -1251,7 +1232,7 @@ export const make: (
         cost,
         retryAfter: decision.retryAfter
       }
-      for (const queue of subscribers) Queue.offerUnsafe(queue, event)
+      hub.emit(event)
     }
   }
 
@@ -1457,8 +1438,8 @@ export const make: (
       keys: Math.max(0, ...limits.map((l) => l.size())),
       evicted: limits.reduce((total, l) => total + l.evicted(), 0)
     })),
-    subscribe,
-    events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+    subscribe: hub.subscribe,
+    events: hub.events
   })
 })
 

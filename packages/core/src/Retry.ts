@@ -57,14 +57,15 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
-import * as Queue from "effect/Queue"
+import type * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import * as backoff from "./internal/backoff.ts"
 import { Deadline } from "./internal/deadline.ts"
+import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as budgetLogic from "./internal/retryBudget.ts"
 import * as Options_ from "./Options.ts"
@@ -448,18 +449,7 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
     exhaustedBudget: 0,
     delay: Metrics.makeHistogram()
   }
-  const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
-  const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
-    Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
-      subscribers.add(queue)
-      return queue
-    }),
-    (queue) =>
-      Effect.sync(() => {
-        subscribers.delete(queue)
-        Queue.endUnsafe(queue)
-      })
-  )
+  const hub = Hub.make<Event>()
   const budgetRatio = options.budgetRatio
   const policy: Policy = {
     [TypeId]: TypeId,
@@ -489,8 +479,8 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
       exhausted: counters.exhaustedMaxAttempts + counters.exhaustedMaxElapsed + counters.exhaustedBudget,
       budgetExhausted: counters.exhaustedBudget
     })),
-    subscribe,
-    events: Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+    subscribe: hub.subscribe,
+    events: hub.events
   }
   internals.set(policy, {
     fast:
@@ -500,7 +490,7 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
       counters.successes++
       return Effect.succeed(value)
     },
-    subscribers,
+    hub,
     registered: new WeakSet(),
     budget:
       budgetRatio === undefined
@@ -530,7 +520,7 @@ interface Internal {
   readonly counters: Counters
   /** The success handler of the fast path, made once per policy. */
   readonly onSuccess: <A>(value: A) => Effect.Effect<A>
-  readonly subscribers: Set<Queue.Queue<Event, Cause.Done>>
+  readonly hub: Hub.Hub<Event>
   /** Metric registries the policy's series are registered in. */
   readonly registered: WeakSet<object>
   readonly budget:
@@ -696,7 +686,7 @@ const budgetState = (internal: Internal, key: string, now: number): budgetLogic.
 }
 
 const emit = (internal: Internal, event: Event) => {
-  for (const queue of internal.subscribers) Queue.offerUnsafe(queue, event)
+  internal.hub.emit(event)
 }
 
 const outcomeAttribute = Telemetry.attributes.outcome
@@ -936,7 +926,7 @@ const next = <A, E, R>(
     }
     counters.retries++
     Metrics.observe(counters.delay, delay / 1000)
-    if (internal.subscribers.size > 0) {
+    if (internal.hub.listening()) {
       emit(internal, {
         _tag: "RetryScheduled",
         policy: policy.name,

@@ -40,12 +40,13 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
-import * as Queue from "effect/Queue"
+import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
 import { toMillisOrUndefined } from "./internal/duration.ts"
+import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
 import * as Options_ from "./Options.ts"
@@ -192,7 +193,7 @@ export interface Event {
   readonly limit: Duration.Duration
 }
 
-const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
+const hub = Hub.make<Event>()
 
 /**
  * Subscribes to every timeout in the process for the scope's lifetime.
@@ -200,17 +201,7 @@ const subscribers = new Set<Queue.Queue<Event, Cause.Done>>()
  * @category models
  * @since 0.1.0
  */
-export const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.map(Queue.sliding<Event, Cause.Done>(1024), (queue) => {
-    subscribers.add(queue)
-    return queue
-  }),
-  (queue) =>
-    Effect.sync(() => {
-      subscribers.delete(queue)
-      Queue.endUnsafe(queue)
-    })
-)
+export const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope> = hub.subscribe
 
 /**
  * Every timeout in the process, as a stream.
@@ -218,7 +209,7 @@ export const subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, S
  * @category models
  * @since 0.1.0
  */
-export const events: Stream.Stream<Event> = Stream.unwrap(Effect.map(subscribe, Stream.fromQueue))
+export const events: Stream.Stream<Event> = hub.events
 
 /** Bad arguments are a defect listing each one (they come from code, not from input). */
 const invalid = (bad: ReadonlyArray<readonly [string, unknown]>): Options_.InvalidOptions =>
@@ -232,10 +223,7 @@ const invalid = (bad: ReadonlyArray<readonly [string, unknown]>): Options_.Inval
 
 const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) => {
   counts[kind]++
-  if (subscribers.size > 0) {
-    const event: Event = { _tag: "TimedOut", kind, limit: Duration.millis(Math.max(0, limitMillis)) }
-    for (const queue of subscribers) Queue.offerUnsafe(queue, event)
-  }
+  if (hub.listening()) hub.emit({ _tag: "TimedOut", kind, limit: Duration.millis(Math.max(0, limitMillis)) })
   const fiber = Fiber.getCurrent()
   if (fiber !== undefined) register(fiber.context)
   return new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })
