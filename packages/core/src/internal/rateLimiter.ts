@@ -162,6 +162,20 @@ const scheduleWait = (busyUntil: number, now: number, add: number, bound: number
   return d
 }
 
+/** Schedules `add` (cost × interval) after the busy time: the new busy time. */
+const scheduleAfter = (busyUntil: number, now: number, add: number): number => Math.max(busyUntil, now) + add
+
+/** Unschedules `remove`, never before `now` (an empty schedule). */
+const scheduleBack = (busyUntil: number, now: number, remove: number): number =>
+  Math.max(Math.max(busyUntil, now) - remove, now)
+
+/**
+ * Schedules `add` extra as a penalty, up to `now + most`, and never earlier
+ * than it was (even with a clock that stepped back).
+ */
+const schedulePenalty = (busyUntil: number, now: number, add: number, most: number): number =>
+  Math.max(busyUntil, Math.min(Math.max(busyUntil, now) + add, now + most))
+
 // ---------------------------------------------------------------------------
 // 1. fixed window
 // ---------------------------------------------------------------------------
@@ -957,23 +971,19 @@ export const leakyQueueConsume = (
   out: Decision
 ): Decision => {
   leakyQueueCheck(s, now, cost, config, out)
-  if (out.allowed) s.nextFreeAt = Math.max(s.nextFreeAt, now) + cost * leakyQueueInterval(config)
+  if (out.allowed) s.nextFreeAt = scheduleAfter(s.nextFreeAt, now, cost * leakyQueueInterval(config))
   return out
 }
 
 /** Unschedules up to `cost` (a queued request that gave up), never below an empty queue. */
 export const leakyQueueRefund = (s: LeakyQueueState, now: number, cost: number, config: LeakyQueueConfig): void => {
-  const next = Math.max(s.nextFreeAt, now) - cost * leakyQueueInterval(config)
-  s.nextFreeAt = Math.max(next, now)
+  s.nextFreeAt = scheduleBack(s.nextFreeAt, now, cost * leakyQueueInterval(config))
 }
 
 /** Schedules `cost` extra, up to twice the capacity queued, so later requests wait or are refused. */
 export const leakyQueuePenalize = (s: LeakyQueueState, now: number, cost: number, config: LeakyQueueConfig): void => {
   const interval = leakyQueueInterval(config)
-  const next = Math.max(s.nextFreeAt, now) + cost * interval
-  const most = now + 2 * config.capacity * interval
-  // (never earlier than it was, even with a clock that stepped back)
-  s.nextFreeAt = Math.max(s.nextFreeAt, Math.min(next, most))
+  s.nextFreeAt = schedulePenalty(s.nextFreeAt, now, cost * interval, 2 * config.capacity * interval)
 }
 
 /** Idle when the queue is empty. */
@@ -1065,22 +1075,19 @@ export const gcraCheck = (s: GcraState, now: number, cost: number, config: GcraC
 /** Decides as `gcraCheck` and, if allowed, stores the new TAT. */
 export const gcraConsume = (s: GcraState, now: number, cost: number, config: GcraConfig, out: Decision): Decision => {
   gcraCheck(s, now, cost, config, out)
-  if (out.allowed) s.tat = Math.max(s.tat, now) + cost * gcraInterval(config)
+  if (out.allowed) s.tat = scheduleAfter(s.tat, now, cost * gcraInterval(config))
   return out
 }
 
 /** Moves the TAT back by up to `cost` emission intervals, never before `now`. */
 export const gcraRefund = (s: GcraState, now: number, cost: number, config: GcraConfig): void => {
-  const tat = Math.max(s.tat, now) - cost * gcraInterval(config)
-  s.tat = Math.max(tat, now)
+  s.tat = scheduleBack(s.tat, now, cost * gcraInterval(config))
 }
 
 /** Moves the TAT forward by `cost` emission intervals, up to `now + 2 * dvt`. */
 export const gcraPenalize = (s: GcraState, now: number, cost: number, config: GcraConfig): void => {
   const T = gcraInterval(config)
-  const tat = Math.max(s.tat, now) + cost * T
-  const most = now + 2 * T * (config.burst + 1)
-  s.tat = Math.max(s.tat, Math.min(tat, most))
+  s.tat = schedulePenalty(s.tat, now, cost * T, 2 * T * (config.burst + 1))
 }
 
 /** Idle when the TAT is not in the future. */
