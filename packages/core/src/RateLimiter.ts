@@ -1070,7 +1070,8 @@ export const make: (
   const alertRate = options.alertRejectionRate
   const alertForMillis = Duration.toMillis(options.alertFor ?? Duration.minutes(1))
   const tickMillis = Math.max(1, Math.floor(alertForMillis / 10))
-  const monitor = { allowed: 0, rejected: 0, usage: 0, lastUsage: 0, aboveSince: -1, alerting: false, lastRate: 0 }
+  // per-tick counts are differences of the running totals, so the decision path counts once
+  const monitor = { allowedAt: 0, rejectedAt: 0, usage: 0, lastUsage: 0, aboveSince: -1, alerting: false, lastRate: 0 }
   yield* Effect.forkIn(
     Effect.forever(
       Effect.andThen(
@@ -1078,12 +1079,14 @@ export const make: (
         Clock.clockWith((clock) =>
           Effect.sync(() => {
             const now = clock.currentTimeMillisUnsafe()
-            const total = monitor.allowed + monitor.rejected
-            const rate = total === 0 ? 0 : monitor.rejected / total
+            const allowed = counters.allowed - monitor.allowedAt
+            const rejected = counters.rejected - monitor.rejectedAt
+            const total = allowed + rejected
+            const rate = total === 0 ? 0 : rejected / total
             monitor.lastRate = rate
             monitor.lastUsage = monitor.usage
-            monitor.allowed = 0
-            monitor.rejected = 0
+            monitor.allowedAt = counters.allowed
+            monitor.rejectedAt = counters.rejected
             monitor.usage = 0
             if (alertRate === undefined) return
             if (total > 0 && rate >= alertRate) {
@@ -1217,11 +1220,9 @@ export const make: (
     }
     if (decision.allowed) {
       counters.allowed++
-      monitor.allowed++
       return
     }
     counters.rejected++
-    monitor.rejected++
     counters.byPolicy.set(decision.policy, (counters.byPolicy.get(decision.policy) ?? 0) + 1)
     if (hub.listening()) {
       const event: Event = {
