@@ -5,6 +5,15 @@ export default defineConfig({
   test: {
     projects: [
       "packages/*/vitest.config.ts",
+      // the hot paths again on the public-API fallback of internal/frame.ts
+      mergeConfig(shared, {
+        test: {
+          name: "core-portable",
+          root: "packages/core",
+          include: ["test/CircuitBreaker.test.ts", "test/Retry.test.ts", "test/internal/frame.test.ts"],
+          env: { EFFECT_RESILIENCE_FRAMES: "0" }
+        }
+      }),
       mergeConfig(shared, {
         test: {
           name: "integration",

@@ -72,7 +72,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
@@ -86,6 +86,7 @@ import * as engine from "./internal/circuitBreaker.ts"
 import { memoryCircuits } from "./internal/circuitBreakerMemory.ts"
 import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
+import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -1110,6 +1111,50 @@ const stateTags: ReadonlyArray<StateTag> = ["Closed", "Open", "HalfOpen", "Disab
 
 // The live clock's monotonic source is performance.now; under any other clock
 // (TestClock) durations come from that clock's milliseconds.
+/** Records one call's exit into its circuit (`make`'s `finish`). */
+type Finish = <A, E>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  local: LocalCircuits,
+  key: string,
+  circuit: engine.Circuit,
+  generation: number,
+  callOptions: ProtectOptions<A, E> | undefined,
+  start: number,
+  exit: Exit.Exit<A, E>
+) => void
+
+/** The continuation of an admitted call: records its exit, however it ends. */
+class CallObserver<A, E> extends Frame.Observer<A, E> {
+  readonly finish: Finish
+  readonly local: LocalCircuits
+  readonly key: string
+  readonly circuit: engine.Circuit
+  readonly generation: number
+  readonly callOptions: ProtectOptions<A, E> | undefined
+  readonly start: number
+  constructor(
+    finish: Finish,
+    local: LocalCircuits,
+    key: string,
+    circuit: engine.Circuit,
+    generation: number,
+    callOptions: ProtectOptions<A, E> | undefined,
+    start: number
+  ) {
+    super()
+    this.finish = finish
+    this.local = local
+    this.key = key
+    this.circuit = circuit
+    this.generation = generation
+    this.callOptions = callOptions
+    this.start = start
+  }
+  observe(exit: Exit.Exit<A, E>, fiber: Fiber.Fiber<unknown, unknown>): void {
+    this.finish(fiber, this.local, this.key, this.circuit, this.generation, this.callOptions, this.start, exit)
+  }
+}
+
 const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
 const monotonicMillis = (clock: Clock.Clock): number =>
   clock.constructor === liveClockConstructor ? performance.now() : clock.currentTimeMillisUnsafe()
@@ -1400,17 +1445,26 @@ export const make: (
       self: Effect.Effect<A, E, R>,
       callOptions: ProtectOptions<A, E> | undefined
     ): Effect.Effect<A, E | CircuitBreakerError, R> =>
-      Effect.withFiber((fiber) => {
-        if (callOptions === undefined && !timed) {
+      Effect.withFiber<A, E | CircuitBreakerError, R>((fiber) => {
+        if (callOptions === undefined) {
+          // a closed circuit admits without bookkeeping
           const circuit = local.peek(name)
           if (circuit !== undefined && circuit.state === "Closed") {
-            const handler =
-              closedHandler !== undefined &&
-              closedHandler.circuit === circuit &&
-              closedHandler.generation === circuit.generation
-                ? closedHandler
-                : closedHandlerFor(local, circuit)
-            return Effect.onExitPrimitive(self, handler.f)
+            if (timed) {
+              const start = liveTimer ? performance.now() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+              return Frame.observed(
+                fiber,
+                self,
+                new CallObserver(finish, local, name, circuit, circuit.generation, undefined, start)
+              )
+            }
+            const observer =
+              closedObserver !== undefined &&
+              closedObserver.circuit === circuit &&
+              closedObserver.generation === circuit.generation
+                ? closedObserver
+                : closedObserverFor(local, circuit)
+            return Frame.observed<A, E, R>(fiber, self, observer)
           }
         }
         const key = callOptions === undefined || callOptions.key === undefined ? name : callOptions.key
@@ -1440,8 +1494,6 @@ export const make: (
           )
         }
         if (circuit.state === "Disabled") return self
-        const generation = circuit.generation
-        const admitted = circuit
         let start = 0
         if (timed) {
           if (liveTimer) start = performance.now()
@@ -1450,24 +1502,16 @@ export const make: (
             start = clock.currentTimeMillisUnsafe()
           }
         }
-        return Effect.onExitPrimitive(self, (exit) => {
-          finish(fiber, local, key, admitted, generation, callOptions, start, exit)
-          return undefined
-        })
-        // no `interruptible` flag: the frame must run when the call is interrupted
+        // the frame runs however the call ends, interruption included
+        return Frame.observed(
+          fiber,
+          self,
+          new CallObserver(finish, local, key, circuit, circuit.generation, callOptions, start)
+        )
       })
 
     /** Records a call's exit: classify, time, count, record, publish. */
-    const finish = <A, E>(
-      fiber: Fiber.Fiber<unknown, unknown>,
-      local: LocalCircuits,
-      key: string,
-      circuit: engine.Circuit,
-      generation: number,
-      callOptions: ProtectOptions<A, E> | undefined,
-      start: number,
-      exit: Exit.Exit<A, E>
-    ): void => {
+    const finish: Finish = (fiber, local, key, circuit, generation, callOptions, start, exit) => {
       const outcome =
         exit._tag === "Success" && callOptions === undefined && breakerIsFailureResult === undefined
           ? "Success"
@@ -1506,29 +1550,13 @@ export const make: (
     }
 
     // The closed fast path for the default key without per-call options: no
-    // clock read, no admission bookkeeping, and no allocation: the exit
-    // handler is made once per circuit generation (the fencing token it
-    // records with) and reused by every call until the next transition.
-    let closedHandler:
-      | {
-          readonly circuit: engine.Circuit
-          readonly generation: number
-          readonly f: (exit: Exit.Exit<unknown, unknown>) => undefined
-        }
-      | undefined
-    const closedHandlerFor = (local: LocalCircuits, circuit: engine.Circuit) => {
-      const generation = circuit.generation
-      const handler = {
-        circuit,
-        generation,
-        f: (exit: Exit.Exit<unknown, unknown>): undefined => {
-          const fiber = Fiber.getCurrent()
-          if (fiber !== undefined) finish(fiber, local, name, circuit, generation, undefined, 0, exit)
-          return undefined
-        }
-      }
-      closedHandler = handler
-      return handler
+    // clock read, no admission bookkeeping, and no allocation: the observer is
+    // made once per circuit generation (the fencing token it records with)
+    // and shared by every call until the next transition.
+    let closedObserver: CallObserver<unknown, unknown> | undefined
+    const closedObserverFor = (local: LocalCircuits, circuit: engine.Circuit) => {
+      closedObserver = new CallObserver(finish, local, name, circuit, circuit.generation, undefined, 0)
+      return closedObserver
     }
     const scratch: engine.Admission = { verdict: "Admit", transition: undefined }
 

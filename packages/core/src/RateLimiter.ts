@@ -77,6 +77,7 @@ import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as hh from "./internal/heavyHitters.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as Now from "./internal/now.ts"
 import * as algorithms from "./internal/rateLimiter.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -1237,18 +1238,19 @@ export const make: (
     }
   }
 
+  // one `sync` step per decision: the clock is the running fiber's
   const consume = (key: string, cost = 1): Effect.Effect<Decision> =>
     validCost(cost)
-      ? Clock.clockWith((clock) => {
-          const decision = decide(key, cost, clock.currentTimeMillisUnsafe(), true, true)
+      ? Effect.sync(() => {
+          const decision = decide(key, cost, Now.currentTimeMillis(), true, true)
           record(key, cost, decision)
-          return Effect.succeed(decision)
+          return decision
         })
       : Effect.die(invalidCost(cost))
 
   const check = (key: string, cost = 1): Effect.Effect<Decision> =>
     validCost(cost)
-      ? Clock.clockWith((clock) => Effect.succeed(decide(key, cost, clock.currentTimeMillisUnsafe(), false, false)))
+      ? Effect.sync(() => decide(key, cost, Now.currentTimeMillis(), false, false))
       : Effect.die(invalidCost(cost))
 
   const exceeded = (key: string, decision: Decision) =>

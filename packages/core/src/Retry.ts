@@ -66,6 +66,7 @@ import type * as Stream from "effect/Stream"
 import * as backoff from "./internal/backoff.ts"
 import { Deadline } from "./internal/deadline.ts"
 import * as Hub from "./internal/events.ts"
+import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as budgetLogic from "./internal/retryBudget.ts"
 import * as Options_ from "./Options.ts"
@@ -486,10 +487,6 @@ const makePolicy = (input: Input, schedule: Schedule.Schedule<unknown, unknown> 
     fast:
       budgetRatio === undefined && (options.attemptSpans ?? "retries") !== "all" && options.maxElapsed === undefined,
     counters,
-    onSuccess: <A>(value: A): Effect.Effect<A> => {
-      counters.successes++
-      return Effect.succeed(value)
-    },
     hub,
     registered: new WeakSet(),
     budget:
@@ -518,8 +515,6 @@ interface Internal {
   /** No budget, no `maxElapsed`, no span on the first attempt: the one-frame success path applies. */
   readonly fast: boolean
   readonly counters: Counters
-  /** The success handler of the fast path, made once per policy. */
-  readonly onSuccess: <A>(value: A) => Effect.Effect<A>
   readonly hub: Hub.Hub<Event>
   /** Metric registries the policy's series are registered in. */
   readonly registered: WeakSet<object>
@@ -750,14 +745,9 @@ export const retry: {
     if (internal.fast && (options === undefined || options.whileResult === undefined)) {
       // the success path: one frame with a handler made once per policy; the
       // loop (and the clock, the registry, the random source) only on failure
-      return Effect.matchCauseEffect(self, {
-        onSuccess: internal.onSuccess,
-        onFailure: (cause) =>
-          Effect.withFiber((fiber) => {
-            if (!internal.registered.has(fiber.getRef(Metric.MetricRegistry))) registerMetrics(policy, internal, fiber)
-            return retrying(self, policy, internal, options, fiber, cause, Number.NaN)
-          })
-      })
+      return Effect.withFiber<A, E | RetryError, R>((fiber) =>
+        Frame.within(fiber, self, new FirstAttempt(self, policy, internal, options))
+      )
     }
     return Effect.withFiber((fiber) => {
       if (!internal.registered.has(fiber.getRef(Metric.MetricRegistry))) registerMetrics(policy, internal, fiber)
@@ -782,6 +772,35 @@ export const retry: {
     })
   }
 )
+
+/** The continuation of a fast-path first attempt: count a success, or start retrying. */
+class FirstAttempt<A, E, R> extends Frame.Frame<A, E, RetryError, R> {
+  readonly self: Effect.Effect<A, E, R>
+  readonly policy: Policy
+  readonly internal: Internal
+  readonly options: RetryOptions<A, E> | undefined
+  constructor(
+    self: Effect.Effect<A, E, R>,
+    policy: Policy,
+    internal: Internal,
+    options: RetryOptions<A, E> | undefined
+  ) {
+    super()
+    this.self = self
+    this.policy = policy
+    this.internal = internal
+    this.options = options
+  }
+  onSuccess(value: A, _fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E> | undefined): Exit.Exit<A, E> {
+    this.internal.counters.successes++
+    return Frame.succeeded(value, exit)
+  }
+  onFailure(cause: Cause.Cause<E>, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<A, E | RetryError, R> {
+    const { internal, policy } = this
+    if (!internal.registered.has(fiber.getRef(Metric.MetricRegistry))) registerMetrics(policy, internal, fiber)
+    return retrying(this.self, policy, internal, this.options, fiber, cause, Number.NaN)
+  }
+}
 
 type Step<A, E> =
   | { readonly _tag: "Done"; readonly exit: Exit.Exit<A, E> }
