@@ -695,23 +695,40 @@ export const tokenBucketCheck = (
   cost: number,
   config: TokenBucketConfig,
   out: Decision
+): Decision =>
+  tokenBucketDecide(s, tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config), now, cost, config, out)
+
+/** The decision for a bucket holding `m` thousandths at `now`. */
+const tokenBucketDecide = (
+  s: TokenBucketState,
+  m: number,
+  now: number,
+  cost: number,
+  config: TokenBucketConfig,
+  out: Decision
 ): Decision => {
-  const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config)
-  const allowed = m >= cost * 1000
-  // the state the decision leaves behind
-  const keptTokens = allowed ? m - cost * 1000 : s.milliTokens
-  const keptAt = allowed ? Math.max(now, s.lastRefill) : s.lastRefill
+  const full = config.capacity * 1000
+  const need = cost * 1000
+  if (m >= need) {
+    // the bucket the decision leaves behind holds m - need from max(now, lastRefill) on
+    const kept = m - need
+    return decide(
+      out,
+      true,
+      config.capacity,
+      kept / 1000,
+      kept >= full ? 0 : tokenBucketWait(kept, Math.max(now, s.lastRefill), now, full, config),
+      0,
+      0
+    )
+  }
   return decide(
     out,
-    allowed,
+    false,
     config.capacity,
-    (allowed ? m - cost * 1000 : m) / 1000,
-    tokenBucketWait(keptTokens, keptAt, now, config.capacity * 1000, config),
-    allowed
-      ? 0
-      : cost > config.capacity
-        ? Infinity
-        : tokenBucketWait(s.milliTokens, s.lastRefill, now, cost * 1000, config),
+    m / 1000,
+    tokenBucketWait(s.milliTokens, s.lastRefill, now, full, config),
+    cost > config.capacity ? Infinity : tokenBucketWait(s.milliTokens, s.lastRefill, now, need, config),
     0
   )
 }
@@ -725,7 +742,7 @@ export const tokenBucketConsume = (
   out: Decision
 ): Decision => {
   const m = tokenBucketMilliTokens(s.milliTokens, s.lastRefill, now, config)
-  tokenBucketCheck(s, now, cost, config, out)
+  tokenBucketDecide(s, m, now, cost, config, out)
   if (out.allowed) {
     s.milliTokens = m - cost * 1000
     if (now > s.lastRefill) s.lastRefill = now
