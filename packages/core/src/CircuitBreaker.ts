@@ -67,7 +67,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -1860,7 +1860,7 @@ export const layerConfig = (
 > =>
   Layer.effect(
     CircuitBreaker,
-    Effect.flatMap(Config.schema(Options, path).pipe(Config.withDefault<Options>({})), (options: Options) =>
+    Effect.flatMap(Options_.fromConfig("CircuitBreaker", Options, path), (options: Options) =>
       make({ name: path, ...options, ...extra })
     )
   )

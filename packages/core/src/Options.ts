@@ -36,6 +36,7 @@
  * @stability experimental
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -43,6 +44,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as Struct from "effect/Struct"
 
 /**
  * One bad field: where it is, what was given, what was expected.
@@ -167,18 +169,7 @@ export const validate = <S extends Schema.Top & Schema.ConstraintDecoder<unknown
   const issues: Array<Issue> = [...preIssues]
   const skip = new Set(preIssues.map((issue) => issue.path))
   const decoded = Schema.decodeUnknownResult(Schema.toType(schema), { errors: "all" })(input)
-  if (Result.isFailure(decoded)) {
-    const formatted = SchemaIssue.makeFormatterStandardSchemaV1()(decoded.failure.issue)
-    for (const issue of formatted.issues) {
-      const path = (issue.path ?? []).map((segment) =>
-        typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
-      )
-      const name = path.map(String).join(".")
-      if (skip.has(name)) continue
-      skip.add(name)
-      issues.push(new Issue({ path: name, value: renderValue(valueAt(input, path)), message: issue.message }))
-    }
-  }
+  if (Result.isFailure(decoded)) collectIssues(decoded.failure.issue, input, skip, issues)
   for (const rule of rules) {
     for (const found of rule(input)) {
       if (skip.has(found.path)) continue
@@ -197,6 +188,90 @@ export const validate = <S extends Schema.Top & Schema.ConstraintDecoder<unknown
     ? Effect.succeed(decoded.success)
     : Effect.fail(new InvalidOptions({ pattern, issues }))
 }
+
+/** Adds an `Issue` per field a schema issue names (one per field), with the value found in `input`. */
+const collectIssues = (found: SchemaIssue.Issue, input: unknown, skip: Set<string>, into: Array<Issue>): void => {
+  for (const issue of SchemaIssue.makeFormatterStandardSchemaV1()(found).issues) {
+    const path = (issue.path ?? []).map((segment) =>
+      typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+    )
+    const name = path.map(String).join(".")
+    if (skip.has(name)) continue
+    skip.add(name)
+    into.push(new Issue({ path: name, value: renderValue(valueAt(input, path)), message: issue.message }))
+  }
+}
+
+/**
+ * Reads a pattern's options from `Config` under `path` (environment variables
+ * `path_field=value` with the default provider; nested fields and arrays as
+ * the provider spells them), every option optional.
+ *
+ * A config with bad values fails with one `InvalidOptions` naming each bad
+ * field and the text it held, not with a `ConfigError` for the first: each
+ * field is read again on its own to find them all. A `ConfigError` remains
+ * for a provider that cannot be read. Cross-field rules run when the options
+ * are used (`make`).
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const fromConfig = <
+  Fields extends {
+    readonly [x: string]: Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never }
+  },
+  T
+>(
+  pattern: string,
+  schema: Schema.Struct<Fields> & Schema.ConstraintCodec<T, unknown>,
+  path: string
+): Effect.Effect<T, InvalidOptions | Config.ConfigError> =>
+  Effect.flatMap(
+    Effect.catchTag(
+      Config.option(Config.schema(schema, path)),
+      "ConfigError",
+      (error): Effect.Effect<never, InvalidOptions | Config.ConfigError> =>
+        error.cause._tag === "SourceError"
+          ? Effect.fail(error)
+          : Effect.flatMap(
+              Effect.forEach(Object.keys(schema.fields), (field) =>
+                fieldIssues(schema.mapFields(Struct.pick([field])), path)
+              ),
+              (found): Effect.Effect<never, InvalidOptions | Config.ConfigError> => {
+                const issues = found.flat()
+                return issues.length === 0 ? Effect.fail(error) : Effect.fail(new InvalidOptions({ pattern, issues }))
+              }
+            )
+    ),
+    // nothing under `path`: every option takes its default
+    (found) => (Option.isSome(found) ? Effect.succeed(found.value) : validate(pattern, schema, {}))
+  )
+
+/** The issues of one field (a struct of it alone) read from `Config`, each with the text the provider held. */
+const fieldIssues = <T>(
+  single: Schema.ConstraintCodec<T, unknown>,
+  path: string
+): Effect.Effect<ReadonlyArray<Issue>, Config.ConfigError> =>
+  Effect.matchEffect(Config.schema(single, path), {
+    onSuccess: () => Effect.succeed([]),
+    onFailure: (error) => {
+      if (error.cause._tag === "SourceError") return Effect.fail(error)
+      const formatted = SchemaIssue.makeFormatterStandardSchemaV1()(error.cause.issue).issues
+      return Effect.forEach(formatted, (issue) => {
+        // the pointer starts at `path`; the field's own path follows it
+        const at = (issue.path ?? [])
+          .map((segment) =>
+            typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
+          )
+          .map(String)
+        const inner = at[0] === path ? at.slice(1) : at
+        return Effect.map(
+          Effect.orElseSucceed(Config.schema(Schema.String, [path, ...inner]), () => undefined),
+          (text) => new Issue({ path: inner.join("."), value: renderValue(text), message: issue.message })
+        )
+      })
+    }
+  })
 
 /**
  * One row of a generated Defaults table.

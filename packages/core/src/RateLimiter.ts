@@ -61,7 +61,7 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -1499,7 +1499,9 @@ export const layerConfig = (
 ): Layer.Layer<RateLimiter, Options_.InvalidOptions | Config.ConfigError, RateLimiterStore> =>
   Layer.effect(
     RateLimiter,
-    Effect.flatMap(Config.schema(Options, path), (options: Options) => make({ name: path, ...options, ...extra }))
+    Effect.flatMap(Options_.fromConfig("RateLimiter", Options, path), (options: Options) =>
+      make({ name: path, ...options, ...extra })
+    )
   )
 
 /**

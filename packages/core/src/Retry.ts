@@ -743,8 +743,8 @@ export const retry: {
       return Effect.die(policy.invalid ?? new Error("Retry.retry: not a policy made by this module"))
     }
     if (internal.fast && (options === undefined || options.whileResult === undefined)) {
-      // the success path: one frame with a handler made once per policy; the
-      // loop (and the clock, the registry, the random source) only on failure
+      // the success path: one continuation frame on the fiber (internal/frame.ts);
+      // the loop (and the clock, the registry, the random source) only on failure
       return Effect.withFiber<A, E | RetryError, R>((fiber) =>
         Frame.within(fiber, self, new FirstAttempt(self, policy, internal, options))
       )

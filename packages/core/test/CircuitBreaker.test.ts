@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Options } from "@effect-resilience/core"
+import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -719,7 +720,7 @@ describe("CircuitBreaker", () => {
       })
     )
 
-    it.effect("layerConfig reads options from Config, and reports bad values as ConfigError", () =>
+    it.effect("layerConfig reads options from Config, and reports every bad value in one InvalidOptions", () =>
       Effect.gen(function* () {
         const read = (env: Record<string, string>) =>
           Effect.exit(
@@ -732,6 +733,11 @@ describe("CircuitBreaker", () => {
               )
             )
           )
+        const issuesOf = (exit: Exit.Exit<unknown, unknown>) => {
+          const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          assert.instanceOf(error, Options.InvalidOptions)
+          return error instanceof Options.InvalidOptions ? error.issues.map((i) => [i.path, i.value]) : []
+        }
         const good = yield* read({
           cb_failureRateThreshold: "0.25",
           cb_openDuration: "5 seconds",
@@ -744,8 +750,27 @@ describe("CircuitBreaker", () => {
             ["cb", 0.25, "time"]
           )
         }
-        const bad = yield* read({ cb_failureRateThreshold: "2" })
-        assert.isTrue(Exit.isFailure(bad))
+        // every bad field with the text it held, not the first one alone
+        assert.deepStrictEqual(
+          issuesOf(
+            yield* read({
+              cb_failureRateThreshold: "1.5",
+              cb_slidingWindowSize: "0",
+              cb_openDuration: "soon",
+              cb_slidingWindowType: "sometimes"
+            })
+          ).sort(),
+          [
+            ["failureRateThreshold", '"1.5"'],
+            ["openDuration", '"soon"'],
+            ["slidingWindowSize", '"0"'],
+            ["slidingWindowType", '"sometimes"']
+          ]
+        )
+        // a cross-field rule fails with the same error type
+        assert.deepStrictEqual(issuesOf(yield* read({ cb_minimumCalls: "11", cb_slidingWindowSize: "10" })), [
+          ["minimumCalls", "11"]
+        ])
         const empty = yield* read({})
         assert.isTrue(Exit.isSuccess(empty))
       })
