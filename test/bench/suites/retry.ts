@@ -18,6 +18,15 @@ const cockatiel = `cockatiel ${packageVersion("cockatiel")}`
 
 const policy = Retry.exponential({ base: "50 millis", cap: "2 seconds", jitter: "decorrelated", maxAttempts: 4 })
 const effectSchedule = Schedule.exponential("50 millis").pipe(Schedule.jittered)
+/** The same policy, timed (`maxElapsed`) and budgeted: the first attempt reads the clock and records a request. */
+const budgeted = Retry.exponential({
+  base: "50 millis",
+  cap: "2 seconds",
+  jitter: "decorrelated",
+  maxAttempts: 4,
+  maxElapsed: "10 seconds",
+  budgetRatio: 0.1
+})
 
 const asyncOp = async (i: number): Promise<number> => i
 
@@ -25,8 +34,9 @@ export const retrySuccessEffect: Suite = {
   id: "retry-success-effect",
   title: "Retry and timeout: successful call (Effect)",
   description:
-    "A call that succeeds at once, through a retry policy (exponential, decorrelated jitter, 4 attempts), an " +
-    "attempt timeout of 1 s, and both composed (timeout inside, retry outside). Effect's own `Effect.retry` " +
+    "A call that succeeds at once, through a retry policy (exponential, decorrelated jitter, 4 attempts), the " +
+    "same policy with `maxElapsed` and a retry budget (its first attempt reads the clock and records a request), " +
+    "an attempt timeout of 1 s, and both composed (timeout inside, retry outside). Effect's own `Effect.retry` " +
     "(jittered exponential schedule, 3 retries) and `Effect.timeout` run the same call. The baseline is " +
     "`Effect.sync(() => i)` alone.",
   iterations: 200_000,
@@ -40,6 +50,16 @@ export const retrySuccessEffect: Suite = {
         Retry.retry(
           Effect.sync(() => i),
           policy
+        )
+      )
+    },
+    {
+      name: "effect-resilience Retry.retry, maxElapsed + budget",
+      library: ours,
+      run: effectLoop((i) =>
+        Retry.retry(
+          Effect.sync(() => i),
+          budgeted
         )
       )
     },
@@ -131,4 +151,41 @@ export const retrySuccessPromise: Suite = {
   ]
 }
 
-export const retrySuites: ReadonlyArray<Suite> = [retrySuccessEffect, retrySuccessPromise]
+/** A call that completes on a later microtask: the timeout's timer is armed and cancelled on every call. */
+const asyncCall = (i: number) => Effect.promise(() => asyncOp(i))
+
+export const timeoutAsync: Suite = {
+  id: "timeout-async",
+  title: "Timeout: a call that suspends (Effect)",
+  description:
+    "An attempt timeout of 1 s around `Effect.promise` of an `async` function that resolves, so the call " +
+    "suspends and every timeout arms a timer and cancels it: effect-resilience's `Timeout.attempt` (one shared " +
+    "timer for every pending timeout), Effect's `Effect.timeout`, and each inside a retry policy. The baseline " +
+    "is the `Effect.promise` call alone. (cockatiel's `timeout` around a resolving promise is in the promise " +
+    "suite above.)",
+  iterations: 100_000,
+  baseline: "Effect.promise (bare)",
+  contenders: [
+    { name: "Effect.promise (bare)", library: effect, run: effectLoop(asyncCall) },
+    {
+      name: "effect-resilience Timeout.attempt",
+      library: ours,
+      run: effectLoop((i) => Timeout.attempt(asyncCall(i), "1 second"))
+    },
+    { name: "Effect.timeout", library: effect, run: effectLoop((i) => Effect.timeout(asyncCall(i), "1 second")) },
+    {
+      name: "effect-resilience Timeout.attempt + Retry.retry",
+      library: ours,
+      run: effectLoop((i) => Retry.retry(Timeout.attempt(asyncCall(i), "1 second"), policy))
+    },
+    {
+      name: "Effect.timeout + Effect.retry",
+      library: effect,
+      run: effectLoop((i) =>
+        Effect.retry(Effect.timeout(asyncCall(i), "1 second"), { schedule: effectSchedule, times: 3 })
+      )
+    }
+  ]
+}
+
+export const retrySuites: ReadonlyArray<Suite> = [retrySuccessEffect, retrySuccessPromise, timeoutAsync]
