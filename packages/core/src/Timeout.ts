@@ -14,7 +14,9 @@
  *   returned, so no fiber of it remains.
  * - Under the live clock, every pending deadline shares one process-wide
  *   timer (a heap with lazy cancellation) instead of a `setTimeout` per call;
- *   under another clock (a `TestClock`) the clock's own `sleep` is used.
+ *   it keeps the process alive exactly while a timeout is pending, as a
+ *   `setTimeout` would. Under another clock (a `TestClock`) the clock's own
+ *   `sleep` is used.
  *
  * **Example** (Timing out an attempt)
  *

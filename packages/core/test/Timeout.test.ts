@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Retry, Timeout } from "@effect-resilience/core"
 import * as Duration from "effect/Duration"
@@ -158,4 +160,56 @@ describe("Timeout arguments", () => {
       assert.isTrue(deadlineExit._tag === "Failure")
     })
   )
+})
+
+/** Runs an ES module `source` in a fresh `node` (the package's directory as cwd); its stdout's last line as JSON. */
+const runNode = (source: string): Promise<{ readonly code: number | null; readonly output: unknown }> =>
+  new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--input-type=module", "--eval", source],
+      { cwd: fileURLToPath(new URL("..", import.meta.url)), timeout: 5_000, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        if (error?.killed) return reject(new Error(`node did not exit within 5 s: ${stderr}`))
+        const last = stdout.trim().split("\n").at(-1) ?? ""
+        resolve({
+          code: error === null ? 0 : (error.code as number | null),
+          output: last === "" ? stderr : JSON.parse(last)
+        })
+      }
+    )
+  })
+
+const timeoutModule = JSON.stringify(new URL("../src/Timeout.ts", import.meta.url).href)
+
+describe("Timeout under the live clock, in a process of its own", () => {
+  it("a pending timeout keeps the process alive until it fires with TimeoutError", async () => {
+    const { code, output } = await runNode(`
+      import * as Effect from "effect/Effect"
+      const Timeout = await import(${timeoutModule})
+      const started = performance.now()
+      const error = await Effect.runPromise(
+        Effect.flip(Timeout.attempt(Effect.promise(() => new Promise(() => {})), "50 millis"))
+      )
+      console.log(JSON.stringify({ tag: error._tag, kind: error.reason.kind, waited: performance.now() - started >= 45 }))
+    `)
+    assert.deepStrictEqual(
+      { code, output },
+      { code: 0, output: { tag: "TimeoutError", kind: "attempt", waited: true } }
+    )
+  })
+
+  it("a program whose timeouts all completed exits at once, though their cancelled entries are pending", async () => {
+    const { code, output } = await runNode(`
+      import * as Effect from "effect/Effect"
+      const Timeout = await import(${timeoutModule})
+      const call = (i) => Timeout.attempt(Effect.as(Effect.sleep("5 millis"), i), "1 minute")
+      const values = await Effect.runPromise(
+        Effect.forEach([1, 2, 3], call, { concurrency: "unbounded" }).pipe(Timeout.deadline("2 minutes"))
+      )
+      const done = performance.now()
+      process.on("exit", () => console.log(JSON.stringify({ values, prompt: performance.now() - done < 500 })))
+    `)
+    assert.deepStrictEqual({ code, output }, { code: 0, output: { values: [1, 2, 3], prompt: true } })
+  })
 })

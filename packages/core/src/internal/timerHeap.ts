@@ -12,11 +12,16 @@
 /** A scheduled callback; drop it with `cancel`. */
 export interface Entry {
   readonly at: number
+  /** Cancelled, or already run: either way no longer live. */
   cancelled: boolean
   readonly run: () => void
 }
 
+/** Cancelled entries still in the heap. */
 let cancelledCount = 0
+/** Entries neither cancelled nor run: the timer is ref'd exactly while there are some. */
+let live = 0
+let refed = false
 
 const heap: Array<Entry> = []
 let armedAt = Number.POSITIVE_INFINITY
@@ -78,19 +83,31 @@ const arm = () => {
   if (timer !== undefined) clearTimeout(timer)
   armedAt = next.at
   timer = setTimeout(fire, Math.max(0, next.at - performance.now()))
-  // a pending deadline must not keep the process alive on its own
-  timer.unref?.()
+  refed = true
+  if (live === 0) unref()
+}
+
+/** Lets the process exit although the timer is armed (no live entry is pending). */
+const unref = () => {
+  refed = false
+  timer?.unref?.()
 }
 
 const fire = () => {
   timer = undefined
+  refed = false
   armedAt = Number.POSITIVE_INFINITY
   const now = performance.now()
   for (;;) {
     const next = heap[0]
     if (next === undefined || next.at > now) break
     pop()
-    if (!next.cancelled) next.run()
+    if (!next.cancelled) {
+      // run: no longer live, and a later `cancel` of it is a no-op
+      next.cancelled = true
+      live--
+      next.run()
+    }
   }
   arm()
 }
@@ -104,10 +121,12 @@ export const cancel = (entry: Entry): void => {
   if (entry.cancelled) return
   entry.cancelled = true
   cancelledCount++
+  live--
+  if (live === 0 && refed) unref()
   if (cancelledCount > 1024 && cancelledCount * 2 > heap.length) {
-    const live = heap.filter((e) => !e.cancelled)
+    const kept = heap.filter((e) => !e.cancelled)
     heap.length = 0
-    for (const e of live) heap.push(e)
+    for (const e of kept) heap.push(e)
     for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i)
     cancelledCount = 0
   }
@@ -118,9 +137,20 @@ export const schedule = (at: number, run: () => void): Entry => {
   const entry: Entry = { at, cancelled: false, run }
   heap.push(entry)
   up(heap.length - 1)
+  live++
   if (at < armedAt) arm()
+  else if (!refed && timer !== undefined) {
+    refed = true
+    timer.ref?.()
+  }
   return entry
 }
 
 /** Entries held, cancelled ones not yet dropped included (for tests). */
 export const size = (): number => heap.length
+
+/** Entries neither cancelled nor run (for tests). */
+export const liveCount = (): number => live
+
+/** Whether the armed timer keeps the process alive (`false` when none is armed; for tests). */
+export const keepsAlive = (): boolean => timer !== undefined && (timer.hasRef?.() ?? refed)
