@@ -15,12 +15,13 @@
  *   `cap`, `maxAttempts` (first attempt included) and `maxElapsed`;
  *   `fromSchedule` accepts any `Schedule` as-is.
  * - What to retry: `while` on the typed error, `whileResult` on the success
- *   value (retry a 503 response). Interruption is never retried; defects only
- *   with `retryDefects: true`.
+ *   value (retry a 503 response). A cause holding an interruption is never
+ *   retried (even beside failures); defects only with `retryDefects: true`.
  * - Hints: an error carrying a `retryAfter` duration (a `CircuitOpen`, a
  *   rate limiter's rejection, an HTTP `Retry-After`) delays the next attempt at
- *   least that long, bounded by `maxRetryAfter`; a wait that would end past
- *   `maxElapsed` (or the enclosing `Timeout.deadline`) stops retrying at once.
+ *   least that long, bounded by `maxRetryAfter`; a wait, or a hint before
+ *   that bound, that would end past `maxElapsed` (or the enclosing
+ *   `Timeout.deadline`) stops retrying at once.
  * - Attempt context: inside the retried effect, `Retry.Attempt` holds the
  *   attempt number, the time elapsed and the last error; with
  *   `attemptSpans: "all"` every attempt is a child span with its number and
@@ -828,9 +829,11 @@ const classify = <A, E>(exit: Exit.Exit<A, E>, options: RetryOptions<A, E> | und
     else if (reason._tag === "Die") die = true
     else interrupted = true
   }
-  if (interrupted && fail === undefined && !die) return { _tag: "Done", exit }
+  // an interruption anywhere in the cause (alone, or beside failures of a
+  // parallel attempt) means someone wants the work to stop: never retry it
+  if (interrupted) return { _tag: "Done", exit }
   if (die) {
-    return options?.retryDefects === true && !interrupted
+    return options?.retryDefects === true
       ? { _tag: "Retry", error: Cause.squash(exit.cause), typed: undefined, exit }
       : { _tag: "Done", exit }
   }
@@ -930,7 +933,12 @@ const next = <A, E, R>(
         : options?.retryAfter !== undefined
           ? toMillis(options.retryAfter(typed.error))
           : toMillis(defaultHint(typed.error))
-    if (hint !== undefined) delay = Math.max(delay, Math.min(hint, policy.maxRetryAfterMillis))
+    if (hint !== undefined) {
+      // the uncapped hint: a retry before it would be refused again, so a hint
+      // ending past the deadline ends the retries even when maxRetryAfter is shorter
+      if (now + hint > deadline) return stop("max_elapsed")
+      delay = Math.max(delay, Math.min(hint, policy.maxRetryAfterMillis))
+    }
     if (now + delay > deadline) return stop("max_elapsed")
     if (internal.budget !== undefined) {
       const state = budgetState(internal, options?.key ?? policy.name, now)

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Options, Retry, Timeout } from "@effect-resilience/core"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -199,6 +200,31 @@ describe("Retry", () => {
         assert.strictEqual(interrupted, 1)
       })
     )
+    it.effect("a cause holding a Fail and an Interrupt is never retried (fast path, full loop, retryDefects)", () =>
+      Effect.gen(function* () {
+        let calls = 0
+        const failedAndInterrupted = (extra: Cause.Reason<Transient>) =>
+          Effect.suspend(() => {
+            calls++
+            return Effect.failCause(Cause.fromReasons([extra, Cause.makeInterruptReason()]))
+          })
+        const failed = failedAndInterrupted(Cause.makeFailReason(new Transient({ n: 1 })))
+        // the fast path (no maxElapsed, budget or spans on every attempt) and the full loop (maxElapsed)
+        for (const policy of [
+          Retry.constant({ delay: 0, maxAttempts: 3 }),
+          Retry.constant({ delay: 0, maxAttempts: 3, maxElapsed: "1 minute" })
+        ]) {
+          calls = 0
+          const exit = yield* Effect.exit(Retry.retry(failed, policy))
+          assert.isTrue(Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
+          assert.strictEqual(calls, 1)
+        }
+        calls = 0
+        const died = failedAndInterrupted(Cause.makeDieReason("bug"))
+        yield* Effect.exit(Retry.retry(died, Retry.constant({ delay: 0, maxAttempts: 3 }), { retryDefects: true }))
+        assert.strictEqual(calls, 1)
+      })
+    )
   })
 
   describe("hints", () => {
@@ -268,6 +294,37 @@ describe("Retry", () => {
         )
         assert.isTrue(Exit.isFailure(inDeadline))
         assert.strictEqual(calls, 2)
+      })
+    )
+
+    it.effect("a hint longer than both maxRetryAfter and the remaining deadline ends the retries at once", () =>
+      Effect.gen(function* () {
+        const times: Array<number> = []
+        const throttled = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          times.push(now)
+          return Effect.fail(new Throttled({ retryAfter: Duration.seconds(10) }))
+        })
+        // capped, the hint is 1 s, well within the 5 s: the uncapped 10 s is what the deadline is compared with
+        const capped = { delay: "10 millis", maxAttempts: 5, maxRetryAfter: "1 second" } as const
+        const exit = yield* drive(Retry.retry(throttled, Retry.constant({ ...capped, maxElapsed: "5 seconds" })))
+        assert.isTrue(Exit.isFailure(exit))
+        assert.deepStrictEqual(times, [0])
+        // the same under an enclosing Timeout.deadline (and on the fast path: no maxElapsed)
+        times.length = 0
+        const start = yield* Clock.currentTimeMillis
+        yield* drive(Retry.retry(throttled, Retry.constant(capped)).pipe(Timeout.deadline("5 seconds")))
+        assert.deepStrictEqual(times, [start])
+        // a hint past maxRetryAfter but within the deadline still waits maxRetryAfter
+        times.length = 0
+        const from = yield* Clock.currentTimeMillis
+        yield* drive(
+          Retry.retry(throttled, Retry.constant({ ...capped, maxAttempts: 3, maxElapsed: "30 seconds" })),
+          "10 millis"
+        )
+        assert.deepStrictEqual(
+          times.map((t) => t - from),
+          [0, 1000, 2000]
+        )
       })
     )
   })
