@@ -123,6 +123,29 @@ describe("Hedge", () => {
       assert.deepStrictEqual([count("resilience.hedge.started"), count("resilience.hedge.won")], [1, 1])
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
   )
+
+  it.effect("metrics: hedges refused by the budget", () =>
+    Effect.gen(function* () {
+      const budget = Retry.constant({
+        delay: 0,
+        budgetRatio: 0,
+        budgetMinRetriesPerSecond: 0.1,
+        budgetWindow: "10 seconds"
+      })
+      const policy = Hedge.make({ name: "lookup", delay: "100 millis", budget })
+      // the floor allows one hedge in the window: the first call hedges, the next two are refused
+      for (let i = 0; i < 3; i++) yield* run(Hedge.hedge(calls([1_000, 10]).effect, policy), 2_000)
+      const snapshot = yield* Metric.snapshot
+      const count = (id: string) => {
+        const s = snapshot.find((m) => m.id === id && m.attributes?.["resilience.name"] === "lookup")
+        return s !== undefined && "count" in s.state ? s.state.count : -1
+      }
+      assert.deepStrictEqual(
+        [count("resilience.hedge.started"), count("resilience.hedge.won"), count("resilience.hedge.refused")],
+        [1, 1, 2]
+      )
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
 })
 
 describe("Hedge events", () => {

@@ -448,6 +448,57 @@ describe("Retry", () => {
         )
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
     )
+    it.effect("metrics: the delay histogram, and exhausted by max_elapsed and by budget", () =>
+      Effect.gen(function* () {
+        const elapsed = Retry.constant({
+          delay: "1 second",
+          maxAttempts: 10,
+          maxElapsed: "2500 millis",
+          name: "search"
+        })
+        // attempts at 0, 1 and 2 s; the wait to 3 s would end past 2.5 s
+        yield* drive(Retry.retry(flaky(100).effect, elapsed), "1 second")
+        const budgeted = Retry.constant({
+          delay: "10 millis",
+          maxAttempts: 5,
+          name: "billing",
+          budgetRatio: 0,
+          budgetMinRetriesPerSecond: 0.1,
+          budgetWindow: "10 seconds"
+        })
+        // the floor allows one retry in the window: the second is refused
+        const refused = yield* drive(Retry.retry(flaky(100).effect, budgeted), "10 millis")
+        const refusedError = Exit.findErrorOption(refused)
+        assert.isTrue(refusedError._tag === "Some" && Retry.isRetryError(refusedError.value))
+        const snapshot = yield* Metric.snapshot
+        const find = (id: string, attributes: Record<string, string>) =>
+          snapshot.find((m) => m.id === id && Object.entries(attributes).every(([k, v]) => m.attributes?.[k] === v))
+        const count = (id: string, attributes: Record<string, string>) => {
+          const s = find(id, attributes)
+          return s !== undefined && "count" in s.state ? s.state.count : -1
+        }
+        const histogram = (name: string) => {
+          const s = find("resilience.retry.delay", { "resilience.name": name })
+          return s !== undefined && "sum" in s.state && "buckets" in s.state
+            ? { count: s.state.count, sum: s.state.sum, max: s.state.max }
+            : undefined
+        }
+        assert.deepStrictEqual(histogram("search"), { count: 2, sum: 2, max: 1 })
+        assert.deepStrictEqual(histogram("billing"), { count: 1, sum: 0.01, max: 0.01 })
+        const exhausted = (name: string, reason: string) =>
+          count("resilience.retry.exhausted", { "resilience.name": name, "resilience.reason": reason })
+        assert.deepStrictEqual(
+          [
+            exhausted("search", "max_elapsed"),
+            exhausted("search", "max_attempts"),
+            exhausted("search", "budget"),
+            exhausted("billing", "budget"),
+            exhausted("billing", "max_elapsed")
+          ],
+          [1, 0, 0, 1, 0]
+        )
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+    )
   })
 
   describe("options", () => {

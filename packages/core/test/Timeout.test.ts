@@ -128,6 +128,32 @@ describe("Timeout telemetry", () => {
   )
 })
 
+describe("Timeout telemetry of deadlines", () => {
+  it.effect("counts deadline timeouts (run out, and an attempt refused) as kind deadline", () =>
+    Effect.gen(function* () {
+      const before = yield* Timeout.stats
+      const ranOut = yield* Effect.forkChild(Effect.exit(Timeout.deadline(Effect.never, "1 second")))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(reasonOf(yield* Fiber.join(ranOut)), { kind: "deadline", limit: 1000 })
+      const refused = Timeout.attempt(Effect.never, "1 second", { minAttemptTime: "600 millis" })
+      const late = Timeout.deadline(Effect.andThen(Effect.sleep("500 millis"), refused), "1 second")
+      const lateFiber = yield* Effect.forkChild(Effect.exit(late))
+      yield* TestClock.adjust("500 millis")
+      assert.deepStrictEqual(reasonOf(yield* Fiber.join(lateFiber)), { kind: "deadline", limit: 500 })
+      const after = yield* Timeout.stats
+      assert.deepStrictEqual([after.deadline - before.deadline, after.attempt - before.attempt], [2, 0])
+      const snapshot = yield* Metric.snapshot
+      const series = (kind: string) => {
+        const s = snapshot.find(
+          (m) => m.id === "resilience.timeout.timeouts" && m.attributes?.["resilience.reason"] === kind
+        )
+        return s !== undefined && "count" in s.state ? s.state.count : -1
+      }
+      assert.deepStrictEqual([series("deadline"), series("attempt")], [after.deadline, after.attempt])
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+})
+
 describe("Timeout leaves nothing running", () => {
   it.effect("the timed-out work's fibre has ended when the timeout failure is returned", () =>
     Effect.gen(function* () {
