@@ -15,8 +15,11 @@
  *   fails while no other is running starts the next one at once.
  * - The first success wins; the other attempts are interrupted and awaited.
  *   When every attempt fails, the last failure is returned.
- * - With `budget`, each hedge spends one retry from that retry policy's
- *   budget, so hedges and retries share it; a refused hedge is not started.
+ * - With `budget`, each hedged call records one request in that retry
+ *   policy's budget (none inside a `Retry.retry` of the same policy and key,
+ *   which has recorded it) and each hedge spends one retry from it, so hedges
+ *   and retries share it; a refused hedge is not started. The per-call `key`
+ *   option picks the budget's key, as `Retry.retry`'s does.
  * - Metrics `resilience.hedge.started`, `…won`, `…refused`.
  *
  * **Example** (Hedging a slow call)
@@ -107,7 +110,7 @@ export interface Input {
   readonly delay: Duration.Input | AdaptiveDelay
   /** Further attempts at most (default 1). */
   readonly maxHedges?: number | undefined
-  /** A retry policy whose budget hedges spend. */
+  /** A retry policy whose budget hedged calls record their requests in and hedges spend. */
   readonly budget?: Retry.Policy | undefined
 }
 
@@ -325,10 +328,30 @@ const registerIn = (policy: Policy, internal: Internal, context: Context.Context
 type Signal<A, E> = { readonly attempt: number; readonly exit: Exit.Exit<A, E>; readonly millis: number }
 
 /**
+ * Per-call options of `hedge`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface HedgeOptions {
+  /**
+   * The key of the `budget` this call records its request under and its
+   * hedges withdraw from (default: the budget policy's name), as
+   * `Retry.retry`'s `key`: pass the same key to both when they share a budget.
+   */
+  readonly key?: string | undefined
+}
+
+/**
  * Hedges an effect: if it has not succeeded after the delay, a further
  * attempt starts, up to `maxHedges`; the first success wins and the rest are
  * interrupted. Adds no error: when every attempt fails, the last failure is
  * returned.
+ *
+ * With a `budget`, the call records one request in it (`Retry.recordRequest`:
+ * nothing when a `Retry.retry` of the same policy and key around it has
+ * recorded the call already) and each hedge withdraws one retry, under
+ * `options.key`.
  *
  * @category combinators
  * @since 0.1.0
@@ -339,92 +362,103 @@ export const hedge: {
    *
    * @since 0.1.0
    */
-  (policy: Policy): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  (
+    policy: Policy,
+    options?: HedgeOptions | undefined
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /**
    * Hedges an effect (data-first).
    *
    * @since 0.1.0
    */
-  <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R>
-} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy): Effect.Effect<A, E, R> => {
-  const internal = internals.get(policy)
-  if (policy.invalid !== undefined || internal === undefined) {
-    return Effect.die(policy.invalid ?? new Error("Hedge.hedge: not a policy made by this module"))
-  }
-  return Effect.withFiber((fiber) => {
-    registerIn(policy, internal, fiber.context)
-    internal.calls++
-    const clock = fiber.getRef(Clock.Clock)
-    const delay = Duration.millis(internal.cachedMillis)
-    return Effect.gen(function* () {
-      const signals = yield* Queue.unbounded<Signal<A, E>>()
-      const fibers: Array<Fiber.Fiber<void>> = []
-      let running = 0
-      let started = 0
-      const launch = Effect.suspend(() => {
-        const attempt = ++started
-        running++
-        const startedAt = clock.currentTimeMillisUnsafe()
-        return Effect.map(
-          Effect.forkChild(
-            Effect.flatMap(Effect.exit(self), (exit) =>
-              Effect.sync(() => {
-                running--
-                Queue.offerUnsafe(signals, { attempt, exit, millis: clock.currentTimeMillisUnsafe() - startedAt })
-              })
+  <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy, options?: HedgeOptions | undefined): Effect.Effect<A, E, R>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    policy: Policy,
+    options?: HedgeOptions | undefined
+  ): Effect.Effect<A, E, R> => {
+    const internal = internals.get(policy)
+    if (policy.invalid !== undefined || internal === undefined) {
+      return Effect.die(policy.invalid ?? new Error("Hedge.hedge: not a policy made by this module"))
+    }
+    const key = options?.key
+    return Effect.withFiber((fiber) => {
+      registerIn(policy, internal, fiber.context)
+      internal.calls++
+      const clock = fiber.getRef(Clock.Clock)
+      const delay = Duration.millis(internal.cachedMillis)
+      return Effect.gen(function* () {
+        if (internal.budget !== undefined) yield* Retry.recordRequest(internal.budget, key)
+        const signals = yield* Queue.unbounded<Signal<A, E>>()
+        const fibers: Array<Fiber.Fiber<void>> = []
+        let running = 0
+        let started = 0
+        const launch = Effect.suspend(() => {
+          const attempt = ++started
+          running++
+          const startedAt = clock.currentTimeMillisUnsafe()
+          return Effect.map(
+            Effect.forkChild(
+              Effect.flatMap(Effect.exit(self), (exit) =>
+                Effect.sync(() => {
+                  running--
+                  Queue.offerUnsafe(signals, { attempt, exit, millis: clock.currentTimeMillisUnsafe() - startedAt })
+                })
+              ),
+              { startImmediately: true }
             ),
-            { startImmediately: true }
-          ),
-          (f) => {
-            fibers.push(f)
-          }
-        )
-      })
-      const hedgeAllowed = Effect.suspend(() =>
-        internal.budget === undefined ? Effect.succeed(true) : Retry.tryWithdraw(internal.budget)
-      )
-      yield* launch
-      let last: Exit.Exit<A, E> | undefined
-      for (;;) {
-        const canHedge = started <= policy.maxHedges
-        const next = canHedge
-          ? yield* Effect.timeoutOption(Queue.take(signals), running === 0 ? Duration.zero : delay)
-          : Option.some(yield* Queue.take(signals))
-        if (Option.isNone(next)) {
-          // the delay passed with no success (or nothing is running): hedge
-          if (yield* hedgeAllowed) {
-            internal.started++
-            emit(internal, { _tag: "HedgeStarted", policy: policy.name, attempt: started + 1, delay })
-            yield* launch
-          } else {
-            internal.refused++
-            emit(internal, { _tag: "HedgeRefused", policy: policy.name })
-            if (running === 0) break
-            // no more hedges: wait for what runs
-            const signal = yield* Queue.take(signals)
-            if (Exit.isSuccess(signal.exit)) {
-              last = signal.exit
-              break
+            (f) => {
+              fibers.push(f)
             }
-            last = signal.exit
-            if (running === 0) break
+          )
+        })
+        const hedgeAllowed = Effect.suspend(() =>
+          internal.budget === undefined ? Effect.succeed(true) : Retry.tryWithdraw(internal.budget, key)
+        )
+        yield* launch
+        let last: Exit.Exit<A, E> | undefined
+        // a hedge was just refused: wait for an attempt to end before asking the budget again
+        let refused = false
+        for (;;) {
+          const next =
+            !refused && started <= policy.maxHedges
+              ? yield* Effect.timeoutOption(Queue.take(signals), running === 0 ? Duration.zero : delay)
+              : Option.some(yield* Queue.take(signals))
+          if (Option.isNone(next)) {
+            // the delay passed with no success (or nothing is running): hedge
+            if (yield* hedgeAllowed) {
+              internal.started++
+              emit(internal, { _tag: "HedgeStarted", policy: policy.name, attempt: started + 1, delay })
+              yield* launch
+            } else {
+              internal.refused++
+              emit(internal, { _tag: "HedgeRefused", policy: policy.name })
+              if (running === 0) break
+              refused = true
+            }
+            continue
           }
-          continue
-        }
-        const signal = next.value
-        last = signal.exit
-        if (Exit.isSuccess(signal.exit)) {
-          if (signal.attempt > 1) {
-            internal.won++
-            emit(internal, { _tag: "HedgeWon", policy: policy.name, attempt: signal.attempt })
+          // every attempt's end is handled here, whether or not a hedge was refused before it
+          const afterRefusal = refused
+          refused = false
+          const signal = next.value
+          last = signal.exit
+          if (Exit.isSuccess(signal.exit)) {
+            if (signal.attempt > 1) {
+              internal.won++
+              emit(internal, { _tag: "HedgeWon", policy: policy.name, attempt: signal.attempt })
+            }
+            sample(internal, signal.millis)
+            break
           }
-          sample(internal, signal.millis)
-          break
+          // nothing left running: the budget refused the next attempt already, or there is none to start
+          if (running === 0 && (afterRefusal || started > policy.maxHedges)) break
         }
-        if (running === 0 && started > policy.maxHedges) break
-      }
-      yield* Fiber.interruptAll(fibers)
-      return yield* last ?? Exit.failCause(Cause.empty)
+        yield* Fiber.interruptAll(fibers)
+        return yield* last ?? Exit.failCause(Cause.empty)
+      })
     })
-  })
-})
+  }
+)

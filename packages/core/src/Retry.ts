@@ -754,12 +754,20 @@ export const retry: {
       if (!internal.registered.has(fiber.getRef(Metric.MetricRegistry))) registerMetrics(policy, internal, fiber)
       const clock = fiber.getRef(Clock.Clock)
       const startedAt = clock.currentTimeMillisUnsafe()
+      let attempts = self
       if (internal.budget !== undefined) {
-        const state = budgetState(internal, options?.key ?? policy.name, startedAt)
+        const key = options?.key ?? policy.name
+        const state = budgetState(internal, key, startedAt)
         if (state !== undefined) budgetLogic.recordRequest(state, startedAt, internal.budget.config)
+        // the request is recorded: a hedge (or `recordRequest`) inside the attempts must not record it again
+        attempts = Effect.provideService(self, RequestRecorded, {
+          internal,
+          key,
+          outer: fiber.getRef(RequestRecorded)
+        })
       }
       return loop(
-        self,
+        attempts,
         policy,
         internal,
         options,
@@ -1032,18 +1040,39 @@ export const tryWithdraw = (policy: Policy, key?: string | undefined): Effect.Ef
   })
 
 /**
- * Records one original request against a policy's budget for `key`, as
- * `retry` does for every call it runs (for custom loops and hedging).
+ * Records one original request against a policy's budget for `key` (default:
+ * the policy's name), as `retry` does for every call it runs (for custom
+ * loops and hedging: `Hedge.hedge` calls it once per hedged call). Inside the
+ * attempts of a `retry` under the same policy and key it records nothing:
+ * that retry recorded the call's request already, and a second one would
+ * double the retries the budget allows.
  *
  * @category budget
  * @since 0.1.0
  */
 export const recordRequest = (policy: Policy, key?: string | undefined): Effect.Effect<void> =>
-  Clock.clockWith((clock) => {
+  Effect.withFiber((fiber) => {
     const internal = internalOf(policy)
     if (internal?.budget === undefined) return Effect.void
-    const now = clock.currentTimeMillisUnsafe()
-    const state = budgetState(internal, key ?? policy.name, now)
+    const k = key ?? policy.name
+    for (let call = fiber.getRef(RequestRecorded); call !== undefined; call = call.outer) {
+      if (call.internal === internal && call.key === k) return Effect.void
+    }
+    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    const state = budgetState(internal, k, now)
     if (state !== undefined) budgetLogic.recordRequest(state, now, internal.budget.config)
     return Effect.void
   })
+
+/** A budgeted `retry` the fiber runs inside, which recorded its request (innermost first). */
+interface RecordedRequest {
+  readonly internal: Internal
+  readonly key: string
+  readonly outer: RecordedRequest | undefined
+}
+
+/** The budgeted `retry` calls enclosing the current fiber: `recordRequest` skips their policy and key. */
+const RequestRecorded = Context.Reference<RecordedRequest | undefined>(
+  "@effect-resilience/core/Retry/RequestRecorded",
+  { defaultValue: () => undefined }
+)

@@ -86,6 +86,88 @@ describe("Hedge", () => {
     })
   )
 
+  it.effect("a ratio budget used only by hedges: each hedged call records a request, so hedges pass the floor", () =>
+    Effect.gen(function* () {
+      // the floor alone allows one hedge per window; the ratio one per two calls
+      const budget = Retry.constant({ delay: 0, budgetRatio: 0.5, budgetMinRetriesPerSecond: 0.1 })
+      const policy = Hedge.make({ delay: "100 millis", budget })
+      for (let i = 0; i < 10; i++) yield* run(Hedge.hedge(calls([1_000, 10]).effect, policy), 2_000)
+      // call n may hedge while hedges + 1 <= 0.5 * n + 1: calls 1, 2, 4, 6, 8 and 10
+      assert.deepStrictEqual(yield* policy.stats, { calls: 10, started: 6, won: 6, refused: 4 })
+    })
+  )
+
+  it.effect("key: a call records its request and withdraws its hedges under its own key", () =>
+    Effect.gen(function* () {
+      const budget = Retry.constant({ delay: 0, budgetRatio: 0, budgetMinRetriesPerSecond: 0.1 })
+      const policy = Hedge.make({ delay: "100 millis", budget })
+      const hedged = (key: string) => run(Hedge.hedge(calls([1_000, 10]).effect, policy, { key }), 2_000)
+      // one hedge per key and window: the second call of "a" is refused, "b" has a budget of its own
+      assert.deepStrictEqual(
+        [yield* hedged("a"), yield* hedged("a"), yield* hedged("b")],
+        [Exit.succeed("attempt 2"), Exit.succeed("attempt 1"), Exit.succeed("attempt 2")]
+      )
+      assert.deepStrictEqual(yield* policy.stats, { calls: 3, started: 2, won: 2, refused: 1 })
+      // the data-last form takes the key too
+      const third = calls([1_000, 10])
+      assert.deepStrictEqual(
+        yield* run(third.effect.pipe(Hedge.hedge(policy, { key: "c" })), 2_000),
+        Exit.succeed("attempt 2")
+      )
+    })
+  )
+
+  it.effect("inside Retry.retry with the same budget and key, the hedged call records no second request", () =>
+    Effect.gen(function* () {
+      // ratio 1, no floor: one recorded request allows one hedge, two would allow two
+      const budget = Retry.constant({ delay: 0, maxAttempts: 2, budgetRatio: 1, budgetMinRetriesPerSecond: 0 })
+      const policy = Hedge.make({ delay: "100 millis", maxHedges: 2, budget })
+      const { effect } = calls([1_000, 1_000, 10])
+      const exit = yield* run(effect.pipe(Hedge.hedge(policy, { key: "k" }), Retry.retry(budget, { key: "k" })), 2_000)
+      assert.deepStrictEqual(exit, Exit.succeed("attempt 1"))
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 1, won: 0, refused: 1 })
+      // under another key the retry's request is not the hedge's: the hedged call records its own
+      const other = Hedge.make({ delay: "100 millis", maxHedges: 2, budget })
+      yield* run(calls([1_000, 1_000, 10]).effect.pipe(Hedge.hedge(other, { key: "j" }), Retry.retry(budget)), 2_000)
+      assert.deepStrictEqual(yield* other.stats, { calls: 1, started: 1, won: 0, refused: 1 })
+    })
+  )
+
+  it.effect("a win by a hedge that started before a refusal is counted", () =>
+    Effect.gen(function* () {
+      // the floor allows one hedge: attempt 2 starts at 100 ms, attempt 3 is refused at 200 ms, attempt 2 wins at 250 ms
+      const budget = Retry.constant({ delay: 0, budgetRatio: 0, budgetMinRetriesPerSecond: 0.1 })
+      const policy = Hedge.make({ delay: "100 millis", maxHedges: 2, budget })
+      const events = yield* policy.subscribe
+      const { effect, log } = calls([1_000, 150])
+      assert.deepStrictEqual(yield* run(Hedge.hedge(effect, policy), 2_000), Exit.succeed("attempt 2"))
+      assert.deepStrictEqual([log.started, log.interrupted], [2, 1])
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 1, won: 1, refused: 1 })
+      assert.deepStrictEqual(
+        (yield* Queue.takeAll(events)).map((e) => (e._tag === "HedgeRefused" ? e._tag : `${e._tag} ${e.attempt}`)),
+        ["HedgeStarted 2", "HedgeRefused", "HedgeWon 2"]
+      )
+    })
+  )
+
+  it.effect("a win by a hedge that started after a refusal is counted", () =>
+    Effect.gen(function* () {
+      // one hedge per 1 s window: attempt 2 at 100 ms, refused at 200 ms; attempt 2 fails at 1150 ms,
+      // the window has freed by 1250 ms: attempt 3 starts then and wins at 1260 ms
+      const budget = Retry.constant({
+        delay: 0,
+        budgetRatio: 0,
+        budgetMinRetriesPerSecond: 1,
+        budgetWindow: "1 second"
+      })
+      const policy = Hedge.make({ delay: "100 millis", maxHedges: 2, budget })
+      const { effect, log } = calls([5_000, 1_050, 10], [2])
+      assert.deepStrictEqual(yield* run(Hedge.hedge(effect, policy), 3_000), Exit.succeed("attempt 3"))
+      assert.deepStrictEqual([log.started, log.interrupted], [3, 1])
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 2, won: 1, refused: 1 })
+    })
+  )
+
   it.effect("an adaptive delay follows the observed percentile", () =>
     Effect.gen(function* () {
       const policy = Hedge.make({ delay: { percentile: 0.9, initial: "500 millis", minSamples: 16 } })
