@@ -128,7 +128,9 @@ export type TypeId = "~@effect-resilience/core/CircuitBreaker"
  * - `snapshot` exports every circuit as JSON-safe data and `restore` loads
  *   one: persist it to survive restarts or serverless cold starts.
  * - `events` is a stream of transitions, rejections, outcomes and health
- *   changes; `subscribe` gives the same as a scoped queue.
+ *   changes; `subscribe` gives the same as a scoped queue. Over a remote
+ *   store, health is read back from the store after each call while anyone
+ *   subscribes: one more round trip per call, and none without a subscriber.
  *
  * @category models
  * @since 0.1.0
@@ -1331,6 +1333,28 @@ export const make: (
         emit({ _tag: "HealthChanged", breaker: name, key, from: before, to: after })
       }
     }
+    // A remote store hands out copies of its circuits, so their health is
+    // kept per key instead: only while not healthy, at most `maxKeys` keys.
+    const remoteHealth = new Map<string, Health>()
+    const noteHealth = (key: string, after: Health) => {
+      const before = remoteHealth.get(key) ?? "healthy"
+      if (before === after) return
+      if (after === "healthy") remoteHealth.delete(key)
+      else {
+        if (!remoteHealth.has(key) && remoteHealth.size >= options.maxKeys) {
+          const oldest = remoteHealth.keys().next()
+          if (oldest.done !== true) remoteHealth.delete(oldest.value)
+        }
+        remoteHealth.set(key, after)
+      }
+      emit({ _tag: "HealthChanged", breaker: name, key, from: before, to: after })
+    }
+    /** Reads a remote circuit and publishes a change of its health (only while someone listens: a store read). */
+    const readHealth = (key: string, clock: Clock.Clock): Effect.Effect<void, CircuitBreakerError> =>
+      Effect.map(circuits.read(key), (c) => {
+        if (timeWindow) engine.expireBuckets(c, clock.currentTimeMillisUnsafe(), config)
+        noteHealth(key, engine.health(c, config))
+      })
 
     // ---- rejection
     const reject = (
@@ -1582,7 +1606,11 @@ export const make: (
             },
             onSuccess: (admission): Effect.Effect<A, E | CircuitBreakerError, R> => {
               const now = clock.currentTimeMillisUnsafe()
-              if (admission.transition !== undefined) onTransition(fiber, key, admission.transition, now)
+              if (admission.transition !== undefined) {
+                onTransition(fiber, key, admission.transition, now)
+                // admission only half-opens an Open circuit or reopens a HalfOpen one
+                if (hub.listening()) noteHealth(key, admission.transition.to === "HalfOpen" ? "degraded" : "unhealthy")
+              }
               const verdict = admission.verdict
               if (verdict !== "Admit" && verdict !== "Probe") {
                 return reject(fiber, key, verdict, admission.retryAfterMillis)
@@ -1610,6 +1638,7 @@ export const make: (
                         }
                       })
                     ),
+                    Effect.andThen(() => (hub.listening() ? readHealth(key, clock) : Effect.void)),
                     Effect.catchCause((cause) =>
                       Cause.hasDies(cause)
                         ? Effect.failCause(cause)
@@ -1665,6 +1694,11 @@ export const make: (
           Clock.clockWith((clock) => {
             if (transition !== undefined)
               onTransition(undefined, keyOf(key), transition, clock.currentTimeMillisUnsafe())
+            // even without a transition: a reset of a Closed circuit empties its window
+            if (!hub.listening()) return Effect.void
+            if (local === undefined) return readHealth(keyOf(key), clock)
+            const circuit = local.peek(keyOf(key))
+            if (circuit !== undefined) checkHealth(keyOf(key), circuit)
             return Effect.void
           })
         )
@@ -1699,13 +1733,31 @@ export const make: (
     const metricsRegistrar = Metrics.registrar(context)
     const spec = Telemetry.circuitBreaker
     const base = { [Telemetry.attributes.name]: name }
-    const localCircuits = () => (local === undefined ? [] : [...local.circuits()])
-    for (const tag of stateTags) {
-      metricsRegistrar.gauge(spec.state, { ...base, [Telemetry.attributes.state]: stateAttribute[tag] }, () => {
-        let n = 0
-        for (const c of localCircuits()) if (c.state === tag) n++
-        return n
-      })
+    // The state and rate gauges read in-process circuits. A remote store's
+    // circuits are shared by every process and read with an effect, so over
+    // one these gauges are not registered (rather than reading 0).
+    if (local !== undefined) {
+      for (const tag of stateTags) {
+        metricsRegistrar.gauge(spec.state, { ...base, [Telemetry.attributes.state]: stateAttribute[tag] }, () => {
+          let n = 0
+          for (const c of local.circuits()) if (c.state === tag) n++
+          return n
+        })
+      }
+      const clock = Context.get(context, Clock.Clock)
+      const windowRate = (numerator: "failures" | "slow") => () => {
+        let calls = 0
+        let part = 0
+        const now = timeWindow ? clock.currentTimeMillisUnsafe() : 0
+        for (const c of local.circuits()) {
+          if (timeWindow) engine.expireBuckets(c, now, config)
+          calls += c.calls
+          part += c[numerator]
+        }
+        return calls === 0 ? 0 : part / calls
+      }
+      metricsRegistrar.gauge(spec.failureRate, base, windowRate("failures"))
+      metricsRegistrar.gauge(spec.slowCallRate, base, windowRate("slow"))
     }
     for (const outcome of ["success", "failure", "ignored", "rejected"] as const) {
       metricsRegistrar.counter(
@@ -1721,17 +1773,6 @@ export const make: (
       )
       metricsRegistrar.histogram(spec.callDuration, attributes, () => counters.durations[outcome])
     }
-    const windowRate = (numerator: "failures" | "slow") => () => {
-      let calls = 0
-      let part = 0
-      for (const c of localCircuits()) {
-        calls += c.calls
-        part += c[numerator]
-      }
-      return calls === 0 ? 0 : part / calls
-    }
-    metricsRegistrar.gauge(spec.failureRate, base, windowRate("failures"))
-    metricsRegistrar.gauge(spec.slowCallRate, base, windowRate("slow"))
     for (const from of stateTags) {
       for (const to of stateTags) {
         if (from === to) continue

@@ -5,9 +5,8 @@ import { CircuitBreaker } from "@effect-resilience/core"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import { TestClock } from "effect/testing"
+import * as Metric from "effect/Metric"
 import { suite } from "./CircuitBreakerStoreSuite.ts"
 
 suite("memory", CircuitBreaker.layerStoreMemory())
@@ -30,31 +29,78 @@ suite("memory through the effectful interface", remoteLike)
 class Boom extends Data.TaggedError("Boom") {}
 
 describe("CircuitBreaker over an effectful store", () => {
-  it.effect("trips, rejects, probes and closes like the in-process path", () =>
-    Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2, openDuration: "5 seconds" })
-      yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker))
-      yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker))
-      const rejected = yield* Effect.flip(CircuitBreaker.protect(Effect.succeed(1), breaker))
-      assert.strictEqual(rejected._tag === "CircuitBreakerError" ? rejected.reason._tag : "", "CircuitOpen")
-      yield* TestClock.adjust("5 seconds")
-      assert.strictEqual(yield* CircuitBreaker.protect(Effect.succeed(1), breaker), 1)
-      assert.strictEqual((yield* breaker.state())._tag, "Closed")
-    }).pipe(Effect.provide(remoteLike))
+  it.effect(
+    "the two suite runs take different paths: the in-process one never calls admit, the other always does",
+    () =>
+      Effect.gen(function* () {
+        /** Counts the effectful admissions and records a breaker makes. */
+        const counting = (inner: Layer.Layer<CircuitBreaker.CircuitBreakerStore>) => {
+          const counts = { admit: 0, record: 0 }
+          const layer = Layer.effect(
+            CircuitBreaker.CircuitBreakerStore,
+            Effect.map(CircuitBreaker.CircuitBreakerStore, (store) =>
+              CircuitBreaker.CircuitBreakerStore.of({
+                circuits: (options) =>
+                  Effect.map(store.circuits(options), (circuits) => ({
+                    ...circuits,
+                    admit: (key: string) => {
+                      counts.admit++
+                      return circuits.admit(key)
+                    },
+                    record: (record: Parameters<CircuitBreaker.Circuits["record"]>[0]) => {
+                      counts.record++
+                      return circuits.record(record)
+                    }
+                  }))
+              })
+            )
+          ).pipe(Layer.provide(inner))
+          return { counts, layer }
+        }
+        const inProcess = counting(CircuitBreaker.layerStoreMemory())
+        const effectful = counting(remoteLike)
+        for (const { layer } of [inProcess, effectful]) {
+          const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 }).pipe(Effect.provide(layer))
+          yield* CircuitBreaker.protect(Effect.succeed(1), breaker, { key: "k" })
+          yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker, { key: "k" }))
+          yield* Effect.exit(CircuitBreaker.protect(Effect.succeed(1), breaker, { key: "k" }))
+        }
+        assert.deepStrictEqual(inProcess.counts, { admit: 0, record: 0 })
+        assert.deepStrictEqual(effectful.counts, { admit: 3, record: 2 })
+      })
   )
 
-  it.effect("an interrupted probe frees its slot", () =>
+  it.effect("the state and rate gauges are registered only over in-process circuits, never reading a false 0", () =>
     Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1, openDuration: "1 second" })
-      yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker))
-      yield* TestClock.adjust("1 second")
-      const probe = yield* Effect.forkChild(CircuitBreaker.protect(Effect.never, breaker))
-      yield* Effect.yieldNow
-      yield* Fiber.interrupt(probe)
-      const state = yield* breaker.state()
-      assert.deepStrictEqual(state._tag === "HalfOpen" ? state.probesInFlight : -1, 0)
-      assert.strictEqual(yield* CircuitBreaker.protect(Effect.succeed(1), breaker), 1)
-    }).pipe(Effect.provide(remoteLike))
+      const ids = (name: string) =>
+        Effect.map(Metric.snapshot, (snapshots) =>
+          snapshots
+            .filter((s) => s.attributes?.["resilience.name"] === name)
+            .map((s) => s.id)
+            .filter((id, i, all) => all.indexOf(id) === i)
+            .sort()
+        )
+      for (const [name, layer] of [
+        ["in-process", CircuitBreaker.layerStoreMemory()],
+        ["remote", remoteLike]
+      ] as const) {
+        const breaker = yield* CircuitBreaker.make({ name, consecutiveFailures: 1 }).pipe(Effect.provide(layer))
+        yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker))
+      }
+      const perProcess = [
+        "resilience.circuit_breaker.call.duration",
+        "resilience.circuit_breaker.calls",
+        "resilience.circuit_breaker.slow_calls",
+        "resilience.circuit_breaker.transitions"
+      ]
+      const gauges = [
+        "resilience.circuit_breaker.failure_rate",
+        "resilience.circuit_breaker.slow_call_rate",
+        "resilience.circuit_breaker.state"
+      ]
+      assert.deepStrictEqual(yield* ids("in-process"), [...perProcess, ...gauges].sort())
+      assert.deepStrictEqual(yield* ids("remote"), perProcess)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 
   it.effect("onStoreError: allow runs the call unrecorded, fail fails it with CircuitBreakerStoreError", () =>
