@@ -13,10 +13,12 @@ import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly retryAfterMillis?: number }> {}
 class NotFound extends Data.TaggedError("NotFound") {}
+class Invalid extends Data.TaggedError("Invalid") {}
 
 const store = CircuitBreaker.layerStoreMemory()
 const make = (options: CircuitBreaker.Input) => CircuitBreaker.make(options).pipe(Effect.provide(store))
@@ -36,6 +38,29 @@ const call = <A, E>(breaker: CircuitBreaker.CircuitBreaker, effect: Effect.Effec
   })
 
 const stateTag = (breaker: CircuitBreaker.CircuitBreaker, key?: string) => Effect.map(breaker.state(key), (s) => s._tag)
+
+/** Runs `effect` through the breaker after `millis` of TestClock time: how it ended, as `call` reports it. */
+const timedCall = <A, E>(breaker: CircuitBreaker.CircuitBreaker, effect: Effect.Effect<A, E>, millis: number) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.forkChild(call(breaker, Effect.andThen(Effect.sleep(Duration.millis(millis)), effect)))
+    yield* TestClock.adjust(Duration.millis(millis))
+    return yield* Fiber.join(fiber)
+  })
+
+/** The value of a snapshotted metric series: a counter's count, a gauge's value, a histogram's [count, sum]. */
+const metricValue = (
+  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
+  id: string,
+  attributes: Record<string, string>
+): number | ReadonlyArray<number> | undefined => {
+  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
+  if (s === undefined) return undefined
+  const state: object = s.state
+  if ("sum" in state && "count" in state) return [Number(state.count), Number(state.sum)]
+  if ("count" in state) return Number(state.count)
+  if ("value" in state) return Number(state.value)
+  return undefined
+}
 
 describe("CircuitBreaker", () => {
   describe("consecutive failures", () => {
@@ -251,6 +276,29 @@ describe("CircuitBreaker", () => {
       })
     )
 
+    it.effect("a jittered Schedule: each opening within 0.8 to 1.2 of its exponential step, drawn afresh", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          consecutiveFailures: 1,
+          openDuration: Schedule.exponential("1 second").pipe(Schedule.jittered)
+        })
+        const openings: Array<number> = []
+        for (let i = 0; i < 6; i++) {
+          yield* call(breaker, boom) // trips, then every failed probe reopens
+          const state = yield* breaker.state()
+          assert.strictEqual(state._tag === "Open" ? state.consecutiveOpenings : -1, i + 1)
+          const millis = state._tag === "Open" ? Duration.toMillis(state.retryAfter) : -1
+          const step = 1_000 * 2 ** i
+          assert.isTrue(millis >= 0.8 * step && millis <= 1.2 * step, `opening ${i + 1}: ${millis} ms`)
+          openings.push(millis / step)
+          yield* TestClock.adjust(Duration.millis(Math.ceil(millis)))
+        }
+        // not the bare exponential steps, and not one jitter factor reused for every opening
+        assert.isTrue(openings.some((factor) => factor !== 1))
+        assert.isAbove(new Set(openings).size, 1)
+      })
+    )
+
     it.effect("a failure's retry-after hint lengthens the opening, capped by maxOpenDuration", () =>
       Effect.gen(function* () {
         const breaker = yield* make({ consecutiveFailures: 1, openDuration: "1 second", maxOpenDuration: "1 minute" })
@@ -417,6 +465,41 @@ describe("CircuitBreaker", () => {
       })
     )
 
+    it.effect("breaker-wide isFailure, isIgnored and isFailureResult from make, on the closed fast path too", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          consecutiveFailures: 1,
+          isIgnored: (e) => e instanceof NotFound,
+          isFailure: (e) => !(e instanceof Invalid),
+          isFailureResult: (r) => typeof r === "object" && r !== null && Reflect.get(r, "status") === 503
+        })
+        assert.strictEqual(yield* call(breaker, Effect.fail(new NotFound())), "NotFound")
+        assert.strictEqual(yield* call(breaker, Effect.fail(new Invalid())), "Invalid")
+        assert.strictEqual(yield* call(breaker, Effect.succeed({ status: 200 })), "ok")
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.ignored, stats.successes, stats.failures], [1, 2, 0])
+        assert.strictEqual(yield* stateTag(breaker), "Closed")
+        // no per-call options: the shared closed-state frame still applies the breaker's isFailureResult
+        assert.strictEqual(yield* call(breaker, Effect.succeed({ status: 503 })), "ok")
+        assert.strictEqual(yield* stateTag(breaker), "Open")
+        // an unclassified typed error is a failure
+        const other = yield* make({ consecutiveFailures: 1, isFailure: (e) => !(e instanceof Invalid) })
+        yield* call(other, boom)
+        assert.strictEqual(yield* stateTag(other), "Open")
+      })
+    )
+
+    it.effect("per-call predicates are consulted before the breaker-wide ones", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 1, isFailure: () => true, isIgnored: () => false })
+        yield* Effect.exit(CircuitBreaker.protect(boom, breaker, { isIgnored: (e: Boom) => e._tag === "Boom" }))
+        yield* Effect.exit(CircuitBreaker.protect(boom, breaker, { isFailure: () => false }))
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.ignored, stats.successes, stats.failures], [1, 1, 0])
+        assert.strictEqual(yield* stateTag(breaker), "Closed")
+      })
+    )
+
     it.effect("defects are failures by default, ignored when countDefectsAsFailures is off", () =>
       Effect.gen(function* () {
         const strict = yield* make({ consecutiveFailures: 1 })
@@ -539,6 +622,165 @@ describe("CircuitBreaker", () => {
     )
   })
 
+  describe("restore", () => {
+    it.effect("restore loads a snapshot into a running breaker: its circuits replace the live ones", () =>
+      Effect.gen(function* () {
+        const options = { name: "payments", consecutiveFailures: 1, openDuration: "30 seconds" } as const
+        const source = yield* make(options)
+        yield* call(source, boom) // the default key
+        yield* call(source, boom, "eu")
+        const snapshot = yield* source.snapshot
+        yield* TestClock.adjust("10 seconds")
+        const target = yield* make(options)
+        // the default key is Closed here and served by the shared closed-state frame
+        assert.strictEqual(yield* call(target, ok), "ok")
+        yield* call(target, ok, "us")
+        yield* target.restore(snapshot)
+        const state = yield* target.state()
+        assert.strictEqual(state._tag === "Open" ? Duration.toMillis(state.retryAfter) : -1, 20_000)
+        assert.strictEqual(yield* call(target, ok), "CircuitOpen")
+        assert.strictEqual(yield* call(target, ok, "eu"), "CircuitOpen")
+        // a key the snapshot does not hold keeps its circuit
+        assert.strictEqual((yield* target.metrics("us")).bufferedCalls, 1)
+        yield* TestClock.adjust("20 seconds")
+        assert.strictEqual(yield* call(target, ok), "ok")
+        assert.strictEqual(yield* stateTag(target), "Closed")
+      })
+    )
+  })
+
+  describe("rejections", () => {
+    it.effect("carry no captured stack trace", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 1, openDuration: "1 second" })
+        yield* call(breaker, boom)
+        const open = yield* Effect.flip(CircuitBreaker.protect(ok, breaker))
+        yield* TestClock.adjust("1 second")
+        const probe = yield* Effect.forkChild(CircuitBreaker.protect(Effect.never, breaker))
+        yield* Effect.yieldNow
+        const halfOpen = yield* Effect.flip(CircuitBreaker.protect(ok, breaker))
+        yield* Fiber.interrupt(probe)
+        yield* breaker.forceOpen()
+        const forced = yield* Effect.flip(CircuitBreaker.protect(ok, breaker))
+        assert.deepStrictEqual(
+          [open, halfOpen, forced].map((e) => e.reason._tag),
+          ["CircuitOpen", "CircuitHalfOpen", "CircuitOpen"]
+        )
+        for (const error of [open, halfOpen, forced]) {
+          assert.instanceOf(error, CircuitBreaker.CircuitBreakerError)
+          assert.notInclude(String(error.stack), "    at ")
+          assert.notInclude(String(error.reason.stack), "    at ")
+        }
+        // an error built the ordinary way does capture one: the check above can fail
+        const built = new CircuitBreaker.CircuitBreakerError({ reason: halfOpen.reason })
+        assert.include(String(built.stack), "    at ")
+      })
+    )
+  })
+
+  describe("state is derived at admission", () => {
+    it.effect("state() reports Open with retryAfter 0 once the open time has passed, until a call is admitted", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 1, openDuration: "1 second" })
+        yield* call(breaker, boom)
+        yield* TestClock.adjust("1 minute") // no timer fires
+        const state = yield* breaker.state()
+        assert.deepStrictEqual(state._tag === "Open" ? [Duration.toMillis(state.retryAfter)] : [], [0])
+        assert.deepStrictEqual([(yield* breaker.metrics()).state, yield* breaker.health()], ["Open", "unhealthy"])
+        // the next call is admitted as a probe: HalfOpen only now
+        const gate = yield* Deferred.make<void>()
+        const probe = yield* Effect.forkChild(call(breaker, Effect.as(Deferred.await(gate), "ok")))
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* stateTag(breaker), "HalfOpen")
+        yield* Deferred.succeed(gate, undefined)
+        assert.strictEqual(yield* Fiber.join(probe), "ok")
+        assert.strictEqual(yield* stateTag(breaker), "Closed")
+      })
+    )
+  })
+
+  describe("composition (the docs' tables)", () => {
+    /** How a call ended, for the caller: "ok", a rejection reason's tag, or the error's tag. */
+    const endedWith = (exit: Exit.Exit<unknown, unknown>): string => {
+      if (Exit.isSuccess(exit)) return "ok"
+      const error = Cause.squash(exit.cause)
+      return CircuitBreaker.isCircuitBreakerError(error)
+        ? error.reason._tag
+        : String(Reflect.get(Object(error), "_tag"))
+    }
+    /** Three calls against a dependency that never answers, each given 5 ms of TestClock time. */
+    const threeHanging = (call: Effect.Effect<unknown, unknown>) =>
+      Effect.gen(function* () {
+        const seen: Array<string> = []
+        for (let i = 0; i < 3; i++) {
+          const fiber = yield* Effect.forkChild(Effect.exit(call))
+          yield* TestClock.adjust("5 millis")
+          seen.push(endedWith(yield* Fiber.join(fiber)))
+        }
+        return seen
+      })
+
+    it.effect("timeout inside the breaker: each TimeoutError is a failure, and the circuit opens", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 2 })
+        const seen = yield* threeHanging(Effect.never.pipe(Effect.timeout("5 millis"), CircuitBreaker.protect(breaker)))
+        assert.deepStrictEqual(seen, ["TimeoutError", "TimeoutError", "CircuitOpen"])
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.failures, stats.ignored, stats.rejected], [2, 0, 1])
+        assert.strictEqual(yield* stateTag(breaker), "Open")
+      })
+    )
+
+    it.effect("timeout outside the breaker: the breaker sees interruptions, ignores them, and stays Closed", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 2 })
+        const seen = yield* threeHanging(Effect.never.pipe(CircuitBreaker.protect(breaker), Effect.timeout("5 millis")))
+        assert.deepStrictEqual(seen, ["TimeoutError", "TimeoutError", "TimeoutError"])
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.failures, stats.ignored, stats.rejected], [0, 3, 0])
+        assert.strictEqual(yield* stateTag(breaker), "Closed")
+      })
+    )
+
+    it.effect("retry outside the breaker: rejections stop the attempts after 2 calls reach the dependency", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 2 })
+        let reached = 0
+        const dependency = Effect.suspend(() => {
+          reached++
+          return boom
+        })
+        const seen: Array<string> = []
+        for (let i = 0; i < 3; i++) {
+          seen.push(
+            endedWith(yield* Effect.exit(dependency.pipe(CircuitBreaker.protect(breaker), Effect.retry({ times: 3 }))))
+          )
+        }
+        assert.deepStrictEqual(seen, ["CircuitOpen", "CircuitOpen", "CircuitOpen"])
+        assert.strictEqual(reached, 2)
+      })
+    )
+
+    it.effect("retry inside the breaker: one outcome per retry sequence, 8 calls reach the dependency", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 2 })
+        let reached = 0
+        const dependency = Effect.suspend(() => {
+          reached++
+          return boom
+        })
+        const seen: Array<string> = []
+        for (let i = 0; i < 3; i++) {
+          seen.push(
+            endedWith(yield* Effect.exit(dependency.pipe(Effect.retry({ times: 3 }), CircuitBreaker.protect(breaker))))
+          )
+        }
+        assert.deepStrictEqual(seen, ["Boom", "Boom", "CircuitOpen"])
+        assert.strictEqual(reached, 8)
+      })
+    )
+  })
+
   describe("events", () => {
     it.effect("transitions, rejections, outcomes and health changes", () =>
       Effect.gen(function* () {
@@ -582,7 +824,181 @@ describe("CircuitBreaker", () => {
     )
   })
 
+  describe("events: stream, health and durations", () => {
+    it.effect("the events Stream delivers transitions, outcomes, health changes and rejections", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ name: "stream", consecutiveFailures: 1, openDuration: "1 second" })
+        const collected = yield* Effect.forkChild(Stream.runCollect(Stream.take(breaker.events, 4)))
+        // let the stream subscribe before the calls
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        yield* call(breaker, boom)
+        yield* call(breaker, ok)
+        const events = yield* Fiber.join(collected)
+        assert.deepStrictEqual(
+          events.map((e) => e._tag),
+          ["StateTransition", "CallOutcome", "HealthChanged", "CallRejected"]
+        )
+        assert.isTrue(events.every((e) => e.breaker === "stream" && e.key === "stream"))
+        const rejected = events[3]
+        assert.strictEqual(rejected?._tag === "CallRejected" ? Duration.toMillis(rejected.retryAfter) : -1, 1_000)
+      })
+    )
+
+    it.effect("health(): degraded once the failure rate reaches half its threshold, unhealthy when open", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ failureRateThreshold: 0.5, slidingWindowSize: 10, minimumCalls: 4 })
+        const events = yield* breaker.subscribe
+        for (const effect of [ok, ok, boom]) yield* call(breaker, effect)
+        assert.strictEqual(yield* breaker.health(), "healthy") // below minimumCalls
+        yield* call(breaker, ok) // 1 of 4 = 0.25: half of 0.5
+        assert.strictEqual(yield* breaker.health(), "degraded")
+        assert.strictEqual(yield* stateTag(breaker), "Closed")
+        for (const effect of [boom, boom]) yield* call(breaker, effect) // 3 of 6 = 0.5: opens
+        assert.strictEqual(yield* breaker.health(), "unhealthy")
+        const changes = (yield* Queue.takeAll(events)).flatMap((e) =>
+          e._tag === "HealthChanged" ? [`${e.from}->${e.to}`] : []
+        )
+        assert.deepStrictEqual(changes, ["healthy->degraded", "degraded->unhealthy"])
+      })
+    )
+
+    it.effect("health(): degraded once the slow-call rate reaches half its threshold", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          ...CircuitBreaker.slowCalls({ duration: "1 second", threshold: 0.8 }),
+          slidingWindowSize: 10,
+          minimumCalls: 4
+        })
+        for (let i = 0; i < 3; i++) yield* call(breaker, ok)
+        yield* timedCall(breaker, ok, 1_000) // 1 slow of 4 = 0.25: below 0.4
+        assert.strictEqual(yield* breaker.health(), "healthy")
+        yield* timedCall(breaker, ok, 1_000) // 2 of 5 = 0.4: half of 0.8
+        assert.strictEqual(yield* breaker.health(), "degraded")
+        const m = yield* breaker.metrics()
+        assert.deepStrictEqual([m.state, m.slowCalls, m.slowCallRate], ["Closed", 2, 0.4])
+      })
+    )
+
+    it.effect("a CallOutcome carries the call's duration when durations are measured, zero otherwise", () =>
+      Effect.gen(function* () {
+        const durations = (options: CircuitBreaker.Input) =>
+          Effect.gen(function* () {
+            const breaker = yield* make(options)
+            const events = yield* breaker.subscribe
+            yield* timedCall(breaker, ok, 2_000)
+            yield* timedCall(breaker, boom, 250)
+            return (yield* Queue.takeAll(events)).flatMap((e) =>
+              e._tag === "CallOutcome" ? [[e.outcome, Duration.toMillis(e.duration)]] : []
+            )
+          })
+        assert.deepStrictEqual(yield* durations({ recordCallDuration: true }), [
+          ["Success", 2_000],
+          ["Failure", 250]
+        ])
+        // per-call options take the admission path rather than the shared closed-state frame
+        const keyed = yield* make({ recordCallDuration: true })
+        const events = yield* keyed.subscribe
+        const fiber = yield* Effect.forkChild(
+          Effect.exit(CircuitBreaker.protect(Effect.sleep("3 seconds"), keyed, { key: "tenant" }))
+        )
+        yield* TestClock.adjust("3 seconds")
+        yield* Fiber.join(fiber)
+        const outcome = (yield* Queue.takeAll(events)).find((e) => e._tag === "CallOutcome")
+        assert.strictEqual(outcome?._tag === "CallOutcome" ? Duration.toMillis(outcome.duration) : -1, 3_000)
+        assert.deepStrictEqual(yield* durations({}), [
+          ["Success", 0],
+          ["Failure", 0]
+        ])
+      })
+    )
+  })
+
   describe("telemetry", () => {
+    it.effect("every outcome series, slow calls, the rate gauges and the duration histogram in seconds", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          name: "catalogue",
+          ...CircuitBreaker.slowCalls({ duration: "2 seconds", threshold: 0.9 }),
+          failureRateThreshold: 0.9,
+          slidingWindowSize: 10,
+          minimumCalls: 10,
+          recordCallDuration: true
+        })
+        yield* timedCall(breaker, ok, 3_000) // slow success
+        yield* timedCall(breaker, boom, 2_000) // slow failure
+        yield* timedCall(breaker, ok, 500)
+        yield* Effect.exit(
+          CircuitBreaker.protect(Effect.fail(new NotFound()), breaker, {
+            isIgnored: (e: NotFound) => e._tag === "NotFound"
+          })
+        )
+        const snapshots = yield* Metric.snapshot
+        const value = (id: string, attributes: Record<string, string> = {}) =>
+          metricValue(snapshots, `resilience.circuit_breaker.${id}`, { "resilience.name": "catalogue", ...attributes })
+        const outcome = (o: string) => ({ "resilience.outcome": o })
+        assert.deepStrictEqual(
+          ["success", "failure", "ignored", "rejected"].map((o) => value("calls", outcome(o))),
+          [2, 1, 1, 0]
+        )
+        assert.deepStrictEqual(
+          [value("slow_calls", outcome("success")), value("slow_calls", outcome("failure"))],
+          [1, 1]
+        )
+        // 1 failure and 2 slow calls of the 3 counted (the ignored call is not in the window)
+        assert.strictEqual(value("failure_rate"), 1 / 3)
+        assert.strictEqual(value("slow_call_rate"), 2 / 3)
+        // [count, sum]: seconds, not milliseconds
+        assert.deepStrictEqual(value("call.duration", outcome("success")), [2, 3.5])
+        assert.deepStrictEqual(value("call.duration", outcome("failure")), [1, 2])
+        assert.strictEqual(value("state", { "resilience.state": "closed" }), 1)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+    )
+
+    it.effect("the rate gauges of a time-based window leave out the calls older than the window", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({
+          name: "windowed",
+          ...CircuitBreaker.timeRate({ window: "10 seconds", minimumCalls: 10 })
+        })
+        for (const effect of [boom, ok]) yield* call(breaker, effect)
+        const failureRate = Effect.map(Metric.snapshot, (snapshots) =>
+          metricValue(snapshots, "resilience.circuit_breaker.failure_rate", { "resilience.name": "windowed" })
+        )
+        assert.strictEqual(yield* failureRate, 0.5)
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual(yield* failureRate, 0)
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+    )
+
+    it.effect("spanEvents: all adds CallOutcome; each span event names the breaker and its state or outcome", () =>
+      Effect.gen(function* () {
+        const spanEvents = (spanEvents: "none" | "transitions" | "all") =>
+          Effect.gen(function* () {
+            const breaker = yield* make({ name: "billing", consecutiveFailures: 1, spanEvents })
+            return yield* Effect.gen(function* () {
+              yield* call(breaker, ok)
+              yield* call(breaker, boom)
+              yield* call(breaker, ok)
+              const span = yield* Effect.currentSpan
+              return "events" in span && Array.isArray(span.events)
+                ? span.events.map((e: ReadonlyArray<unknown>) => [e[0], e[2]])
+                : []
+            }).pipe(Effect.withSpan("request"))
+          })
+        assert.deepStrictEqual(yield* spanEvents("all"), [
+          ["CallOutcome", { "resilience.name": "billing", "resilience.outcome": "success", "resilience.slow": false }],
+          ["StateTransition", { "resilience.name": "billing", "resilience.from": "closed", "resilience.to": "open" }],
+          ["CallOutcome", { "resilience.name": "billing", "resilience.outcome": "failure", "resilience.slow": false }],
+          ["CallRejected", { "resilience.name": "billing", "resilience.state": "open" }]
+        ])
+        assert.deepStrictEqual(
+          (yield* spanEvents("transitions")).map(([name]) => name),
+          ["StateTransition", "CallRejected"]
+        )
+        assert.deepStrictEqual(yield* spanEvents("none"), [])
+      })
+    )
+
     it.effect("metrics from the catalogue, with breaker name and outcome but never the key", () =>
       Effect.gen(function* () {
         const breaker = yield* make({ name: "search", consecutiveFailures: 2, recordCallDuration: true })
