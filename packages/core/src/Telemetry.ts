@@ -135,7 +135,7 @@ export const circuitBreaker = {
     kind: "gauge",
     unit: "{circuit}",
     description:
-      "Circuits of the breaker in each state (`closed`, `open`, `half_open`, `disabled`, `forced_open`, `metrics_only`); 0 or 1 for a breaker with one key.",
+      "Circuits of the breaker in each state (`closed`, `open`, `half_open`, `disabled`, `forced_open`, `metrics_only`); 0 or 1 for a breaker with one key. Over an in-process store only (absent over a remote one).",
     attributes: [attributes.name, attributes.state]
   },
   calls: {
@@ -157,14 +157,16 @@ export const circuitBreaker = {
     name: "resilience.circuit_breaker.failure_rate",
     kind: "gauge",
     unit: "1",
-    description: "Failures over calls in the sliding windows of all the breaker's circuits, 0 to 1.",
+    description:
+      "Failures over calls in the sliding windows of all the breaker's circuits, 0 to 1. Over an in-process store only.",
     attributes: [attributes.name]
   },
   slowCallRate: {
     name: "resilience.circuit_breaker.slow_call_rate",
     kind: "gauge",
     unit: "1",
-    description: "Slow calls over calls in the sliding windows of all the breaker's circuits, 0 to 1.",
+    description:
+      "Slow calls over calls in the sliding windows of all the breaker's circuits, 0 to 1. Over an in-process store only.",
     attributes: [attributes.name]
   },
   callDuration: {
