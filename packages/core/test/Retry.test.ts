@@ -522,40 +522,115 @@ describe("Retry", () => {
 })
 
 describe("Retry properties", () => {
+  /** Runs `effect` to its end on the TestClock in one adjustment; the exit and the clock time it ended at. */
+  const runTimed = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.gen(function* () {
+      const started = yield* Clock.currentTimeMillis
+      const fiber = yield* Effect.forkChild(
+        Effect.flatMap(Effect.exit(effect), (exit) =>
+          Effect.map(Clock.currentTimeMillis, (now) => ({ exit, elapsed: now - started }))
+        )
+      )
+      // the TestClock wakes every sleep up to the target in order, those scheduled meanwhile included
+      yield* TestClock.adjust("1 day")
+      return yield* Fiber.join(fiber)
+    })
+
+  const jitters = fc.constantFrom("none" as const, "full" as const, "equal" as const, "decorrelated" as const)
+
   it("attempts never exceed maxAttempts; a maxElapsed is overrun by at most one attempt timeout", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
           maxAttempts: fc.integer({ min: 1, max: 8 }),
           base: fc.integer({ min: 0, max: 500 }),
-          jitter: fc.constantFrom("none" as const, "full" as const, "equal" as const, "decorrelated" as const),
+          jitter: jitters,
           maxElapsed: fc.integer({ min: 1, max: 5_000 }),
           attemptTimeout: fc.integer({ min: 1, max: 1_000 }),
           latencies: fc.array(fc.integer({ min: 0, max: 2_000 }), { minLength: 8, maxLength: 8 })
         }),
         async ({ attemptTimeout, base, jitter, latencies, maxAttempts, maxElapsed }) => {
-          const program = Effect.gen(function* () {
-            let attempts = 0
-            const call = Effect.suspend(() => {
-              const latency = latencies[attempts % latencies.length] ?? 0
-              attempts++
-              return Effect.andThen(Effect.sleep(Duration.millis(latency)), Effect.fail(new Transient({ n: attempts })))
-            })
-            const policy = Retry.exponential({ base, cap: Math.max(base, 1_000), jitter, maxAttempts, maxElapsed })
-            const started = yield* Clock.currentTimeMillis
-            yield* drive(
-              Retry.retry(Timeout.attempt(call, Duration.millis(attemptTimeout)), policy),
-              "1 millis",
-              100_000
-            )
-            const elapsed = (yield* Clock.currentTimeMillis) - started
-            return { attempts, elapsed }
+          let attempts = 0
+          const call = Effect.suspend(() => {
+            const latency = latencies[attempts % latencies.length] ?? 0
+            attempts++
+            return Effect.andThen(Effect.sleep(Duration.millis(latency)), Effect.fail(new Transient({ n: attempts })))
           })
-          const { attempts, elapsed } = await Effect.runPromise(program.pipe(Effect.provide(TestClock.layer())))
+          const policy = Retry.exponential({ base, cap: Math.max(base, 1_000), jitter, maxAttempts, maxElapsed })
+          const { elapsed } = await Effect.runPromise(
+            runTimed(Retry.retry(Timeout.attempt(call, Duration.millis(attemptTimeout)), policy)).pipe(
+              Effect.provide(TestClock.layer())
+            )
+          )
           return attempts <= maxAttempts && elapsed <= maxElapsed + attemptTimeout
         }
       ),
-      { numRuns: 40 }
+      { numRuns: 300 }
+    )
+  })
+
+  it("a Timeout.deadline around retries is never overrun by more than one attempt timeout; attempts start before it and end by it", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          deadline: fc.integer({ min: 1, max: 5_000 }),
+          attemptTimeout: fc.integer({ min: 1, max: 1_000 }),
+          minAttemptTime: fc.integer({ min: 0, max: 300 }),
+          maxAttempts: fc.integer({ min: 1, max: 30 }),
+          base: fc.integer({ min: 0, max: 500 }),
+          jitter: jitters,
+          hint: fc.option(fc.integer({ min: 0, max: 3_000 }), { nil: undefined }),
+          latencies: fc.array(fc.integer({ min: 0, max: 2_000 }), { minLength: 8, maxLength: 8 }),
+          succeedsAt: fc.integer({ min: 1, max: 40 })
+        }),
+        async ({
+          attemptTimeout,
+          base,
+          deadline,
+          hint,
+          jitter,
+          latencies,
+          maxAttempts,
+          minAttemptTime,
+          succeedsAt
+        }) => {
+          const spans: Array<{ start: number; end: number }> = []
+          const call = Effect.flatMap(Clock.currentTimeMillis, (start) => {
+            const n = spans.length + 1
+            const span = { start, end: Number.NaN }
+            spans.push(span)
+            const outcome =
+              n >= succeedsAt
+                ? Effect.succeed(n)
+                : Effect.fail(
+                    hint === undefined ? new Transient({ n }) : new Throttled({ retryAfter: Duration.millis(hint) })
+                  )
+            return Effect.andThen(Effect.sleep(Duration.millis(latencies[n % latencies.length] ?? 0)), outcome).pipe(
+              Effect.onExit(() =>
+                Effect.map(Clock.currentTimeMillis, (end) => {
+                  span.end = end
+                })
+              )
+            )
+          })
+          const policy = Retry.exponential({ base, cap: Math.max(base, 1_000), jitter, maxAttempts })
+          const { elapsed } = await Effect.runPromise(
+            runTimed(
+              call.pipe(
+                Timeout.attempt(Duration.millis(attemptTimeout), { minAttemptTime: Duration.millis(minAttemptTime) }),
+                Retry.retry(policy),
+                Timeout.deadline(Duration.millis(deadline))
+              )
+            ).pipe(Effect.provide(TestClock.layer()))
+          )
+          return (
+            elapsed <= deadline + attemptTimeout &&
+            spans.length <= maxAttempts &&
+            spans.every(({ end, start }) => start < deadline - minAttemptTime && end <= deadline)
+          )
+        }
+      ),
+      { numRuns: 300 }
     )
   })
 })
