@@ -23,9 +23,11 @@
  *   that bound, that would end past `maxElapsed` (or the enclosing
  *   `Timeout.deadline`) stops retrying at once.
  * - Attempt context: inside the retried effect, `Retry.Attempt` holds the
- *   attempt number, the time elapsed and the last error; with
- *   `attemptSpans: "all"` every attempt is a child span with its number and
- *   outcome (`"retries"`, the default, spans the attempts after the first).
+ *   attempt number, the time elapsed (from the first failure on the
+ *   one-frame path: see `AttemptInfo`) and the last error. With
+ *   `attemptSpans: "retries"`, the default, every attempt after the first is
+ *   a `Retry.attempt` child span with its number and outcome, and a call whose
+ *   first attempt succeeds makes no span; `"all"` spans the first attempt too.
  * - Budget: `budget` limits retries per key to a ratio of recent requests
  *   plus a floor per second (Finagle, Envoy, Google SRE); past it, the call
  *   fails at once with `RetryError` (`RetryBudgetExhausted`).
@@ -246,10 +248,16 @@ export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(
  * number (1 for the first), the time elapsed and the error that made the
  * previous attempt fail.
  *
- * `elapsed` counts from the start of the first attempt when the policy has a
- * `maxElapsed`, a budget, `whileResult` or `attemptSpans: "all"`; otherwise
- * from the end of the first attempt, since the success path does not read the
- * clock.
+ * `elapsed` is exact, the time since the first attempt **started**, when the
+ * policy has a `maxElapsed`, a budget or `attemptSpans: "all"` (or the call
+ * passes `whileResult`). Otherwise the call takes the one-frame success path,
+ * which reads no clock (a clock read would cost about a quarter of that
+ * path), and `elapsed` counts from the first attempt's **failure**, its end:
+ * with a first attempt of 500 ms and 1 s waits, attempts 2 and 3 read 1000 ms
+ * and 2500 ms, where the exact values are 1500 ms and 3000 ms.
+ *
+ * The first attempt reads the default (attempt 1, `elapsed` 0, no
+ * `lastError`), or the enclosing retry's attempt when nested.
  *
  * @category models
  * @since 0.1.0
@@ -263,6 +271,11 @@ export interface AttemptInfo {
 /**
  * The current attempt, readable inside a retried effect (`yield* Retry.Attempt`).
  * Outside a retry, or on the first attempt, it is attempt 1.
+ *
+ * Its `elapsed` is the time since the first attempt started when the policy
+ * has a `maxElapsed`, a budget or `attemptSpans: "all"` (or the call passes
+ * `whileResult`); otherwise, on the one-frame success path that reads no
+ * clock, it is the time since the first attempt failed (see `AttemptInfo`).
  *
  * **Example** (Reading the attempt number)
  *

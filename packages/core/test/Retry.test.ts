@@ -8,9 +8,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 
@@ -44,6 +45,16 @@ const drive = <A, E>(effect: Effect.Effect<A, E>, step: Duration.Input = "100 mi
     }
     return yield* Fiber.await(fiber)
   })
+
+/** The `elapsed` each attempt reads (in ms) when every attempt takes 500 ms and fails. */
+const elapsedOf = (policy: Retry.Policy) => {
+  const seen: Array<number> = []
+  const effect = Effect.flatMap(Retry.Attempt, (info) => {
+    seen.push(Duration.toMillis(info.elapsed))
+    return Effect.andThen(Effect.sleep("500 millis"), Effect.fail(new Transient({ n: info.attempt })))
+  })
+  return Effect.as(drive(Retry.retry(effect, policy), "100 millis"), seen)
+}
 
 describe("Retry", () => {
   describe("policies", () => {
@@ -351,6 +362,62 @@ describe("Retry", () => {
           ]
         )
       })
+    )
+
+    it.effect("elapsed on the fast path counts from the first failure: the first attempt reads no clock", () =>
+      Effect.gen(function* () {
+        // attempts take 500 ms and fail, 1 s apart: they start at 0, 1500 and 3000 ms; the first fails at 500 ms
+        assert.deepStrictEqual(yield* elapsedOf(Retry.constant({ delay: "1 second", maxAttempts: 3 })), [0, 1000, 2500])
+      })
+    )
+
+    it.effect("elapsed counts from the first attempt's start with maxElapsed, a budget or attemptSpans all", () =>
+      Effect.gen(function* () {
+        const base = { delay: "1 second", maxAttempts: 3 } as const
+        for (const policy of [
+          Retry.constant({ ...base, maxElapsed: "1 hour" }),
+          Retry.constant({ ...base, budgetRatio: 1 }),
+          Retry.constant({ ...base, attemptSpans: "all" })
+        ]) {
+          assert.deepStrictEqual(yield* elapsedOf(policy), [0, 1500, 3000])
+        }
+      })
+    )
+
+    it.effect(
+      "attemptSpans default (retries): no span when the first attempt succeeds; one span per retry with its number and outcome",
+      () =>
+        Effect.gen(function* () {
+          const spans: Array<Tracer.NativeSpan> = []
+          const tracer = Tracer.make({
+            span(options) {
+              const span = new Tracer.NativeSpan(options)
+              spans.push(span)
+              return span
+            }
+          })
+          const policy = Retry.constant({ delay: "10 millis", maxAttempts: 5, name: "quotes" })
+          const describeSpans = () =>
+            spans.map((span) => [
+              span.name,
+              Option.getOrUndefined(Option.map(span.parent, (parent) => (parent._tag === "Span" ? parent.name : ""))),
+              span.attributes.get("resilience.retry.attempt"),
+              span.attributes.get("resilience.outcome"),
+              span.status._tag
+            ])
+          yield* Retry.retry(Effect.succeed("ok"), policy).pipe(Effect.withSpan("request"), Effect.withTracer(tracer))
+          assert.deepStrictEqual(describeSpans(), [["request", undefined, undefined, undefined, "Ended"]])
+          spans.length = 0
+          yield* drive(
+            Retry.retry(flaky(2).effect, policy).pipe(Effect.withSpan("request"), Effect.withTracer(tracer)),
+            "10 millis"
+          )
+          assert.deepStrictEqual(describeSpans(), [
+            ["request", undefined, undefined, undefined, "Ended"],
+            ["Retry.attempt", "request", 2, "failure", "Ended"],
+            ["Retry.attempt", "request", 3, "success", "Ended"]
+          ])
+        })
     )
 
     it.effect("attemptSpans: all gives one child span per attempt with its number and outcome", () =>
