@@ -70,6 +70,7 @@ import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -293,16 +294,64 @@ const rules: ReadonlyArray<Options_.Rule> = [
   }
 ]
 
+const validateTop = (input: Input): Effect.Effect<Options, Options_.InvalidOptions> => {
+  const { issues, normalized } = normalizeInput(input)
+  return Options_.validate("RateLimiter", Options, normalized, rules, issues)
+}
+
 /**
- * Validates options: succeeds with them decoded, or fails listing every bad field.
+ * The options and every tier's limits, validated together: one
+ * `InvalidOptions` lists the bad fields of the top level and of every tier
+ * (a tier's under `tiers.<name>.`).
+ */
+const validateAll = (
+  input: Input
+): Effect.Effect<
+  { readonly options: Options; readonly tiers: ReadonlyArray<readonly [string, ReadonlyArray<Limit>]> },
+  Options_.InvalidOptions
+> => {
+  const tierInputs = Object.entries(input.tiers ?? {})
+  return Effect.map(
+    Effect.all([
+      Effect.result(validateTop(input)),
+      ...tierInputs.map(([, limits]) => Effect.result(validateTop({ limits })))
+    ]),
+    ([top, ...tiers]) => ({ top, tiers })
+  ).pipe(
+    Effect.flatMap(({ tiers, top }) => {
+      const issues: Array<Options_.Issue> = Result.isFailure(top) ? [...top.failure.issues] : []
+      const valid: Array<readonly [string, ReadonlyArray<Limit>]> = []
+      for (let i = 0; i < tiers.length; i++) {
+        const tier = tiers[i]
+        const tierName = tierInputs[i]?.[0] ?? String(i)
+        if (tier === undefined) continue
+        if (Result.isSuccess(tier)) {
+          valid.push([tierName, tier.success.limits])
+          continue
+        }
+        for (const issue of tier.failure.issues) {
+          issues.push(
+            new Options_.Issue({ path: `tiers.${tierName}.${issue.path}`, value: issue.value, message: issue.message })
+          )
+        }
+      }
+      if (issues.length > 0 || Result.isFailure(top)) {
+        return Effect.fail(new Options_.InvalidOptions({ pattern: "RateLimiter", issues }))
+      }
+      return Effect.succeed({ options: top.success, tiers: valid })
+    })
+  )
+}
+
+/**
+ * Validates options: succeeds with them decoded, or fails listing every bad
+ * field, those of every tier included (`tiers.<name>.limits.0.window`).
  *
  * @category options
  * @since 0.1.0
  */
-export const validateOptions = (input: Input): Effect.Effect<Options, Options_.InvalidOptions> => {
-  const { issues, normalized } = normalizeInput(input)
-  return Options_.validate("RateLimiter", Options, normalized, rules, issues)
-}
+export const validateOptions = (input: Input): Effect.Effect<Options, Options_.InvalidOptions> =>
+  Effect.map(validateAll(input), ({ options }) => options)
 
 /**
  * The Defaults table of the limiter's options, generated from the schema.
@@ -946,7 +995,8 @@ class DecisionImpl implements Decision, PolicyDecision {
   readonly resetMillis: number
   readonly retryAfterMillis: number
   readonly windowSeconds: number | undefined
-  private readonly list: ReadonlyArray<PolicyDecision> | undefined
+  /** Every limit's part, for several limits; undefined for one limit (then `policies` is `[this]`). */
+  readonly list: ReadonlyArray<DecisionImpl> | undefined
   constructor(
     allowed: boolean,
     policy: string,
@@ -955,7 +1005,7 @@ class DecisionImpl implements Decision, PolicyDecision {
     resetMillis: number,
     retryAfterMillis: number,
     windowSeconds: number | undefined,
-    policies?: ReadonlyArray<PolicyDecision>
+    policies?: ReadonlyArray<DecisionImpl>
   ) {
     this.allowed = allowed
     this.policy = policy
@@ -974,6 +1024,30 @@ class DecisionImpl implements Decision, PolicyDecision {
   }
   get policies(): ReadonlyArray<PolicyDecision> {
     return this.list ?? (this.policy === "allow" || this.policy === "deny" ? [] : [this])
+  }
+  /**
+   * For a refusal held in the block cache: how long it holds as made, every
+   * refusing limit still refusing (the shortest `retryAfter` among them).
+   */
+  holdMillis(): number {
+    if (this.list === undefined) return this.retryAfterMillis
+    let hold = Number.POSITIVE_INFINITY
+    for (const p of this.list) if (!p.allowed && p.retryAfterMillis < hold) hold = p.retryAfterMillis
+    return hold
+  }
+  /** The same decision `elapsed` milliseconds later: `reset` and `retryAfter` counted down (within `holdMillis`). */
+  later(elapsed: number): DecisionImpl {
+    if (elapsed === 0) return this
+    return new DecisionImpl(
+      this.allowed,
+      this.policy,
+      this.limit,
+      this.remaining,
+      this.resetMillis > elapsed ? this.resetMillis - elapsed : 0,
+      this.retryAfterMillis > elapsed ? this.retryAfterMillis - elapsed : 0,
+      this.windowSeconds,
+      this.list?.map((p) => p.later(elapsed))
+    )
   }
 }
 
@@ -1000,7 +1074,7 @@ export const make: (
 ) => Effect.Effect<RateLimiter, Options_.InvalidOptions, RateLimiterStore | Scope.Scope> = Effect.fnUntraced(function* (
   input: Input
 ) {
-  const options = yield* validateOptions(input)
+  const { options, tiers: tierLimits } = yield* validateAll(input)
   const store = yield* RateLimiterStore
   const scope = yield* Effect.scope
   const context = yield* Effect.context<never>()
@@ -1017,24 +1091,7 @@ export const make: (
   }
   const defaultTier = makeTier(options.limits)
   const tiers = new Map<string, Tier>()
-  for (const [tierName, tierLimits] of Object.entries(input.tiers ?? {})) {
-    const validated = yield* Effect.mapError(
-      validateOptions({ limits: tierLimits }),
-      (error) =>
-        new Options_.InvalidOptions({
-          pattern: "RateLimiter",
-          issues: error.issues.map(
-            (issue) =>
-              new Options_.Issue({
-                path: `tiers.${tierName}.${issue.path}`,
-                value: issue.value,
-                message: issue.message
-              })
-          )
-        })
-    )
-    tiers.set(tierName, makeTier(validated.limits))
-  }
+  for (const [tierName, limits] of tierLimits) tiers.set(tierName, makeTier(limits))
   const tierOf = input.tierOf
   const tierFor = (key: string): Tier => {
     if (tierOf === undefined) return defaultTier
@@ -1046,8 +1103,11 @@ export const make: (
   const allow = new Set(options.allow ?? [])
   const deny = new Set(options.deny ?? [])
   const sketch = hh.make(options.topClients ?? 64)
-  // a local block cache: a key refused until `until` is refused again without touching the store
-  const blocked = new Map<string, { until: number; cost: number; decision: DecisionImpl }>()
+  // a local block cache: a key refused at `at` is refused again, without touching the store, until `until`
+  const blocked = new Map<
+    string,
+    { readonly at: number; readonly until: number; readonly cost: number; readonly decision: DecisionImpl }
+  >()
   const counters = { allowed: 0, rejected: 0, byPolicy: new Map<string, number>() }
 
   // idle keys are swept by a fiber that lives as long as the limiter
@@ -1123,24 +1183,21 @@ export const make: (
     }
     if (blocked.size > 0) {
       const block = blocked.get(key)
-      // a request at least as costly as one refused until `until` is refused again without the store
-      if (block !== undefined && cost >= block.cost && cost <= block.decision.limit) {
-        if (now < block.until) {
-          const d = block.decision
-          return new DecisionImpl(false, d.policy, d.limit, 0, block.until - now, block.until - now, d.windowSeconds)
-        }
+      if (block !== undefined) {
+        // a request of the cost refused gets the store's refusal again, its times counted down; any other
+        // request (which may pass and change the state) goes to the store and ends the entry
+        if (cost === block.cost && now >= block.at && now < block.until) return block.decision.later(now - block.at)
         blocked.delete(key)
       }
     }
     const decision = decideIn(tierOf === undefined ? defaultTier : tierFor(key), key, cost, now, commit)
-    if (
-      commit &&
-      !decision.allowed &&
-      decision.retryAfterMillis > 0 &&
-      decision.retryAfterMillis !== Number.POSITIVE_INFINITY
-    ) {
-      if (blocked.size >= maxKeys) blocked.clear()
-      blocked.set(key, { until: now + decision.retryAfterMillis, cost, decision })
+    if (commit && !decision.allowed) {
+      // held while every refusing limit still refuses: until then, the store would decide the same
+      const hold = decision.holdMillis()
+      if (hold > 0 && hold !== Number.POSITIVE_INFINITY) {
+        if (blocked.size >= maxKeys) blocked.clear()
+        blocked.set(key, { at: now, until: now + hold, cost, decision })
+      }
     }
     return decision
   }
@@ -1175,7 +1232,7 @@ export const make: (
         limits[i]?.consume(key, now, cost, scratch[i] ?? algorithms.makeDecision())
     }
     let deciding = 0
-    const policies: Array<PolicyDecision> = []
+    const policies: Array<DecisionImpl> = []
     for (let i = 0; i < limits.length; i++) {
       const out = scratch[i]
       const limit = limits[i]
@@ -1286,8 +1343,16 @@ export const make: (
     readonly admitted: Deferred.Deferred<void, RateLimiterError>
     /** Set once the driver charged the waiter's cost. */
     charged: boolean
+    /** Set once the waiter's effect starts: from then on, the charge stands. */
+    started: boolean
+    /** Set once the waiter left (timed out or interrupted). */
+    left: boolean
   }
   const lines = new Map<string, Array<Waiter>>()
+  const giveBack = (key: string, cost: number, now: number) => {
+    blocked.delete(key)
+    for (const l of tierFor(key).limits) l.refund(key, now, cost)
+  }
   const drive = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const line = lines.get(key)
@@ -1297,7 +1362,13 @@ export const make: (
         return Effect.void
       }
       return Clock.clockWith((clock) => {
-        const decision = decide(key, head.cost, clock.currentTimeMillisUnsafe(), true, false)
+        const now = clock.currentTimeMillisUnsafe()
+        const decision = decide(key, head.cost, now, true, false)
+        if (head.left) {
+          // it left while being decided (the store ran its interruption): give back what was charged
+          if (decision.allowed) giveBack(key, head.cost, now)
+          return drive(key)
+        }
         if (decision.allowed) {
           record(key, head.cost, decision)
           line.shift()
@@ -1315,48 +1386,68 @@ export const make: (
         return Effect.andThen(Effect.sleep(Duration.max(decision.retryAfter, Duration.millis(1))), drive(key))
       })
     })
-  const wait = (key: string, cost: number, refused: Decision): Effect.Effect<void, RateLimiterError> =>
+  const leave = (key: string, waiter: Waiter): Effect.Effect<void> =>
+    Clock.clockWith((clock) =>
+      Effect.sync(() => {
+        if (waiter.left) return
+        waiter.left = true
+        const current = lines.get(key)
+        const index = current?.indexOf(waiter) ?? -1
+        if (current !== undefined && index >= 0) current.splice(index, 1)
+        // admitted but not started: give the cost back
+        if (waiter.charged && !waiter.started) giveBack(key, waiter.cost, clock.currentTimeMillisUnsafe())
+      })
+    )
+  /** Waits in `key`'s line until admitted, then runs `self`; refused after `maxWait`. */
+  const shape = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    key: string,
+    cost: number,
+    refused: Decision
+  ): Effect.Effect<A, E | RateLimiterError, R> =>
     Effect.suspend(() => {
       let line = lines.get(key)
       if (line !== undefined && line.length >= maxQueue) {
         record(key, cost, refused)
         return Effect.fail(exceeded(key, refused))
       }
-      const waiter: Waiter = { cost, admitted: Deferred.makeUnsafe<void, RateLimiterError>(), charged: false }
+      const waiter: Waiter = {
+        cost,
+        admitted: Deferred.makeUnsafe<void, RateLimiterError>(),
+        charged: false,
+        started: false,
+        left: false
+      }
       if (line === undefined) {
         line = []
         lines.set(key, line)
       }
       line.push(waiter)
       const start = line.length === 1 ? Effect.asVoid(Effect.forkIn(drive(key), scope)) : Effect.void
-      const leave = Clock.clockWith((clock) =>
-        Effect.sync(() => {
-          const current = lines.get(key)
-          const index = current?.indexOf(waiter) ?? -1
-          if (current !== undefined && index >= 0) current.splice(index, 1)
-          // admitted but not run: give the cost back
-          if (waiter.charged) {
-            const now = clock.currentTimeMillisUnsafe()
-            for (const l of tierFor(key).limits) l.refund(key, now, cost)
-          }
+      const admitted = Deferred.await(waiter.admitted).pipe(
+        Effect.timeoutOrElse({
+          duration: Duration.millis(maxWaitMillis),
+          orElse: () =>
+            Effect.andThen(
+              leave(key, waiter),
+              Effect.suspend(() => {
+                record(key, cost, refused)
+                return Effect.fail(exceeded(key, refused))
+              })
+            )
         })
       )
-      return Effect.andThen(
-        start,
-        Deferred.await(waiter.admitted).pipe(
-          Effect.timeoutOrElse({
-            duration: Duration.millis(maxWaitMillis),
-            orElse: () =>
-              Effect.andThen(
-                leave,
-                Effect.suspend(() => {
-                  record(key, cost, refused)
-                  return Effect.fail(exceeded(key, refused))
-                })
-              )
-          }),
-          Effect.onInterrupt(() => leave)
-        )
+      // interrupted anywhere from joining the line until `self` starts, the waiter leaves and, if it was
+      // already charged, gives the cost back
+      return Effect.onInterrupt(
+        Effect.andThen(
+          Effect.andThen(start, admitted),
+          Effect.suspend(() => {
+            waiter.started = true
+            return releasing(self, key, cost)
+          })
+        ),
+        () => leave(key, waiter)
       )
     })
 
@@ -1375,7 +1466,7 @@ export const make: (
           record(key, cost, peek)
           return Exit.fail(exceeded(key, peek))
         }
-        return Effect.andThen(wait(key, cost, peek), releasing(self, key, cost))
+        return shape(self, key, cost, peek)
       }
       const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true, true)
       if (
@@ -1384,7 +1475,7 @@ export const make: (
         decision.policy !== "deny" &&
         Duration.toMillis(decision.retryAfter) <= maxWaitMillis
       ) {
-        return Effect.andThen(wait(key, cost, decision), releasing(self, key, cost))
+        return shape(self, key, cost, decision)
       }
       record(key, cost, decision)
       if (!decision.allowed) return Exit.fail(exceeded(key, decision))

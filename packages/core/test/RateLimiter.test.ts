@@ -1,14 +1,125 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Options, RateLimiter } from "@effect-resilience/core"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
+import * as Scheduler from "effect/Scheduler"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 
 const make = (input: RateLimiter.Input) => RateLimiter.make(input).pipe(Effect.provide(RateLimiter.layerStoreMemory()))
+
+/** What the instrumented store saw: every call a limiter made to it, and a hook run after each `consume`. */
+interface Spy {
+  calls: number
+  afterConsume: ((key: string, allowed: boolean) => void) | undefined
+}
+
+/** The memory store, with every call a limiter makes to it counted in `spy`. */
+const instrumented = (spy: Spy): Layer.Layer<RateLimiter.RateLimiterStore> =>
+  Layer.effect(
+    RateLimiter.RateLimiterStore,
+    Effect.map(RateLimiter.RateLimiterStore, (memory) =>
+      RateLimiter.RateLimiterStore.of({
+        compile: (limit, maxKeys) => {
+          const inner = memory.compile(limit, maxKeys)
+          return {
+            ...inner,
+            check: (key, now, cost, out) => {
+              spy.calls++
+              return inner.check(key, now, cost, out)
+            },
+            consume: (key, now, cost, out) => {
+              spy.calls++
+              const decision = inner.consume(key, now, cost, out)
+              spy.afterConsume?.(key, decision.allowed)
+              return decision
+            },
+            refund: (key, now, cost) => {
+              spy.calls++
+              inner.refund(key, now, cost)
+            },
+            penalize: (key, now, cost) => {
+              spy.calls++
+              inner.penalize(key, now, cost)
+            }
+          }
+        }
+      })
+    )
+  ).pipe(Layer.provide(RateLimiter.layerStoreMemory()))
+
+/**
+ * A scheduler that, once armed, parks the next fiber (other than `except`) at
+ * its next step, until `release`: a deterministic handle on "after this
+ * happened, before that fiber goes on".
+ */
+const parkingScheduler = () => {
+  const base = new Scheduler.MixedScheduler()
+  const parked: Array<() => void> = []
+  let armed = false
+  let except: unknown
+  let holdNext = false
+  const scheduler: Scheduler.Scheduler = {
+    executionMode: base.executionMode,
+    shouldYield: (fiber) => {
+      if (armed && fiber !== except) {
+        armed = false
+        holdNext = true
+        return true
+      }
+      return base.shouldYield(fiber)
+    },
+    makeDispatcher: () => {
+      const inner = base.makeDispatcher()
+      return {
+        scheduleTask: (task, priority) => {
+          if (!holdNext) return inner.scheduleTask(task, priority)
+          holdNext = false
+          parked.push(task)
+        },
+        flush: () => inner.flush()
+      }
+    }
+  }
+  return {
+    scheduler,
+    parked,
+    arm: (exceptFiber: unknown) => {
+      armed = true
+      except = exceptFiber
+    },
+    release: () => {
+      for (const task of parked.splice(0)) task()
+    }
+  }
+}
+
+/** Every field of a decision, durations in milliseconds, its policies included. */
+const fields = (d: RateLimiter.Decision) => ({
+  allowed: d.allowed,
+  policy: d.policy,
+  limit: d.limit,
+  remaining: d.remaining,
+  reset: Duration.toMillis(d.reset),
+  retryAfter: Duration.toMillis(d.retryAfter),
+  policies: d.policies.map((p) => ({
+    policy: p.policy,
+    allowed: p.allowed,
+    limit: p.limit,
+    remaining: p.remaining,
+    reset: Duration.toMillis(p.reset),
+    retryAfter: Duration.toMillis(p.retryAfter),
+    windowSeconds: p.windowSeconds
+  }))
+})
 
 const allowedCount = (limiter: RateLimiter.RateLimiter, key: string, n: number, cost = 1) =>
   Effect.map(
@@ -421,6 +532,407 @@ describe("RateLimiter edge cases", () => {
         error.issues.map((i) => i.path),
         ["tiers.pro.limits.0.limit"]
       )
+    })
+  )
+})
+
+describe("RateLimiter block cache (audit)", () => {
+  it.effect("while a key is blocked, its decisions do not touch the store until its reset", () =>
+    Effect.gen(function* () {
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const limiter = yield* RateLimiter.make({
+        limits: [{ algorithm: "fixed-window", limit: 2, window: "10 seconds" }]
+      }).pipe(Effect.provide(instrumented(spy)))
+      assert.strictEqual(yield* allowedCount(limiter, "k", 3), 2)
+      const touched = spy.calls
+      assert.strictEqual(touched, 3)
+      for (let second = 0; second < 10; second++) {
+        for (let i = 0; i < 5; i++) {
+          const d = yield* limiter.consume("k")
+          assert.deepStrictEqual([d.allowed, Duration.toMillis(d.retryAfter)], [false, 10_000 - second * 1_000])
+        }
+        assert.strictEqual((yield* limiter.check("k")).allowed, false)
+        if (second < 9) yield* TestClock.adjust("1 second")
+      }
+      // 60 refusals over 10 seconds, none of them from the store
+      assert.strictEqual(spy.calls, touched)
+      yield* TestClock.adjust("1 second")
+      // the block ends at the window's reset: the next decision is the store's again
+      assert.strictEqual((yield* limiter.consume("k")).allowed, true)
+      assert.strictEqual(spy.calls, touched + 1)
+      // other keys are decided by the store meanwhile
+      yield* limiter.consume("other")
+      assert.strictEqual(spy.calls, touched + 2)
+    })
+  )
+
+  it.effect("with several limits, a blocked key does not touch the store either", () =>
+    Effect.gen(function* () {
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const limiter = yield* RateLimiter.make({
+        limits: [
+          { algorithm: "token-bucket", limit: 10, window: "1 second", name: "per-second" },
+          { algorithm: "fixed-window", limit: 5, window: "1 minute", name: "per-minute" }
+        ]
+      }).pipe(Effect.provide(instrumented(spy)))
+      assert.strictEqual(yield* allowedCount(limiter, "k", 6), 5)
+      const touched = spy.calls
+      for (let i = 0; i < 30; i++) {
+        assert.strictEqual((yield* limiter.consume("k")).policy, "per-minute")
+        yield* TestClock.adjust("1 second")
+      }
+      assert.strictEqual(spy.calls, touched)
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual((yield* limiter.consume("k")).allowed, true)
+      assert.isAbove(spy.calls, touched)
+    })
+  )
+
+  it.effect("a cached refusal is the store's decision, counted down: its reset, not its retryAfter", () =>
+    Effect.gen(function* () {
+      const limits: RateLimiter.Input["limits"] = [{ algorithm: "token-bucket", limit: 4, window: "4 seconds" }]
+      const cached = yield* make({ limits })
+      // the same history without the refusal: nothing in its block cache, every answer from the store
+      const reference = yield* make({ limits })
+      yield* allowedCount(cached, "k", 4)
+      yield* allowedCount(reference, "k", 4)
+      const refused = yield* cached.consume("k")
+      assert.deepStrictEqual(
+        [refused.allowed, Duration.toMillis(refused.retryAfter), Duration.toMillis(refused.reset)],
+        [false, 1_000, 4_000]
+      )
+      yield* TestClock.adjust("400 millis")
+      const fromCache = yield* cached.consume("k")
+      const fromStore = yield* reference.check("k")
+      assert.deepStrictEqual(fields(fromCache), fields(fromStore))
+      assert.deepStrictEqual([fields(fromCache).retryAfter, fields(fromCache).reset], [600, 3_600])
+    })
+  )
+
+  it.effect("a cached refusal of several limits reports every policy as the store would", () =>
+    Effect.gen(function* () {
+      const limits: RateLimiter.Input["limits"] = [
+        { algorithm: "fixed-window", limit: 3, window: "10 seconds", name: "burst" },
+        { algorithm: "fixed-window", limit: 100, window: "1 hour", name: "hourly" }
+      ]
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const cached = yield* RateLimiter.make({ limits }).pipe(Effect.provide(instrumented(spy)))
+      const reference = yield* make({ limits })
+      yield* TestClock.adjust("2 seconds")
+      yield* allowedCount(cached, "k", 3)
+      yield* allowedCount(reference, "k", 3)
+      assert.strictEqual((yield* cached.consume("k")).allowed, false)
+      const touched = spy.calls
+      yield* TestClock.adjust("5 seconds")
+      const fromCache = yield* cached.consume("k")
+      assert.strictEqual(spy.calls, touched, "answered from the block cache")
+      assert.deepStrictEqual(fields(fromCache), fields(yield* reference.check("k")))
+      assert.deepStrictEqual(fields(fromCache), {
+        allowed: false,
+        policy: "burst",
+        limit: 3,
+        remaining: 0,
+        reset: 3_000,
+        retryAfter: 3_000,
+        policies: [
+          {
+            policy: "burst",
+            allowed: false,
+            limit: 3,
+            remaining: 0,
+            reset: 3_000,
+            retryAfter: 3_000,
+            windowSeconds: 10
+          },
+          {
+            policy: "hourly",
+            allowed: true,
+            limit: 100,
+            remaining: 96,
+            reset: 3_600_000 - 7_000,
+            retryAfter: 0,
+            windowSeconds: 3_600
+          }
+        ]
+      })
+    })
+  )
+
+  it.effect("a request of another cost is decided by the store, and a refusal is held only at its own cost", () =>
+    Effect.gen(function* () {
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const limiter = yield* RateLimiter.make({
+        limits: [{ algorithm: "token-bucket", limit: 4, window: "4 seconds" }]
+      }).pipe(Effect.provide(instrumented(spy)))
+      yield* limiter.consume("k", 3)
+      const refused = yield* limiter.consume("k", 2)
+      assert.strictEqual(Duration.toMillis(refused.retryAfter), 1_000)
+      // cost 3 needs two more tokens: the store says 2 s, where the cost-2 refusal would say 1 s
+      const costlier = yield* limiter.consume("k", 3)
+      assert.deepStrictEqual([costlier.allowed, Duration.toMillis(costlier.retryAfter)], [false, 2_000])
+      // the cheaper request passes and changes the state: the cost-3 refusal is not reused after it
+      assert.strictEqual((yield* limiter.consume("k", 1)).allowed, true)
+      const after = yield* limiter.consume("k", 3)
+      assert.deepStrictEqual([after.allowed, Duration.toMillis(after.retryAfter)], [false, 3_000])
+    })
+  )
+})
+
+describe("RateLimiter several limits, options, shape mode, monitoring, scope (audit)", () => {
+  it.effect("several limits: when the second refuses, the first is not charged (seen in later allowed counts)", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [
+          { algorithm: "fixed-window", limit: 6, window: "1 hour", name: "hourly" },
+          { algorithm: "fixed-window", limit: 2, window: "10 seconds", name: "burst" }
+        ]
+      })
+      assert.strictEqual(yield* allowedCount(limiter, "k", 2), 2)
+      // refused by the second limit, at alternating costs so that each is decided by the limits themselves
+      const refused = [yield* limiter.consume("k", 1), yield* limiter.consume("k", 2), yield* limiter.consume("k", 1)]
+      assert.deepStrictEqual(
+        refused.map((d) => [d.allowed, d.policy]),
+        [
+          [false, "burst"],
+          [false, "burst"],
+          [false, "burst"]
+        ]
+      )
+      // had they charged the hourly limit, it would be full (2 + 1 + 2 + 1 = 6) and nothing more would pass
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* allowedCount(limiter, "k", 3), 2)
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* allowedCount(limiter, "k", 3), 2)
+      yield* TestClock.adjust("10 seconds")
+      const full = yield* limiter.consume("k")
+      assert.deepStrictEqual([full.allowed, full.policy], [false, "hourly"])
+    })
+  )
+
+  it.effect("bad top-level limits and two bad tiers: one InvalidOptions listing every issue", () =>
+    Effect.gen(function* () {
+      const input: RateLimiter.Input = {
+        limits: [{ algorithm: "fixed-window", limit: 0, window: "1 second" }],
+        maxKeys: 0,
+        tiers: {
+          gold: [{ algorithm: "fixed-window", limit: 5, window: 0 }],
+          silver: [
+            { algorithm: "token-bucket", limit: 1.5, window: "1 second" },
+            { algorithm: "leaky-bucket", capacity: 5, leakPerSecond: 0 }
+          ]
+        },
+        tierOf: () => undefined
+      }
+      const expected = [
+        "limits.0.limit",
+        "maxKeys",
+        "tiers.gold.limits.0.window",
+        "tiers.silver.limits.0.limit",
+        "tiers.silver.limits.1.leakPerSecond"
+      ]
+      const fromMake = yield* Effect.flip(make(input))
+      assert.instanceOf(fromMake, Options.InvalidOptions)
+      assert.deepStrictEqual(
+        fromMake.issues.map((i) => i.path),
+        expected
+      )
+      const fromValidate = yield* Effect.flip(RateLimiter.validateOptions(input))
+      assert.deepStrictEqual(
+        fromValidate.issues.map((i) => i.path),
+        expected
+      )
+      assert.include(fromMake.message, "tiers.silver.limits.0.limit = 1.5")
+    })
+  )
+
+  it.effect("shape mode: a waiter charged and then interrupted before its effect starts gives its cost back", () =>
+    Effect.gen(function* () {
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const limiter = yield* RateLimiter.make({
+        limits: [{ algorithm: "token-bucket", limit: 1, window: "1 second" }],
+        mode: "shape",
+        maxWait: "10 seconds"
+      }).pipe(Effect.provide(instrumented(spy)))
+      const ran: Array<string> = []
+      const call = (id: string) =>
+        RateLimiter.limit(
+          Effect.flatMap(
+            Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe())),
+            (now) => Effect.sync(() => ran.push(`${id}@${now}`))
+          ),
+          limiter,
+          { key: "k" }
+        )
+      yield* call("a")
+      const b = yield* Effect.forkChild(call("b"))
+      const c = yield* Effect.forkChild(call("c"))
+      yield* Effect.yieldNow
+      // at 1 s the store charges b its token; b is interrupted right then, before its effect starts
+      spy.afterConsume = (key, allowed) => {
+        if (key !== "k" || !allowed) return
+        spy.afterConsume = undefined
+        b.interruptUnsafe()
+      }
+      yield* TestClock.adjust("1 second")
+      const exit = yield* Fiber.await(b)
+      assert.isTrue(Exit.hasInterrupts(exit))
+      // b's token came back: c, next in line, ran at 1 s instead of 2 s
+      assert.deepStrictEqual(ran, ["a@0", "c@1000"])
+      yield* Fiber.join(c)
+      assert.strictEqual(Duration.toMillis((yield* limiter.check("k")).retryAfter), 1_000)
+    })
+  )
+
+  it.effect("shape mode: a waiter admitted (charged) and interrupted before it resumes gives its cost back", () =>
+    Effect.gen(function* () {
+      const spy: Spy = { calls: 0, afterConsume: undefined }
+      const limiter = yield* RateLimiter.make({
+        limits: [{ algorithm: "token-bucket", limit: 1, window: "1 second" }],
+        mode: "shape",
+        maxWait: "10 seconds"
+      }).pipe(Effect.provide(instrumented(spy)))
+      const parking = parkingScheduler()
+      const ran: Array<string> = []
+      yield* RateLimiter.limit(Effect.void, limiter, { key: "k" })
+      const b = yield* Effect.forkChild(
+        RateLimiter.limit(
+          Effect.sync(() => ran.push("b")),
+          limiter,
+          { key: "k" }
+        ).pipe(Effect.provideService(Scheduler.Scheduler, parking.scheduler))
+      )
+      yield* Effect.yieldNow
+      // at 1 s the line's driver charges b and admits it; b's fiber is parked as it wakes up
+      spy.afterConsume = (key, allowed) => {
+        if (key !== "k" || !allowed) return
+        spy.afterConsume = undefined
+        parking.arm(Fiber.getCurrent())
+      }
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(parking.parked.length, 1)
+      assert.isFalse((yield* limiter.check("k")).allowed, "the token is b's")
+      yield* Fiber.interrupt(b)
+      parking.release()
+      assert.deepStrictEqual(ran, [])
+      // b's token came back
+      assert.strictEqual(yield* allowedCount(limiter, "k", 2), 1)
+    })
+  )
+
+  it.effect("shape mode: a new arrival lines up behind the waiters, even a cheap one that could pass at once", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        limits: [{ algorithm: "token-bucket", limit: 2, window: "2 seconds" }],
+        mode: "shape",
+        maxWait: "10 seconds"
+      })
+      const ran: Array<string> = []
+      const call = (id: string, cost: number) =>
+        RateLimiter.limit(
+          Effect.flatMap(
+            Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe())),
+            (now) => Effect.sync(() => ran.push(`${id}@${now}`))
+          ),
+          limiter,
+          { key: "k", cost }
+        )
+      yield* call("a", 1)
+      // b needs 2 tokens, 1 is left: it waits 1 s
+      const b = yield* Effect.forkChild(call("b", 2))
+      yield* Effect.yieldNow
+      // c needs the 1 token that is there, but b waits ahead of it
+      assert.isTrue((yield* limiter.check("k", 1)).allowed)
+      const c = yield* Effect.forkChild(call("c", 1))
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(ran, ["a@0"])
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(b)
+      yield* Fiber.join(c)
+      assert.deepStrictEqual(ran, ["a@0", "b@1000", "c@2000"])
+    })
+  )
+
+  it.effect("the usage and rejection-rate gauges read the last monitoring tick", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        name: "gauges",
+        limits: [{ algorithm: "fixed-window", limit: 4, window: "1 hour" }],
+        deny: ["banned"],
+        // a tick of a tenth of alertFor: 1 s
+        alertFor: "10 seconds"
+      })
+      const gauges = Effect.map(Metric.snapshot, (snapshot) => {
+        const value = (id: string) => {
+          const s = snapshot.find((m) => m.id === id && m.attributes?.["resilience.name"] === "gauges")
+          return s !== undefined && "value" in s.state ? s.state.value : -1
+        }
+        return {
+          usage: value("resilience.rate_limiter.usage"),
+          rejectionRate: value("resilience.rate_limiter.rejection_rate")
+        }
+      })
+      assert.deepStrictEqual(yield* gauges, { usage: 0, rejectionRate: 0 })
+      // tick 1: 3 of 4 used by "a" (usage 0.75); 1 of 4 decisions refused (a denied key: no usage)
+      yield* allowedCount(limiter, "a", 3)
+      yield* limiter.consume("banned")
+      // read at the tick, not as decisions happen
+      assert.deepStrictEqual(yield* gauges, { usage: 0, rejectionRate: 0 })
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* gauges, { usage: 0.75, rejectionRate: 0.25 })
+      // tick 2: "b" uses all 4 and is refused twice: usage 1, 2 of 6 refused
+      yield* allowedCount(limiter, "b", 6)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* gauges, { usage: 1, rejectionRate: 2 / 6 })
+      // tick 3: no traffic
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* gauges, { usage: 0, rejectionRate: 0 })
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect("events: LimitHit on the events Stream, taken with Stream.take", () =>
+    Effect.gen(function* () {
+      const limiter = yield* make({
+        name: "stream",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute", name: "one" }]
+      })
+      const taken = yield* Effect.forkChild(Stream.runCollect(Stream.take(limiter.events, 2)))
+      yield* Effect.yieldNow
+      yield* allowedCount(limiter, "a", 2)
+      yield* allowedCount(limiter, "b", 3)
+      const events = yield* Fiber.join(taken)
+      assert.deepStrictEqual(
+        events.map((e) =>
+          e._tag === "LimitHit"
+            ? [e._tag, e.limiter, e.key, e.policy, e.cost, Duration.toMillis(e.retryAfter)]
+            : [e._tag]
+        ),
+        [
+          ["LimitHit", "stream", "a", "one", 1, 60_000],
+          ["LimitHit", "stream", "b", "one", 1, 60_000]
+        ]
+      )
+    })
+  )
+
+  it.effect("the sweep fiber ends with the layer's scope: once it closes, idle keys are no longer swept", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        RateLimiter.layerMemory({
+          limits: [{ algorithm: "token-bucket", limit: 10, window: "1 second" }],
+          sweepInterval: "10 seconds"
+        }),
+        scope
+      )
+      const limiter = Context.get(context, RateLimiter.RateLimiter)
+      for (let i = 0; i < 5; i++) yield* limiter.consume(`k${i}`)
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual((yield* limiter.stats).keys, 0, "swept while the scope is open")
+      for (let i = 0; i < 5; i++) yield* limiter.consume(`k${i}`)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("1 hour")
+      assert.strictEqual((yield* limiter.stats).keys, 5, "no sweep after the scope closed")
     })
   )
 })
