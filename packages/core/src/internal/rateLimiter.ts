@@ -477,7 +477,12 @@ export const slidingLog: Algorithm<SlidingLogConfig, SlidingLogState> = {
  * windowMillis)` by then, and `c <= limit`. With evenly spaced requests it
  * admits within 4% (plus one request per window) of the exact log: the same
  * below the limit, one request per window fewer just above it, and up to ~3%
- * more under heavy overload (property-tested).
+ * more under heavy overload (property-tested). On random traces, replayed
+ * through both, its over-admission in any such interval (beyond the `limit`
+ * the log never exceeds) is at most `limit * e / windowMillis`; with unit
+ * costs that holds against what the log actually admitted at most in one
+ * window, and over a whole trace it admits at most twice what the log does
+ * (property-tested).
  *
  * Decisions are evaluated multiplied by `windowMillis`, in integers:
  * `previous * (windowMillis - elapsed) + (current + cost) * windowMillis <= limit * windowMillis`.

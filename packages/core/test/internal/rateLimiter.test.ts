@@ -586,6 +586,44 @@ describe("rateLimiter bounds", () => {
     )
   })
 
+  // Random traces (bursts, short steps, long gaps; unit or random costs) through both, the exact log as the
+  // reference. The log never admits more than `limit` in any [a, a + W). The counter's over-admission, what it
+  // admits in an interval beyond that, is at most its documented error `limit * e / W` (< limit), e = a mod W.
+  // With unit costs it holds against what the log actually admitted at most in one window (if the log refused
+  // anything, some window of it holds exactly `limit`; if not, the counter admitted a subset of what it did),
+  // and over a whole trace the counter admits at most twice what the log does: the counter admits at most
+  // `limit` per aligned window, and the log, greedy, admits the most any exact limiter could, at least what
+  // the counter admitted in every other aligned window (those are a window apart).
+  it("sliding counter vs exact log on random traces: over-admission in any [a, a + W) at most limit * e / W; with unit costs at most twice the log's total", () => {
+    fc.assert(
+      fc.property(scenarioArb(slidingCounter, false, 120), fc.boolean(), (scenario, unit) => {
+        const trace = unit ? { ...scenario, ops: scenario.ops.map((op) => ({ ...op, cost: 1 })) } : scenario
+        const { limit, windowMillis: W } = trace.config
+        const log = admitted(engine.slidingLog, trace)
+        const counter = admitted(engine.slidingCounter, trace)
+        let logMost = 0
+        for (const { t } of log) logMost = Math.max(logMost, admittedIn(log, t, t + W))
+        assert.isAtMost(logMost, limit)
+        const reference = unit ? logMost : limit
+        // the admitted cost in [a, a + W) changes only where a passes an admission t (t + 1) or t - W + 1;
+        // aligned starts are where the bound is smallest
+        const starts: Array<number> = []
+        for (const { t } of counter) starts.push(t, t + 1, t - W + 1, Math.floor(t / W) * W, Math.floor(t / W) * W - W)
+        for (const a of starts) {
+          const e = a - Math.floor(a / W) * W
+          const over = admittedIn(counter, a, a + W) - reference
+          assert.isAtMost(over, (limit * e) / W + 1e-9, `[${a}, ${a + W}): over-admission ${over}`)
+        }
+        if (unit) {
+          const total = (list: ReadonlyArray<{ readonly cost: number }>) =>
+            list.reduce((sum, { cost }) => sum + cost, 0)
+          assert.isAtMost(total(counter), 2 * total(log), `counter ${total(counter)}, log ${total(log)}`)
+        }
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it("token bucket: at most capacity + refillPerSecond * d / 1000 over any interval of length d", () => {
     fc.assert(
       fc.property(scenarioArb(tokenBucket, false), (scenario) => {
