@@ -13,6 +13,8 @@ import * as Scheduler from "effect/Scheduler"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import * as engine from "../src/internal/rateLimiter.ts"
 
 const make = (input: RateLimiter.Input) => RateLimiter.make(input).pipe(Effect.provide(RateLimiter.layerStoreMemory()))
 
@@ -935,4 +937,131 @@ describe("RateLimiter several limits, options, shape mode, monitoring, scope (au
       assert.strictEqual((yield* limiter.stats).keys, 5, "no sweep after the scope closed")
     })
   )
+})
+
+describe("RateLimiter memory store: the packed sliding log", () => {
+  type Op =
+    | {
+        readonly kind: "consume" | "check" | "refund" | "penalize"
+        readonly key: number
+        readonly dt: number
+        readonly cost: number
+      }
+    | { readonly kind: "sweep"; readonly dt: number }
+
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    {
+      weight: 12,
+      arbitrary: fc.record({
+        kind: fc.constantFrom(
+          "consume" as const,
+          "consume" as const,
+          "consume" as const,
+          "check" as const,
+          "refund" as const,
+          "penalize" as const
+        ),
+        key: fc.integer({ min: 0, max: 3 }),
+        dt: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 3_000 })),
+        cost: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 12 }), fc.constantFrom(0.5, 1.5, 2.25))
+      })
+    },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant("sweep" as const), dt: fc.integer({ min: 0, max: 2_000 }) }) }
+  )
+
+  it("decides exactly as the pure algorithm on random traces (several keys, refunds, penalties, sweeps, evictions)", () => {
+    const store = Effect.runSync(
+      Effect.provide(
+        Effect.map(RateLimiter.RateLimiterStore, (memory) => memory),
+        RateLimiter.layerStoreMemory()
+      )
+    )
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 1, max: 2_000 }),
+        fc.array(opArb, { maxLength: 150 }),
+        fc.constantFrom(2, 3, 1_000),
+        (limit, windowMillis, ops, maxKeys) => {
+          const config = { limit, windowMillis }
+          const compiled = store.compile(
+            { algorithm: "sliding-log", limit, window: Duration.millis(windowMillis) },
+            maxKeys
+          )
+          const reference = new Map<string, engine.SlidingLogState>()
+          const stateOf = (key: string, now: number) => {
+            let state = reference.get(key)
+            if (state === undefined) {
+              if (reference.size >= maxKeys) {
+                // the store's eviction at the cap (a batch of 1 here): idle keys among the oldest, then the oldest
+                let scanned = 0
+                for (const [k, s] of reference) {
+                  if (reference.size <= maxKeys - 1 || ++scanned > 4) break
+                  if (engine.slidingLogIsIdle(s, now, config)) reference.delete(k)
+                }
+                for (const [k] of reference) {
+                  if (reference.size <= maxKeys - 1) break
+                  reference.delete(k)
+                }
+              }
+              state = engine.slidingLogMake(config, now)
+              reference.set(key, state)
+            }
+            return state
+          }
+          let now = 1_700_000_000_000
+          for (const op of ops) {
+            now += op.dt
+            if (op.kind === "sweep") {
+              let idle = 0
+              for (const [key, state] of reference) {
+                if (engine.slidingLogIsIdle(state, now, config)) {
+                  reference.delete(key)
+                  idle++
+                }
+              }
+              assert.strictEqual(compiled.sweep(now), idle)
+              assert.strictEqual(compiled.size(), reference.size)
+              continue
+            }
+            const key = `k${op.key}`
+            switch (op.kind) {
+              case "consume":
+                assert.deepStrictEqual(
+                  { ...compiled.consume(key, now, op.cost, engine.makeDecision()) },
+                  { ...engine.slidingLogConsume(stateOf(key, now), now, op.cost, config, engine.makeDecision()) }
+                )
+                break
+              case "check": {
+                const state = reference.get(key) ?? engine.slidingLogMake(config, now)
+                assert.deepStrictEqual(
+                  { ...compiled.check(key, now, op.cost, engine.makeDecision()) },
+                  { ...engine.slidingLogCheck(state, now, op.cost, config, engine.makeDecision()) }
+                )
+                break
+              }
+              case "refund": {
+                compiled.refund(key, now, op.cost)
+                const state = reference.get(key)
+                if (state !== undefined) engine.slidingLogRefund(state, now, op.cost, config)
+                break
+              }
+              case "penalize":
+                compiled.penalize(key, now, op.cost)
+                engine.slidingLogPenalize(stateOf(key, now), now, op.cost, config)
+                break
+            }
+          }
+          // the same remaining for every key at the end (the whole state, seen through decisions)
+          for (const [key, state] of reference) {
+            assert.deepStrictEqual(
+              { ...compiled.check(key, now, 1, engine.makeDecision()) },
+              { ...engine.slidingLogCheck(state, now, 1, config, engine.makeDecision()) }
+            )
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
 })
