@@ -256,22 +256,59 @@ const fieldIssues = <T>(
     onSuccess: () => Effect.succeed([]),
     onFailure: (error) => {
       if (error.cause._tag === "SourceError") return Effect.fail(error)
-      const formatted = SchemaIssue.makeFormatterStandardSchemaV1()(error.cause.issue).issues
-      return Effect.forEach(formatted, (issue) => {
-        // the pointer starts at `path`; the field's own path follows it
-        const at = (issue.path ?? [])
-          .map((segment) =>
+      const found = tidyUnionIssues(
+        SchemaIssue.makeFormatterStandardSchemaV1()(error.cause.issue).issues.map((issue) => {
+          // the pointer starts at `path`; the field's own path follows it
+          const at = (issue.path ?? []).map((segment) =>
             typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
           )
-          .map(String)
-        const inner = at[0] === path ? at.slice(1) : at
-        return Effect.map(
-          Effect.orElseSucceed(Config.schema(Schema.String, [path, ...inner]), () => undefined),
-          (text) => new Issue({ path: inner.join("."), value: renderValue(text), message: issue.message })
+          return { at: String(at[0]) === path ? at.slice(1) : at, message: issue.message }
+        })
+      )
+      return Effect.forEach(found, ({ at, message }) =>
+        Effect.map(
+          Effect.orElseSucceed(
+            Config.schema(Schema.String, [
+              path,
+              ...at.map((segment) => (typeof segment === "number" ? segment : String(segment)))
+            ]),
+            () => undefined
+          ),
+          (text) => new Issue({ path: at.map(String).join("."), value: renderValue(text), message })
         )
-      })
+      )
     }
   })
+
+/**
+ * A union (a rate limit's `algorithm`) reports every member it tried. Keeps
+ * what helps: a member's real issue over the other members' "Expected
+ * <literal>" mismatches of the same element, and those mismatches, when
+ * nothing else is wrong there, as one issue listing the literals.
+ */
+const tidyUnionIssues = (
+  issues: ReadonlyArray<{ readonly at: ReadonlyArray<PropertyKey>; readonly message: string }>
+): ReadonlyArray<{ readonly at: ReadonlyArray<PropertyKey>; readonly message: string }> => {
+  const literal = /^Expected ("[^"]*")$/
+  const key = (at: ReadonlyArray<PropertyKey>) => at.map(String).join(".")
+  const parent = (at: ReadonlyArray<PropertyKey>) => key(at.slice(0, -1))
+  const realParents = new Set(issues.filter((i) => !literal.test(i.message)).map((i) => parent(i.at)))
+  const out: Array<{ readonly at: ReadonlyArray<PropertyKey>; readonly message: string }> = []
+  const merged = new Map<string, { readonly at: ReadonlyArray<PropertyKey>; readonly literals: Array<string> }>()
+  for (const issue of issues) {
+    const match = literal.exec(issue.message)
+    if (match === null) {
+      if (!out.some((o) => key(o.at) === key(issue.at))) out.push(issue)
+      continue
+    }
+    if (realParents.has(parent(issue.at))) continue
+    const entry = merged.get(key(issue.at)) ?? { at: issue.at, literals: [] }
+    entry.literals.push(match[1] ?? "")
+    merged.set(key(issue.at), entry)
+  }
+  for (const { at, literals } of merged.values()) out.push({ at, message: `Expected ${literals.join(" | ")}` })
+  return out
+}
 
 /**
  * One row of a generated Defaults table.

@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Options, RateLimiter } from "@effect-resilience/core"
+import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -1064,4 +1066,71 @@ describe("RateLimiter memory store: the packed sliding log", () => {
       { numRuns: 300 }
     )
   })
+})
+
+describe("RateLimiter.layerConfig", () => {
+  const read = (provider: ConfigProvider.ConfigProvider) =>
+    Effect.exit(
+      Effect.map(RateLimiter.RateLimiter, (limiter) => limiter.options.limits.map((l) => l.algorithm)).pipe(
+        Effect.provide(
+          RateLimiter.layerConfig("api").pipe(
+            Layer.provide(RateLimiter.layerStoreMemory()),
+            Layer.provide(ConfigProvider.layer(provider))
+          )
+        )
+      )
+    )
+  const issuesOf = (exit: Exit.Exit<unknown, unknown>) => {
+    assert.isTrue(Exit.isFailure(exit))
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+    assert.instanceOf(error, Options.InvalidOptions)
+    return error instanceof Options.InvalidOptions ? error.issues.map((i) => [i.path, i.value, i.message]) : []
+  }
+
+  it.effect("reads limits from environment variables", () =>
+    Effect.gen(function* () {
+      const exit = yield* read(
+        ConfigProvider.fromEnv({
+          env: { api_limits_0_algorithm: "gcra", api_limits_0_limit: "10", api_limits_0_window: "1 second" }
+        })
+      )
+      assert.deepStrictEqual(exit, Exit.succeed(["gcra"]))
+    })
+  )
+
+  it.effect("bad values fail with one InvalidOptions naming each field and the text it held", () =>
+    Effect.gen(function* () {
+      // a union member's real issue, not every member's algorithm mismatch
+      assert.deepStrictEqual(
+        issuesOf(
+          yield* read(
+            ConfigProvider.fromEnv({
+              env: {
+                api_limits_0_algorithm: "gcra",
+                api_limits_0_limit: "0",
+                api_limits_0_window: "1 second",
+                api_maxKeys: "many"
+              }
+            })
+          )
+        ),
+        [
+          ["limits.0.limit", '"0"', "Expected a value greater than or equal to 1"],
+          ["maxKeys", '"many"', "Expected a string representing a finite number"]
+        ]
+      )
+      // an unknown algorithm: one issue listing the algorithms
+      const [unknown] = issuesOf(
+        yield* read(
+          ConfigProvider.fromEnv({
+            env: { api_limits_0_algorithm: "fastest", api_limits_0_limit: "5", api_limits_0_window: "1 second" }
+          })
+        )
+      )
+      assert.strictEqual(unknown?.[0], "limits.0.algorithm")
+      assert.strictEqual(unknown?.[1], '"fastest"')
+      assert.include(unknown?.[2], '"token-bucket"')
+      assert.include(unknown?.[2], '"gcra"')
+    })
+  )
 })
