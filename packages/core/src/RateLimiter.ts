@@ -544,160 +544,70 @@ export interface CompiledLimit {
 }
 
 /**
- * `compile` for the sliding log, whose size varies with its entries. As an
- * object with two growing arrays, a key with one entry took ~470 bytes (V8
- * reserves 17 elements on an array's first push); here a key's log is packed:
- * a log of at most one entry lives in its slot of one growing `Float64Array`
- * (`[total, time, cost]`: 24 bytes), a longer one in a packed array of doubles
- * of its own (`[time, cost, time, cost, ...]`, with room for 1.5 times its
- * entries), and its slot holds `[total, entries, -1]`. Each operation loads the key's
- * log into one scratch state, runs the pure algorithm on it, and stores it
- * back when it changed.
+ * The sliding log's codec, whose size varies with its entries. As an object
+ * with two growing arrays, a key with one entry took ~470 bytes (V8 reserves
+ * 17 elements on an array's first push); here a key's log is packed: a log of
+ * at most one entry lives in its slot (`[total, time, cost]`: 24 bytes), a
+ * longer one in a packed array of doubles of its own (`[time, cost, time,
+ * cost, ...]`, with room for 1.5 times its entries), and its slot holds
+ * `[total, entries, -1]`. One codec per limit: it owns the spilled arrays.
  */
-const compileLog = (
-  config: algorithms.SlidingLogConfig,
-  name: string,
-  windowSeconds: number,
-  maxKeys: number
-): CompiledLimit => {
-  const algorithm = algorithms.slidingLog
-  const slots = new Map<string, number>()
-  const free: Array<number> = []
+const slidingLogCodec = (): Codec<algorithms.SlidingLogState> => {
   const spilled = new Map<number, Array<number>>()
-  let data = new Float64Array(3 * Math.min(maxKeys, 1024))
-  let next = 0
-  let evicted = 0
   const scratch: algorithms.SlidingLogState = { times: [], costs: [], total: 0 }
-  const empty: algorithms.SlidingLogState = algorithm.make(config, 0)
-  const load = (slot: number): algorithms.SlidingLogState => {
-    const at = 3 * slot
-    const { costs, times } = scratch
-    const second = data[at + 1] ?? 0
-    const third = data[at + 2] ?? 0
-    if (third >= 0) {
-      // inline: one entry (a cost is > 0), or none
-      const n = third > 0 ? 1 : 0
-      times.length = n
-      costs.length = n
-      if (n === 1) {
-        times[0] = second
-        costs[0] = third
-      }
-    } else {
-      const entries = spilled.get(slot) ?? []
-      times.length = second
-      costs.length = second
-      for (let i = 0; i < second; i++) {
-        times[i] = entries[2 * i] ?? 0
-        costs[i] = entries[2 * i + 1] ?? 0
-      }
-    }
-    scratch.total = data[at] ?? 0
-    return scratch
-  }
-  const store = (slot: number) => {
-    const at = 3 * slot
-    const { costs, times } = scratch
-    const n = times.length
-    data[at] = scratch.total
-    if (n <= 1) {
-      data[at + 1] = n === 1 ? (times[0] ?? 0) : 0
-      data[at + 2] = n === 1 ? (costs[0] ?? 0) : 0
-      spilled.delete(slot)
-      return
-    }
-    let entries = spilled.get(slot)
-    // room for 1.5 n entries, reallocated when too small or more than twice that
-    if (entries === undefined || entries.length < 2 * n || entries.length > 6 * n) {
-      entries = new Array<number>(2 * (n + (n >> 1)))
-      spilled.set(slot, entries)
-    }
-    for (let i = 0; i < n; i++) {
-      entries[2 * i] = times[i] ?? 0
-      entries[2 * i + 1] = costs[i] ?? 0
-    }
-    data[at + 1] = n
-    data[at + 2] = -1
-  }
-  const drop = (key: string, slot: number) => {
-    slots.delete(key)
-    spilled.delete(slot)
-    free.push(slot)
-  }
-  const allocate = (): number => {
-    const reused = free.pop()
-    if (reused !== undefined) return reused
-    if ((next + 1) * 3 > data.length) {
-      const grown = new Float64Array(Math.min(data.length * 2, 3 * maxKeys))
-      grown.set(data)
-      data = grown
-    }
-    return next++
-  }
-  const batch = Math.max(1, Math.floor(maxKeys / 64))
-  const makeRoom = (now: number) => {
-    const target = maxKeys - batch
-    let scanned = 0
-    for (const [key, slot] of slots) {
-      if (slots.size <= target || ++scanned > 4 * batch) break
-      if (algorithm.isIdle(load(slot), now, config)) drop(key, slot)
-    }
-    for (const [key, slot] of slots) {
-      if (slots.size <= target) break
-      drop(key, slot)
-      evicted++
-    }
-  }
-  const slotOf = (key: string, now: number): number => {
-    let slot = slots.get(key)
-    if (slot === undefined) {
-      if (slots.size >= maxKeys) makeRoom(now)
-      slot = allocate()
-      data[3 * slot] = 0
-      data[3 * slot + 1] = 0
-      data[3 * slot + 2] = 0
-      slots.set(key, slot)
-    }
-    return slot
-  }
   return {
-    name,
-    windowSeconds,
-    concurrency: false,
-    check: (key, now, cost, out) => {
-      const slot = slots.get(key)
-      return algorithm.check(slot === undefined ? empty : load(slot), now, cost, config, out)
-    },
-    consume: (key, now, cost, out) => {
-      const slot = slotOf(key, now)
-      algorithm.consume(load(slot), now, cost, config, out)
-      if (out.allowed) store(slot)
-      return out
-    },
-    refund: (key, now, cost) => {
-      const slot = slots.get(key)
-      if (slot === undefined) return
-      algorithm.refund(load(slot), now, cost, config)
-      store(slot)
-    },
-    penalize: (key, now, cost) => {
-      const slot = slotOf(key, now)
-      algorithm.penalize(load(slot), now, cost, config)
-      store(slot)
-    },
-    release: () => {},
-    sweep: (now) => {
-      let dropped = 0
-      for (const [key, slot] of slots) {
-        if (algorithm.isIdle(load(slot), now, config)) {
-          drop(key, slot)
-          dropped++
+    size: 3,
+    scratch,
+    load: (data, at, into) => {
+      const { costs, times } = into
+      const second = data[at + 1] ?? 0
+      const third = data[at + 2] ?? 0
+      if (third >= 0) {
+        // inline: one entry (a cost is > 0), or none
+        const n = third > 0 ? 1 : 0
+        times.length = n
+        costs.length = n
+        if (n === 1) {
+          times[0] = second
+          costs[0] = third
+        }
+      } else {
+        const entries = spilled.get(at) ?? []
+        times.length = second
+        costs.length = second
+        for (let i = 0; i < second; i++) {
+          times[i] = entries[2 * i] ?? 0
+          costs[i] = entries[2 * i + 1] ?? 0
         }
       }
-      return dropped
+      into.total = data[at] ?? 0
     },
-    evicted: () => evicted,
-    size: () => slots.size
+    store: (from, data, at) => {
+      const { costs, times } = from
+      const n = times.length
+      data[at] = from.total
+      if (n <= 1) {
+        data[at + 1] = n === 1 ? (times[0] ?? 0) : 0
+        data[at + 2] = n === 1 ? (costs[0] ?? 0) : 0
+        spilled.delete(at)
+        return
+      }
+      let entries = spilled.get(at)
+      // room for 1.5 n entries, reallocated when too small or more than twice that
+      if (entries === undefined || entries.length < 2 * n || entries.length > 6 * n) {
+        entries = new Array<number>(2 * (n + (n >> 1)))
+        spilled.set(at, entries)
+      }
+      for (let i = 0; i < n; i++) {
+        entries[2 * i] = times[i] ?? 0
+        entries[2 * i + 1] = costs[i] ?? 0
+      }
+      data[at + 1] = n
+      data[at + 2] = -1
+    },
+    dropped: (at) => {
+      spilled.delete(at)
+    }
   }
 }
 
@@ -710,6 +620,8 @@ interface Codec<S> {
   readonly scratch: S
   readonly load: (from: Float64Array, at: number, into: S) => void
   readonly store: (from: S, into: Float64Array, at: number) => void
+  /** The slot at `at` was freed (a codec holding more than the slot lets go of it). */
+  readonly dropped?: ((at: number) => void) | undefined
 }
 
 /**
@@ -740,6 +652,7 @@ const compileSlots = <C, S>(
   const store = (slot: number) => codec.store(scratch, data, slot * size)
   const drop = (key: string, slot: number) => {
     slots.delete(key)
+    codec.dropped?.(slot * size)
     free.push(slot)
   }
   const allocate = (): number => {
@@ -926,7 +839,7 @@ const compileLimit = (limit: Limit, maxKeys: number): CompiledLimit => {
         return compileSlots(algorithms.slidingCounter, config, name, seconds, maxKeys, slidingCounterCodec)
       }
       // the log's size varies with its entries: packed, see `compileLog`
-      return compileLog(config, name, seconds, maxKeys)
+      return compileSlots(algorithms.slidingLog, config, name, seconds, maxKeys, slidingLogCodec())
     }
     case "token-bucket": {
       const windowMillis = Duration.toMillis(limit.window)
