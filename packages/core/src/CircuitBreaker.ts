@@ -88,6 +88,7 @@ import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as Now from "./internal/now.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -1159,7 +1160,7 @@ class CallObserver<A, E> extends Frame.Observer<A, E> {
 
 const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
 const monotonicMillis = (clock: Clock.Clock): number =>
-  clock.constructor === liveClockConstructor ? performance.now() : clock.currentTimeMillisUnsafe()
+  clock.constructor === liveClockConstructor ? Now.monotonicMillis() : clock.currentTimeMillisUnsafe()
 
 interface Counters {
   storeErrors: number
@@ -1475,7 +1476,7 @@ export const make: (
           const circuit = local.peek(name)
           if (circuit !== undefined && circuit.state === "Closed") {
             if (timed) {
-              const start = liveTimer ? performance.now() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+              const start = liveTimer ? Now.monotonicMillis() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
               return Frame.observed(
                 fiber,
                 self,
@@ -1520,7 +1521,7 @@ export const make: (
         if (circuit.state === "Disabled") return self
         let start = 0
         if (timed) {
-          if (liveTimer) start = performance.now()
+          if (liveTimer) start = Now.monotonicMillis()
           else {
             clock ??= fiber.getRef(Clock.Clock)
             start = clock.currentTimeMillisUnsafe()
@@ -1543,7 +1544,8 @@ export const make: (
       let durationMillis = 0
       let slow = false
       if (timed) {
-        durationMillis = (liveTimer ? performance.now() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) - start
+        durationMillis =
+          (liveTimer ? Now.monotonicMillis() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()) - start
         slow = durationMillis >= config.slowCallMillis
         count(outcome, slow, durationMillis)
       } else if (outcome === "Success") {

@@ -50,6 +50,7 @@ import { Deadline as DeadlineRef } from "./internal/deadline.ts"
 import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as Now from "./internal/now.ts"
 import * as timerHeap from "./internal/timerHeap.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -274,7 +275,7 @@ const race = <A, E, R>(
 
 /** The shared process-wide timer (live clock). */
 const liveTimer = (limitMillis: number, fire: () => void): (() => void) => {
-  const entry = timerHeap.schedule(performance.now() + limitMillis, fire)
+  const entry = timerHeap.schedule(Now.monotonicMillis() + limitMillis, fire)
   return () => timerHeap.cancel(entry)
 }
 

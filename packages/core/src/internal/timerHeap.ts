@@ -8,6 +8,7 @@
  *
  * @internal
  */
+import * as Now from "./now.ts"
 
 /** A scheduled callback; drop it with `cancel`. */
 export interface Entry {
@@ -82,7 +83,7 @@ const arm = () => {
   if (timer !== undefined && armedAt <= next.at) return
   if (timer !== undefined) clearTimeout(timer)
   armedAt = next.at
-  timer = setTimeout(fire, Math.max(0, next.at - performance.now()))
+  timer = setTimeout(fire, Math.max(0, next.at - Now.monotonicMillis()))
   refed = true
   if (live === 0) unref()
 }
@@ -97,7 +98,7 @@ const fire = () => {
   timer = undefined
   refed = false
   armedAt = Number.POSITIVE_INFINITY
-  const now = performance.now()
+  const now = Now.monotonicMillis()
   for (;;) {
     const next = heap[0]
     if (next === undefined || next.at > now) break
@@ -132,7 +133,7 @@ export const cancel = (entry: Entry): void => {
   }
 }
 
-/** Schedules `run` at `at` (a `performance.now()` time). */
+/** Schedules `run` at `at` (a `Now.monotonicMillis()` time). */
 export const schedule = (at: number, run: () => void): Entry => {
   const entry: Entry = { at, cancelled: false, run }
   heap.push(entry)
