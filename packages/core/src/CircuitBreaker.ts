@@ -1063,6 +1063,59 @@ export interface LocalCircuits {
 }
 
 /**
+ * One circuit's whole state, as a store holds it: the state, its fencing
+ * `generation`, the window and the half-open probes. For store
+ * implementations; a breaker's users read `State` and `CircuitMetrics`.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export type Circuit = engine.Circuit
+
+/**
+ * A circuit as JSON-safe data (times as absolute milliseconds): what stores
+ * export and import.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export type CircuitData = engine.Snapshot
+
+/**
+ * A state change made by a store operation.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export type Transition = engine.Transition
+
+/**
+ * A fresh Closed circuit with fencing token `generation`, for stores.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const makeCircuit = (generation: number): Circuit => engine.make(generation)
+
+/**
+ * A circuit as JSON-safe data (probes in flight are not kept), for stores.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const circuitToData = (circuit: Circuit): CircuitData => engine.toSnapshot(circuit)
+
+/**
+ * A circuit from its data under `config`: window entries that do not fit the
+ * configured window are dropped oldest first. For stores.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const circuitFromData = (data: CircuitData, config: CircuitsOptions["config"], generation: number): Circuit =>
+  engine.fromSnapshot(data, config, generation)
+
+/**
  * Where breakers keep their circuits. `layerStoreMemory` is the embedded
  * default; a Redis store shares circuits between processes.
  *

@@ -4,3 +4,10 @@
  * @since 0.1.0
  */
 export * as IoRedis from "./IoRedis.ts"
+
+/**
+ * A circuit breaker store on Redis or Redis Cluster: breakers in many processes share their circuits.
+ *
+ * @since 0.1.0
+ */
+export * as RedisCircuitBreaker from "./RedisCircuitBreaker.ts"
