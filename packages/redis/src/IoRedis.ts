@@ -85,6 +85,9 @@ const describe = (cause: unknown): string => (cause instanceof Error ? cause.mes
 
 const fromClient = (client: Client) =>
   Effect.gen(function* () {
+    // Connection errors reach callers as failed commands (IoRedisError,
+    // RedisError); without a listener ioredis also prints each one to stderr.
+    client.on("error", () => undefined)
     yield* Effect.addFinalizer(() =>
       Effect.promise(() =>
         client.quit().then(

@@ -25,7 +25,9 @@
  *   admitted for that long, the probes in flight are written off and their
  *   slots freed. A probe slower than its lease has its outcome dropped.
  * - Store failures follow the breaker's `onStoreError` (the call runs
- *   unrecorded by default).
+ *   unrecorded by default). While Redis is unreachable, ioredis by default
+ *   queues commands until it reconnects, so calls wait; connect with
+ *   `enableOfflineQueue: false` to fail (or run unrecorded) at once.
  *
  * **Example** (Two breakers, one circuit)
  *
@@ -264,7 +266,7 @@ const circuitsOf = (
   const storeError = (operation: string) => (cause: unknown) =>
     new CircuitBreaker.CircuitBreakerError({
       reason: new CircuitBreaker.CircuitBreakerStoreError({
-        message: `Redis circuit breaker store: ${operation} failed`,
+        message: `Redis circuit breaker store: ${operation} failed: ${describe(cause)}`,
         cause
       })
     })
@@ -375,6 +377,12 @@ const circuitsOf = (
         Effect.orElseSucceed(() => 0)
       )
   }
+}
+
+/** What went wrong, from a Redis error (whose cause is the client's error) or any other. */
+const describe = (cause: unknown): string => {
+  const inner = cause instanceof Redis.RedisError ? cause.cause : cause
+  return inner instanceof Error ? inner.message : String(inner)
 }
 
 const isNeed = (reply: ReadonlyArray<string>): reply is Need => reply[0] === "need"

@@ -239,6 +239,7 @@ const stopServer = (server: Spawned): Effect.Effect<void> =>
   Effect.promise(
     () =>
       new Promise<void>((resolve) => {
+        let hard: ReturnType<typeof setTimeout> | undefined
         const done = () => {
           clearTimeout(hard)
           try {
@@ -250,7 +251,7 @@ const stopServer = (server: Spawned): Effect.Effect<void> =>
           resolve()
         }
         if (server.child.exitCode !== null || server.child.signalCode !== null) return done()
-        const hard = setTimeout(() => server.child.kill("SIGKILL"), 3000)
+        hard = setTimeout(() => server.child.kill("SIGKILL"), 3000)
         server.child.once("exit", done)
         server.child.kill("SIGTERM")
       })
