@@ -15,12 +15,19 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
+import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { floor } from "./suites/floor.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { retrySuites } from "./suites/retry.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
-export const suites: ReadonlyArray<Suite> = [floor, ...circuitBreakerSuites, ...retrySuites, ...rateLimiterSuites]
+export const suites: ReadonlyArray<Suite> = [
+  floor,
+  ...circuitBreakerSuites,
+  circuitBreakerRedis,
+  ...retrySuites,
+  ...rateLimiterSuites
+]
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")

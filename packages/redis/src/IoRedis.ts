@@ -129,7 +129,17 @@ const sendWith =
 
 const duplicate = (client: Client): Client => (client instanceof Cluster ? client.duplicate() : client.duplicate())
 
-const sha1 = (lua: string): string => createHash("sha1").update(lua).digest("hex")
+// A script's digest, computed once per script (hashing a large script on
+// every call would cost tens of microseconds).
+const digests = new WeakMap<object, string>()
+const sha1Of = (script: { readonly lua: string }): string => {
+  let sha = digests.get(script)
+  if (sha === undefined) {
+    sha = createHash("sha1").update(script.lua).digest("hex")
+    digests.set(script, sha)
+  }
+  return sha
+}
 
 /**
  * `Redis.eval`, cluster-safe: `EVALSHA` routed by the script's first key, and
@@ -139,7 +149,7 @@ const sha1 = (lua: string): string => createHash("sha1").update(lua).digest("hex
 const evalWith =
   (client: Client): Redis_.Redis["Service"]["eval"] =>
   (script) => {
-    const sha = sha1(script.lua)
+    const sha = sha1Of(script)
     return (...params) => {
       const keys = String(script.numberOfKeys(...params))
       const args = script.params(...params).map((param) => String(param))

@@ -305,6 +305,13 @@ const circuitsOf = (
     return Effect.suspend(() => attempt(0, 0, 1))
   }
   const keyOf = (key: string) => `${base}${key}`
+  const admitRedis = redis.eval(admitScript)
+  const recordRedis = redis.eval(recordScript)
+  const forceRedis = redis.eval(forceScript)
+  const readRedis = redis.eval(readScript)
+  const exportRedis = redis.eval(exportScript)
+  const importRedis = redis.eval(importScript)
+  const sizeRedis = redis.eval(sizeScript)
 
   return {
     local: undefined,
@@ -312,13 +319,7 @@ const circuitsOf = (
       withOpenings(
         "admit",
         (openN, openMillis) =>
-          redis.eval(admitScript)(keyOf(key), index, [
-            ...head,
-            numberArg(openN),
-            numberArg(openMillis),
-            key,
-            options.initialState
-          ]),
+          admitRedis(keyOf(key), index, [...head, numberArg(openN), numberArg(openMillis), key, options.initialState]),
         (reply): CircuitBreaker.Admission => {
           const [, verdict, generation, retryAfterMillis, ...transition] = reply
           const known = verdicts.find((v) => v === verdict)
@@ -335,7 +336,7 @@ const circuitsOf = (
       withOpenings(
         "record",
         (openN, openMillis) =>
-          redis.eval(recordScript)(keyOf(key), index, [
+          recordRedis(keyOf(key), index, [
             ...head,
             numberArg(openN),
             numberArg(openMillis),
@@ -348,14 +349,14 @@ const circuitsOf = (
         ([, ...transition]) => transitionOf(transition)
       ),
     force: (key, to) =>
-      run("force", redis.eval(forceScript)(keyOf(key), index, [...head, "0", "0", key, to]), ([, ...transition]) =>
+      run("force", forceRedis(keyOf(key), index, [...head, "0", "0", key, to]), ([, ...transition]) =>
         transitionOf(transition)
       ),
     read: (key) =>
-      run("read", redis.eval(readScript)(keyOf(key), index, [...head, "0", "0"]), (json) =>
+      run("read", readRedis(keyOf(key), index, [...head, "0", "0"]), (json) =>
         json === null ? CircuitBreaker.makeCircuit(0) : toCircuit(decodeCircuit(json))
       ),
-    export: run("export", redis.eval(exportScript)(index, index, [...head, "0", "0"]), (reply) => {
+    export: run("export", exportRedis(index, index, [...head, "0", "0"]), (reply) => {
       const circuits: Array<readonly [string, CircuitBreaker.CircuitData]> = []
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const [name, json] = [reply[i], reply[i + 1]]
@@ -367,15 +368,13 @@ const circuitsOf = (
     import: (circuits) => {
       const args: Array<string> = []
       for (const [key, data] of circuits) args.push(key, toJson(CircuitBreaker.circuitFromData(data, config, 0)))
-      return run("import", redis.eval(importScript)(index, index, [...head, "0", "0", ...args]), () => undefined)
+      return run("import", importRedis(index, index, [...head, "0", "0", ...args]), () => undefined)
     },
     // the store's own size: a failure reads as the last size nobody knows, so 0
-    size: redis
-      .eval(sizeScript)(index, index, [...head, "0", "0"])
-      .pipe(
-        Effect.map((n) => Number(n)),
-        Effect.orElseSucceed(() => 0)
-      )
+    size: sizeRedis(index, index, [...head, "0", "0"]).pipe(
+      Effect.map((n) => Number(n)),
+      Effect.orElseSucceed(() => 0)
+    )
   }
 }
 

@@ -27,12 +27,21 @@
  */
 import { prelude } from "./lua.ts"
 
+const storeArgs = `${prelude}
+local store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
+  base = ARGV[17] }
+local OPS = 18
+local index = KEYS[2]
+-- a circuit's index score moves at most this often (its TTL with it)
+local touchEvery = math.max(1, math.floor(store.idleMillis / 8))
+`
+
 /**
- * ARGV[1..17]: the engine's `Config` (13 values), then idle time to live,
- * maxKeys, probe lease (ms) and the key base. Defines `config`, `store`,
- * `load`, `save`, `makeRoom` and the engine functions.
+ * ARGV[1..17]: the engine's \`Config\` (13 values), then idle time to live,
+ * maxKeys, probe lease (ms) and the key base. Defines \`config\`, \`load\`,
+ * \`save\`, \`makeRoom\` and the engine functions.
  */
-const engine = `${prelude}
+const engine = `
 local config = {
   consecutiveFailures = arg(1, "consecutiveFailures"),
   failureRateThreshold = arg(2, "failureRateThreshold"),
@@ -50,9 +59,6 @@ local config = {
 }
 if config.windowType ~= "count" and config.windowType ~= "time" then error("bad argument windowType") end
 if config.windowSize < 1 or config.bucketMillis <= 0 then error("bad argument windowSize/bucketMillis") end
-local store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
-  base = ARGV[17] }
-local OPS = 18
 
 -- ---------------------------------------------------------------------------
 -- the circuit
@@ -339,36 +345,74 @@ end
 -- the store: load, save, make room
 -- ---------------------------------------------------------------------------
 
-local index = KEYS[2]
+-- A circuit is a hash: "s" (state), "g" (generation), "t" (last index
+-- touch), "n" (the numbers, packed doubles), "r" (the count window's ring of
+-- flag digits) and "b" (the time window's buckets, packed doubles: epoch,
+-- calls, failures, slow per bucket). An admission to a closed circuit reads
+-- two fields; a record unpacks without parsing text.
+local NUMBERS = { "consecutive", "ringNext", "ringLength", "calls", "failures", "slow", "openedAt", "openUntil",
+  "consecutiveOpenings", "lastOpenMillis", "backoffResetAt", "halfOpenSince", "probesAdmitted", "probesInFlight",
+  "probeSuccesses", "probeFailures", "leaseUntil", "touchedAt" }
+local PACKED = "<" .. string.rep("d", #NUMBERS)
 
-local function load(key)
-  local json = redis.call("GET", key)
-  if not json then return nil end
-  return cjson.decode(json)
+local function unpackCircuit(state, generation, numbers, ring, buckets)
+  local c = { state = state, generation = generation }
+  local values = { struct.unpack(PACKED, numbers) }
+  for i, field in ipairs(NUMBERS) do c[field] = values[i] end
+  if ring then c.ring = ring end
+  if buckets then
+    c.bucketEpoch, c.bucketCalls, c.bucketFailures, c.bucketSlow = {}, {}, {}, {}
+    local at = 1
+    for i = 1, #buckets / 32 do
+      c.bucketEpoch[i], c.bucketCalls[i], c.bucketFailures[i], c.bucketSlow[i], at = struct.unpack("<dddd", buckets, at)
+    end
+  end
+  return c
 end
 
--- Writes a circuit and marks it used. An Open or probing circuit lives at
--- least until its open time or probe lease is over, plus the idle time.
--- A ForcedOpen circuit is an operator's decision: it never expires.
+local function load(key)
+  local f = redis.call("HMGET", key, "s", "g", "n", "r", "b")
+  if not f[1] or not f[3] then return nil end
+  return unpackCircuit(f[1], f[2], f[3], f[4], f[5])
+end
+
+-- An Open or probing circuit lives at least until its open time or probe
+-- lease is over, plus the idle time. A ForcedOpen circuit is an operator's
+-- decision: it never expires.
 local function ttlOf(c)
   return store.idleMillis + math.max(0, c.openUntil - now, c.leaseUntil - now)
 end
-local function markUsed(name)
+-- Marks a circuit used in the index, at most every touchEvery; returns the touch time.
+local function markUsed(name, touched)
+  if now - touched < touchEvery then return touched end
   redis.call("ZADD", index, now, name)
   redis.call("PEXPIRE", index, int(store.idleMillis + config.maxOpenMillis + store.leaseMillis))
+  return now
 end
 local function save(key, name, c)
-  if c.state == "ForcedOpen" then
-    redis.call("SET", key, cjson.encode(c))
-  else
-    redis.call("SET", key, cjson.encode(c), "PX", int(math.max(1, ttlOf(c))))
+  local touched = markUsed(name, tonumber(c.touchedAt) or 0)
+  c.touchedAt = touched
+  local values = {}
+  for i, field in ipairs(NUMBERS) do values[i] = tonumber(c[field]) or 0 end
+  local fields = { "HSET", key, "s", c.state, "g", c.generation, "t", int(touched), "n", struct.pack(PACKED, unpack(values)) }
+  if c.ring then
+    fields[#fields + 1] = "r"
+    fields[#fields + 1] = c.ring
   end
-  markUsed(name)
-end
--- An unchanged circuit that was used: only its TTL and index score move.
-local function touch(key, name, c)
-  if c.state ~= "ForcedOpen" then redis.call("PEXPIRE", key, int(math.max(1, ttlOf(c)))) end
-  markUsed(name)
+  if c.bucketEpoch then
+    local parts = {}
+    for i = 1, #c.bucketEpoch do
+      parts[i] = struct.pack("<dddd", c.bucketEpoch[i], c.bucketCalls[i], c.bucketFailures[i], c.bucketSlow[i])
+    end
+    fields[#fields + 1] = "b"
+    fields[#fields + 1] = table.concat(parts)
+  end
+  redis.call(unpack(fields))
+  if c.state == "ForcedOpen" then
+    redis.call("PERSIST", key)
+  else
+    redis.call("PEXPIRE", key, int(math.max(1, ttlOf(c))))
+  end
 end
 
 local function evict(name)
@@ -380,7 +424,7 @@ end
 -- ones (at most 64 looked at); if every one looked at is open or probing,
 -- the oldest anyway: memory comes first.
 local function makeRoom()
-  local idle = redis.call("ZRANGEBYSCORE", index, "-inf", "(" .. int(now - store.idleMillis), "LIMIT", 0, 64)
+  local idle = redis.call("ZRANGEBYSCORE", index, "-inf", "(" .. int(now - store.idleMillis - touchEvery), "LIMIT", 0, 64)
   for _, name in ipairs(idle) do
     local c = load(store.base .. name)
     if c == nil or evictable(c) then evict(name) end
@@ -420,18 +464,27 @@ end
  * admit(name, openN, openMillis, initialState)
  * → { "ok", verdict, generation, retryAfterMillis, from, to, openMillis, consecutiveOpenings } | { "need", n }
  */
-export const admit = `${engine}
+export const admit = `${storeArgs}
+-- the hot path: a closed circuit admits on two fields, decoding nothing
+local fast = redis.call("HMGET", KEYS[1], "s", "g", "t")
+if fast[1] == "Closed" or fast[1] == "Disabled" or fast[1] == "MetricsOnly" then
+  local touched = tonumber(fast[3]) or 0
+  if now - touched >= touchEvery then
+    redis.call("ZADD", index, now, ARGV[OPS + 2])
+    redis.call("PEXPIRE", index, int(store.idleMillis + arg(13, "maxOpenMillis") + store.leaseMillis))
+    redis.call("HSET", KEYS[1], "t", int(now))
+    redis.call("PEXPIRE", KEYS[1], int(store.idleMillis))
+  end
+  return { "ok", "Admit", fast[2], "0", "", "", "0", "0" }
+end
+${engine}
 local name = ARGV[OPS + 2]
 local initialState = ARGV[OPS + 3]
 local c, created = loadOrCreate(KEYS[1], name)
 if created and initialState ~= "Closed" then force(c, initialState, 0) end
 local verdict, t = admit(c, now)
 if verdict == "need" then return { "need", int(t) } end
-if created or verdict == "Probe" or t ~= nil then
-  save(KEYS[1], name, c)
-elseif verdict == "Admit" then
-  touch(KEYS[1], name, c)
-end
+if created or verdict == "Probe" or verdict == "Admit" or t ~= nil then save(KEYS[1], name, c) end
 local retryAfter = 0
 if c.state == "Open" then retryAfter = c.openUntil - now
 elseif c.state == "ForcedOpen" then retryAfter = config.maxOpenMillis end
@@ -444,7 +497,7 @@ return reply
  * record(name, openN, openMillis, generation, outcome, durationMillis, hintMillis)
  * → { "ok", from, to, openMillis, consecutiveOpenings } (from "" for none) | { "need", n }
  */
-export const record = `${engine}
+export const record = `${storeArgs}${engine}
 local name = ARGV[OPS + 2]
 local generation = ARGV[OPS + 3]
 local outcome = ARGV[OPS + 4]
@@ -462,7 +515,7 @@ return reply
 `
 
 /** force(name, openN, openMillis, to) → { "ok", from, to, openMillis, consecutiveOpenings } */
-export const force = `${engine}
+export const force = `${storeArgs}${engine}
 local name = ARGV[OPS + 2]
 local to = ARGV[OPS + 3]
 if to ~= "Closed" and to ~= "Disabled" and to ~= "ForcedOpen" and to ~= "MetricsOnly" then error("bad argument to") end
@@ -475,21 +528,21 @@ return reply
 `
 
 /** read() → the circuit as JSON, or false when the key is unknown. */
-export const read = `${engine}
-local json = redis.call("GET", KEYS[1])
-if not json then return false end
-return json
+export const read = `${storeArgs}${engine}
+local c = load(KEYS[1])
+if c == nil then return false end
+return cjson.encode(c)
 `
 
 /** exportAll() → { name, json, name, json, ... } of every live circuit, least recently used first. */
-export const exportAll = `${engine}
+export const exportAll = `${storeArgs}${engine}
 local names = redis.call("ZRANGE", index, 0, -1)
 local reply = {}
 for _, name in ipairs(names) do
-  local json = redis.call("GET", store.base .. name)
-  if json then
+  local c = load(store.base .. name)
+  if c ~= nil then
     table.insert(reply, name)
-    table.insert(reply, json)
+    table.insert(reply, cjson.encode(c))
   end
 end
 return reply
@@ -500,7 +553,7 @@ return reply
  * (each with a fresh generation); a new key is skipped once the breaker
  * holds maxKeys circuits. → the number loaded
  */
-export const importAll = `${engine}
+export const importAll = `${storeArgs}${engine}
 local loaded = 0
 local i = OPS + 2
 while ARGV[i] ~= nil do
@@ -524,7 +577,7 @@ return loaded
 `
 
 /** size() → the number of live circuits (dropping index entries whose circuit expired). */
-export const size = `${engine}
+export const size = `${storeArgs}${engine}
 local stale = redis.call("ZRANGEBYSCORE", index, "-inf", "(" .. int(now - store.idleMillis))
 for _, name in ipairs(stale) do
   if redis.call("EXISTS", store.base .. name) == 0 then redis.call("ZREM", index, name) end
