@@ -429,6 +429,88 @@ export const hedge = {
 } as const satisfies Record<string, MetricSpec>
 
 /**
+ * The bulkheads' metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const bulkhead = {
+  active: {
+    name: "resilience.bulkhead.active",
+    kind: "gauge",
+    unit: "{permit}",
+    description: "Permits held, over every key: by running calls, and by waiters granted that have not started yet.",
+    attributes: [attributes.name]
+  },
+  queued: {
+    name: "resilience.bulkhead.queued",
+    kind: "gauge",
+    unit: "{call}",
+    description: "Calls waiting for permits, over every key.",
+    attributes: [attributes.name]
+  },
+  calls: {
+    name: "resilience.bulkhead.calls",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls by outcome: `admitted` (ran, at once or after waiting) and `rejected` (never ran; by reason in `resilience.bulkhead.rejected`).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  rejected: {
+    name: "resilience.bulkhead.rejected",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Rejected calls by `resilience.reason`: `full` (permits taken and no room in the line), `timeout` (waited `maxWait`), `cost_exceeded` (a cost above `maxConcurrent`).",
+    attributes: [attributes.name, attributes.reason]
+  },
+  waitDuration: {
+    name: "resilience.bulkhead.wait.duration",
+    kind: "histogram",
+    unit: "s",
+    description: "Time admitted calls waited for their permits (0 for calls admitted at once).",
+    attributes: [attributes.name],
+    boundaries: durationBoundariesSeconds
+  },
+  keys: {
+    name: "resilience.bulkhead.keys",
+    kind: "gauge",
+    unit: "{key}",
+    description: "Keys (compartments) held in memory; idle ones are swept.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The bulkheads' events: the `_tag`s of `Bulkhead.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const bulkheadEvents = {
+  Rejected: {
+    pattern: "bulkhead",
+    name: "Rejected",
+    severity: "warning",
+    description:
+      "A call was rejected without running (`reason`: BulkheadFull, BulkheadTimeout, BulkheadCostExceeded), with its key, cost, priority and `retryAfter`; also a span event (name and reason only)."
+  },
+  Queued: {
+    pattern: "bulkhead",
+    name: "Queued",
+    severity: "debug",
+    description: "A call found its permits taken and joined the line."
+  },
+  Acquired: {
+    pattern: "bulkhead",
+    name: "Acquired",
+    severity: "debug",
+    description: "A call that waited got its permits and started, after `waited`."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -440,7 +522,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(retry),
   ...Object.values(timeout),
   ...Object.values(hedge),
-  ...Object.values(rateLimiter)
+  ...Object.values(rateLimiter),
+  ...Object.values(bulkhead)
 ]
 
 /**
@@ -453,7 +536,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(circuitBreakerEvents),
   ...Object.values(retryEvents),
   ...Object.values(hedgeAndTimeoutEvents),
-  ...Object.values(rateLimiterEvents)
+  ...Object.values(rateLimiterEvents),
+  ...Object.values(bulkheadEvents)
 ]
 
 /**

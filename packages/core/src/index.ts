@@ -1,4 +1,11 @@
 /**
+ * Bulkheads: a bound on the calls running at once per key, with a waiting line (priorities, weighted costs, maxWait).
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.ts"
+
+/**
  * Circuit breakers: stop calling a failing dependency, let it recover, probe it before letting traffic back.
  *
  * @since 0.1.0
