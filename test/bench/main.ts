@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- suite-id ...]`: runs the benchmark suites
+ * `npm run bench [-- --quick] [-- suite-id-or-prefix ...]`: runs the benchmark suites
  * and writes docs/benchmarks/<suite>.json and docs/benchmarks.md. Run it on an
  * idle machine; `--expose-gc` is set by the npm script so heap figures are
  * measured after a collection.
@@ -14,6 +14,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
+import { bulkheadSuites } from "./suites/bulkhead.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { floor } from "./suites/floor.ts"
@@ -26,7 +27,8 @@ export const suites: ReadonlyArray<Suite> = [
   ...circuitBreakerSuites,
   circuitBreakerRedis,
   ...retrySuites,
-  ...rateLimiterSuites
+  ...rateLimiterSuites,
+  ...bulkheadSuites
 ]
 
 const args = process.argv.slice(2)
@@ -49,7 +51,11 @@ if (childAt !== -1) {
 }
 
 const wanted = args.filter((arg) => !arg.startsWith("--"))
-const selected = wanted.length === 0 ? suites : suites.filter((suite) => wanted.includes(suite.id))
+// a name selects the suite of that id, or every suite whose id starts with it and a dash (`bulkhead`: bulkhead-*)
+const selected =
+  wanted.length === 0
+    ? suites
+    : suites.filter((suite) => wanted.some((name) => suite.id === name || suite.id.startsWith(`${name}-`)))
 if (selected.length === 0) {
   console.error(`no suite matches ${wanted.join(", ")}; suites: ${suites.map((s) => s.id).join(", ")}`)
   process.exit(2)
