@@ -53,7 +53,7 @@ export const program: Effect.Effect<ReadonlyArray<string>> = Effect.gen(function
 
   const respond = (request: BatchRequest) =>
     handle(request).pipe(
-      Effect.catchTag("RateLimiterError", ({ reason }) =>
+      Effect.catchReason("RateLimiterError", "RateLimitExceeded", (reason) =>
         Effect.succeed(
           reason.policy === "deny"
             ? `${reason.key}: 403, key revoked`

@@ -227,6 +227,13 @@ export const Options = Schema.Struct({
       description: "How often the background fiber drops idle keys.",
       default: Duration.seconds(30)
     })
+  ),
+  onStoreError: Schema.optionalKey(
+    Schema.Literals(["allow", "fail"]).annotate({
+      description:
+        "Over a remote store (Redis), when the store fails: `allow` lets the request through (counted in `stats.storeErrors`); `fail` refuses it (`limit` fails with `RateLimiterStoreError`).",
+      default: "allow"
+    })
   )
 })
 
@@ -255,6 +262,7 @@ export interface Input {
   readonly alertRejectionRate?: number | undefined
   readonly alertFor?: Duration.Input | undefined
   readonly sweepInterval?: Duration.Input | undefined
+  readonly onStoreError?: "allow" | "fail" | undefined
   /**
    * Quotas by client class: each tier has its own limits (and its own state).
    * `tierOf(key)` picks a key's tier; keys without one use `limits`.
@@ -458,6 +466,22 @@ export class RateLimitExceeded extends Schema.TaggedError<RateLimitExceeded>(
 }
 
 /**
+ * The store behind the limiter failed (only over a remote store, under
+ * `onStoreError: "fail"`).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RateLimiterStoreError extends Schema.TaggedError<RateLimiterStoreError>(
+  "@effect-resilience/core/RateLimiter/RateLimiterStoreError"
+)("RateLimiterStoreError", {
+  limiter: Schema.String,
+  key: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
  * Runtime identifier of `RateLimiterError`.
  *
  * @category type IDs
@@ -480,7 +504,7 @@ export type ErrorTypeId = "~@effect-resilience/core/RateLimiter/RateLimiterError
  * @since 0.1.0
  */
 export class RateLimiterError extends Schema.TaggedError<RateLimiterError>(ErrorTypeId)("RateLimiterError", {
-  reason: RateLimitExceeded
+  reason: Schema.Union([RateLimitExceeded, RateLimiterStoreError])
 }) {
   /**
    * Brand for the guards.
@@ -823,7 +847,36 @@ const defaultName = (limit: Limit): string => {
   }
 }
 
-const compileLimit = (limit: Limit, maxKeys: number): CompiledLimit => {
+/**
+ * A limit as a store runs it: the algorithm, its configuration in the units
+ * the decision logic uses, the policy's name and its window (for
+ * `RateLimit-Policy`). In-process stores compile it; a remote store (Redis)
+ * sends it to its scripts.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export type LimitSpec = {
+  readonly name: string
+  /** The window in seconds, for `RateLimit-Policy` (`w`); undefined for concurrency. */
+  readonly windowSeconds: number | undefined
+} & (
+  | { readonly algorithm: "fixedWindow"; readonly config: algorithms.FixedWindowConfig }
+  | { readonly algorithm: "slidingCounter"; readonly config: algorithms.SlidingCounterConfig }
+  | { readonly algorithm: "slidingLog"; readonly config: algorithms.SlidingLogConfig }
+  | { readonly algorithm: "tokenBucket"; readonly config: algorithms.TokenBucketConfig }
+  | { readonly algorithm: "gcra"; readonly config: algorithms.GcraConfig }
+  | { readonly algorithm: "leakyMeter"; readonly config: algorithms.LeakyMeterConfig }
+  | { readonly algorithm: "concurrency"; readonly config: algorithms.ConcurrencyConfig }
+)
+
+/**
+ * The spec of a validated limit.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const limitSpec = (limit: Limit): LimitSpec => {
   const name = limit.name ?? defaultName(limit)
   switch (limit.algorithm) {
     case "fixed-window":
@@ -831,53 +884,70 @@ const compileLimit = (limit: Limit, maxKeys: number): CompiledLimit => {
     case "sliding-log": {
       const windowMillis = Duration.toMillis(limit.window)
       const config = { limit: limit.limit, windowMillis }
-      const seconds = windowMillis / 1000
-      if (limit.algorithm === "fixed-window") {
-        return compileSlots(algorithms.fixedWindow, config, name, seconds, maxKeys, fixedWindowCodec)
-      }
-      if (limit.algorithm === "sliding-window") {
-        return compileSlots(algorithms.slidingCounter, config, name, seconds, maxKeys, slidingCounterCodec)
-      }
-      // the log's size varies with its entries: packed, see `compileLog`
-      return compileSlots(algorithms.slidingLog, config, name, seconds, maxKeys, slidingLogCodec())
+      const windowSeconds = windowMillis / 1000
+      if (limit.algorithm === "fixed-window") return { name, windowSeconds, algorithm: "fixedWindow", config }
+      if (limit.algorithm === "sliding-window") return { name, windowSeconds, algorithm: "slidingCounter", config }
+      return { name, windowSeconds, algorithm: "slidingLog", config }
     }
     case "token-bucket": {
       const windowMillis = Duration.toMillis(limit.window)
-      return compileSlots(
-        algorithms.tokenBucket,
-        { capacity: limit.burst ?? limit.limit, refillPerSecond: (limit.limit * 1000) / windowMillis },
+      return {
         name,
-        windowMillis / 1000,
-        maxKeys,
-        tokenBucketCodec
-      )
+        windowSeconds: windowMillis / 1000,
+        algorithm: "tokenBucket",
+        config: { capacity: limit.burst ?? limit.limit, refillPerSecond: (limit.limit * 1000) / windowMillis }
+      }
     }
     case "gcra": {
       const windowMillis = Duration.toMillis(limit.window)
-      return compileSlots(
-        algorithms.gcra,
-        { burst: (limit.burst ?? limit.limit) - 1, ratePerPeriod: limit.limit, periodMillis: windowMillis },
+      return {
         name,
-        windowMillis / 1000,
-        maxKeys,
-        gcraCodec
-      )
+        windowSeconds: windowMillis / 1000,
+        algorithm: "gcra",
+        config: { burst: (limit.burst ?? limit.limit) - 1, ratePerPeriod: limit.limit, periodMillis: windowMillis }
+      }
     }
     case "leaky-bucket":
-      return compileSlots(
-        algorithms.leakyMeter,
-        { capacity: limit.capacity, leakPerSecond: limit.leakPerSecond },
+      return {
         name,
-        limit.capacity / limit.leakPerSecond,
-        maxKeys,
-        leakyMeterCodec
-      )
+        windowSeconds: limit.capacity / limit.leakPerSecond,
+        algorithm: "leakyMeter",
+        config: { capacity: limit.capacity, leakPerSecond: limit.leakPerSecond }
+      }
+    case "concurrency":
+      return { name, windowSeconds: undefined, algorithm: "concurrency", config: { limit: limit.limit } }
+  }
+}
+
+/**
+ * A limit's per-key state in memory (what `layerStoreMemory` compiles), for
+ * stores built on it.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const compileSpec = (spec: LimitSpec, maxKeys: number): CompiledLimit => {
+  const { name, windowSeconds } = spec
+  switch (spec.algorithm) {
+    case "fixedWindow":
+      return compileSlots(algorithms.fixedWindow, spec.config, name, windowSeconds, maxKeys, fixedWindowCodec)
+    case "slidingCounter":
+      return compileSlots(algorithms.slidingCounter, spec.config, name, windowSeconds, maxKeys, slidingCounterCodec)
+    case "slidingLog":
+      // the log's size varies with its entries: packed, see `slidingLogCodec`
+      return compileSlots(algorithms.slidingLog, spec.config, name, windowSeconds, maxKeys, slidingLogCodec())
+    case "tokenBucket":
+      return compileSlots(algorithms.tokenBucket, spec.config, name, windowSeconds, maxKeys, tokenBucketCodec)
+    case "gcra":
+      return compileSlots(algorithms.gcra, spec.config, name, windowSeconds, maxKeys, gcraCodec)
+    case "leakyMeter":
+      return compileSlots(algorithms.leakyMeter, spec.config, name, windowSeconds, maxKeys, leakyMeterCodec)
     case "concurrency":
       return compileSlots(
         algorithms.concurrency,
-        { limit: limit.limit },
+        spec.config,
         name,
-        undefined,
+        windowSeconds,
         maxKeys,
         concurrencyCodec,
         algorithms.concurrencyRelease
@@ -919,6 +989,8 @@ export interface RateLimiter {
     readonly keys: number
     /** States dropped (not idle) to stay within `maxKeys`. */
     readonly evicted: number
+    /** Remote store failures the limiter let through (`onStoreError: "allow"`) or refused on. */
+    readonly storeErrors: number
   }>
   readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
   readonly events: Stream.Stream<Event>
@@ -955,8 +1027,68 @@ export class RateLimiterStore extends Context.Service<
   {
     /** Per-limit state for one limiter, as compiled closures (in-process stores). */
     readonly compile: (limit: Limit, maxKeys: number) => CompiledLimit
+    /**
+     * A remote store (Redis): when present, the limiter decides through it
+     * instead of compiled limits, one atomic operation per decision.
+     */
+    readonly remote?: ((options: RemoteOptions) => Effect.Effect<RemoteLimits, never, Scope.Scope>) | undefined
   }
 >()("@effect-resilience/core/RateLimiter/RateLimiterStore") {}
+
+/**
+ * What a remote store needs to hold a limiter's state.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface RemoteOptions {
+  /** The limiter's name: a namespace, so limiters sharing a store never share state. */
+  readonly name: string
+  /** The limits of each tier: index 0 is the default limits, then the named tiers. */
+  readonly tiers: ReadonlyArray<ReadonlyArray<LimitSpec>>
+}
+
+/**
+ * One limit's part of a remote decision (the decision logic's own numbers,
+ * in milliseconds; `Infinity` where a request can never pass).
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface LimitOutcome {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  readonly resetMillis: number
+  readonly retryAfterMillis: number
+}
+
+/**
+ * A limiter's state in a remote store. Every operation acts on all the limits
+ * of one key's tier at once, atomically, with the store's own clock.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface RemoteLimits {
+  /**
+   * Decides `cost` for `key` under tier `tier`'s limits, one outcome per limit
+   * in order. With `commit`, every limit is charged when all allow (one limit:
+   * charged when it allows); otherwise nothing changes.
+   */
+  readonly decide: (
+    key: string,
+    tier: number,
+    cost: number,
+    commit: boolean
+  ) => Effect.Effect<ReadonlyArray<LimitOutcome>, RateLimiterStoreError>
+  /** Gives back up to `cost` to every limit of the tier. */
+  readonly refund: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
+  /** Takes `cost` extra from every limit of the tier. */
+  readonly penalize: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
+  /** Releases `cost` concurrency permits of the tier's concurrency limits. */
+  readonly release: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
+}
 
 /**
  * The in-memory store.
@@ -965,7 +1097,10 @@ export class RateLimiterStore extends Context.Service<
  * @since 0.1.0
  */
 export const layerStoreMemory = (): Layer.Layer<RateLimiterStore> =>
-  Layer.succeed(RateLimiterStore, RateLimiterStore.of({ compile: compileLimit }))
+  Layer.succeed(
+    RateLimiterStore,
+    RateLimiterStore.of({ compile: (limit, maxKeys) => compileSpec(limitSpec(limit), maxKeys) })
+  )
 
 const toDuration = (millis: number): Duration.Duration =>
   millis === Number.POSITIVE_INFINITY ? Duration.infinity : Duration.millis(millis)
@@ -976,7 +1111,11 @@ const invalidCost = (cost: number): RangeError =>
   new RangeError(`RateLimiter: a request's cost must be a finite number >= 0 (0 only peeks), got ${cost}`)
 
 interface Tier {
+  /** The tier's position in `RemoteOptions.tiers`. */
+  readonly index: number
   readonly limits: ReadonlyArray<CompiledLimit>
+  readonly names: ReadonlyArray<string>
+  readonly windows: ReadonlyArray<number | undefined>
   readonly scratch: ReadonlyArray<algorithms.Decision>
   readonly single: CompiledLimit | undefined
   readonly hasConcurrency: boolean
@@ -1079,18 +1218,32 @@ export const make: (
   const context = yield* Effect.context<never>()
   const name = options.name ?? "default"
   const maxKeys = options.maxKeys ?? 100_000
-  const makeTier = (tierLimits: ReadonlyArray<Limit>): Tier => {
-    const compiled = tierLimits.map((limit) => store.compile(limit, maxKeys))
+  // a remote store holds the state itself: nothing is compiled in the process
+  const remoteStore = store.remote
+  const makeTier = (tierLimits: ReadonlyArray<Limit>, index: number): Tier => {
+    const specs = tierLimits.map(limitSpec)
+    const compiled = remoteStore === undefined ? tierLimits.map((limit) => store.compile(limit, maxKeys)) : []
     return {
+      index,
       limits: compiled,
+      names: specs.map((spec) => spec.name),
+      windows: specs.map((spec) => spec.windowSeconds),
       scratch: compiled.map(() => algorithms.makeDecision()),
       single: compiled.length === 1 ? compiled[0] : undefined,
-      hasConcurrency: compiled.some((limit) => limit.concurrency)
+      hasConcurrency: specs.some((spec) => spec.algorithm === "concurrency")
     }
   }
-  const defaultTier = makeTier(options.limits)
+  const defaultTier = makeTier(options.limits, 0)
   const tiers = new Map<string, Tier>()
-  for (const [tierName, limits] of tierLimits) tiers.set(tierName, makeTier(limits))
+  for (const [tierName, limits] of tierLimits) tiers.set(tierName, makeTier(limits, tiers.size + 1))
+  const remote =
+    remoteStore === undefined
+      ? undefined
+      : yield* remoteStore({
+          name,
+          tiers: [options.limits.map(limitSpec), ...[...tierLimits].map(([, limits]) => limits.map(limitSpec))]
+        })
+  const onStoreError = options.onStoreError ?? "allow"
   const tierOf = input.tierOf
   const tierFor = (key: string): Tier => {
     if (tierOf === undefined) return defaultTier
@@ -1107,7 +1260,7 @@ export const make: (
     string,
     { readonly at: number; readonly until: number; readonly cost: number; readonly decision: DecisionImpl }
   >()
-  const counters = { allowed: 0, rejected: 0, byPolicy: new Map<string, number>() }
+  const counters = { allowed: 0, rejected: 0, storeErrors: 0, byPolicy: new Map<string, number>() }
 
   // idle keys are swept by a fiber that lives as long as the limiter
   const sweepMillis = Duration.toMillis(options.sweepInterval ?? Duration.seconds(30))
@@ -1119,6 +1272,7 @@ export const make: (
           Effect.sync(() => {
             const now = clock.currentTimeMillisUnsafe()
             for (const limit of limits) limit.sweep(now)
+            // (a remote store expires idle state itself: there are no compiled limits)
           })
         )
       )
@@ -1174,7 +1328,8 @@ export const make: (
 
   const lists = allow.size > 0 || deny.size > 0
 
-  const decide = (key: string, cost: number, now: number, commit: boolean, count: boolean): Decision => {
+  /** The decision made without the store (allow and deny lists, a held refusal), if any. */
+  const precheck = (key: string, cost: number, now: number, count: boolean): Decision | undefined => {
     if (count) hh.add(sketch, key, cost)
     if (lists) {
       if (allow.has(key)) return allowDecision
@@ -1189,16 +1344,76 @@ export const make: (
         blocked.delete(key)
       }
     }
+    return undefined
+  }
+  /** Holds a committed refusal while every refusing limit still refuses: until then, the store would decide the same. */
+  const hold = (key: string, cost: number, now: number, decision: DecisionImpl): void => {
+    const holdMillis = decision.holdMillis()
+    if (holdMillis > 0 && holdMillis !== Number.POSITIVE_INFINITY) {
+      if (blocked.size >= maxKeys) blocked.clear()
+      blocked.set(key, { at: now, until: now + holdMillis, cost, decision })
+    }
+  }
+  const decide = (key: string, cost: number, now: number, commit: boolean, count: boolean): Decision => {
+    const early = precheck(key, cost, now, count)
+    if (early !== undefined) return early
     const decision = decideIn(tierOf === undefined ? defaultTier : tierFor(key), key, cost, now, commit)
-    if (commit && !decision.allowed) {
-      // held while every refusing limit still refuses: until then, the store would decide the same
-      const hold = decision.holdMillis()
-      if (hold > 0 && hold !== Number.POSITIVE_INFINITY) {
-        if (blocked.size >= maxKeys) blocked.clear()
-        blocked.set(key, { at: now, until: now + hold, cost, decision })
+    if (commit && !decision.allowed) hold(key, cost, now, decision)
+    return decision
+  }
+
+  /** One limit's decision. */
+  const fromOutcome = (out: LimitOutcome, name: string, windowSeconds: number | undefined): DecisionImpl =>
+    new DecisionImpl(
+      out.allowed,
+      name,
+      out.limit,
+      out.allowed ? out.remaining : 0,
+      out.resetMillis,
+      out.allowed ? 0 : out.retryAfterMillis,
+      windowSeconds
+    )
+
+  /** Several limits' decision: every part, and the deciding one's numbers. */
+  const combine = (tier: Tier, outs: ReadonlyArray<LimitOutcome>, allowed: boolean): DecisionImpl => {
+    let deciding = 0
+    const policies: Array<DecisionImpl> = []
+    for (let i = 0; i < outs.length; i++) {
+      const out = outs[i]
+      if (out === undefined) continue
+      const name = tier.names[i] ?? "default"
+      policies.push(
+        new DecisionImpl(
+          out.allowed,
+          name,
+          out.limit,
+          out.remaining,
+          out.resetMillis,
+          out.retryAfterMillis,
+          tier.windows[i]
+        )
+      )
+      const best = outs[deciding]
+      if (best === undefined) continue
+      const refusing = !out.allowed
+      if (
+        (refusing && (best.allowed || out.retryAfterMillis > best.retryAfterMillis)) ||
+        (!refusing && best.allowed && out.remaining < best.remaining)
+      ) {
+        deciding = i
       }
     }
-    return decision
+    const d = outs[deciding] ?? algorithms.makeDecision()
+    return new DecisionImpl(
+      allowed,
+      tier.names[deciding] ?? "default",
+      d.limit,
+      allowed ? d.remaining : 0,
+      d.resetMillis,
+      allowed ? 0 : d.retryAfterMillis,
+      tier.windows[deciding],
+      policies
+    )
   }
 
   const decideIn = (tier: Tier, key: string, cost: number, now: number, commit: boolean): DecisionImpl => {
@@ -1208,15 +1423,7 @@ export const make: (
       const out = scratch[0] ?? algorithms.makeDecision()
       if (commit) single.consume(key, now, cost, out)
       else single.check(key, now, cost, out)
-      return new DecisionImpl(
-        out.allowed,
-        single.name,
-        out.limit,
-        out.allowed ? out.remaining : 0,
-        out.resetMillis,
-        out.allowed ? 0 : out.retryAfterMillis,
-        single.windowSeconds
-      )
+      return fromOutcome(out, single.name, single.windowSeconds)
     }
     let allowed = true
     for (let i = 0; i < limits.length; i++) {
@@ -1230,45 +1437,57 @@ export const make: (
       for (let i = 0; i < limits.length; i++)
         limits[i]?.consume(key, now, cost, scratch[i] ?? algorithms.makeDecision())
     }
-    let deciding = 0
-    const policies: Array<DecisionImpl> = []
-    for (let i = 0; i < limits.length; i++) {
-      const out = scratch[i]
-      const limit = limits[i]
-      if (out === undefined || limit === undefined) continue
-      policies.push(
-        new DecisionImpl(
-          out.allowed,
-          limit.name,
-          out.limit,
-          out.remaining,
-          out.resetMillis,
-          out.retryAfterMillis,
-          limit.windowSeconds
-        )
-      )
-      const best = scratch[deciding]
-      if (best === undefined) continue
-      const refusing = !out.allowed
-      if (
-        (refusing && (best.allowed || out.retryAfterMillis > best.retryAfterMillis)) ||
-        (!refusing && best.allowed && out.remaining < best.remaining)
-      ) {
-        deciding = i
-      }
-    }
-    const d = scratch[deciding] ?? algorithms.makeDecision()
-    return new DecisionImpl(
-      allowed,
-      limits[deciding]?.name ?? "default",
-      d.limit,
-      allowed ? d.remaining : 0,
-      d.resetMillis,
-      allowed ? 0 : d.retryAfterMillis,
-      limits[deciding]?.windowSeconds,
-      policies
-    )
+    return combine(tier, scratch, allowed)
   }
+
+  // ---- over a remote store: the same decisions, one store round trip each
+  /** Decides through the remote store (lists and held refusals first, as in-process). */
+  const decideRemote = (
+    r: RemoteLimits,
+    key: string,
+    cost: number,
+    commit: boolean,
+    count: boolean
+  ): Effect.Effect<Decision, RateLimiterStoreError> =>
+    Effect.suspend(() => {
+      const now = Now.currentTimeMillis()
+      const early = precheck(key, cost, now, count)
+      if (early !== undefined) return Effect.succeed(early)
+      const tier = tierFor(key)
+      return Effect.map(r.decide(key, tier.index, cost, commit), (outs) => {
+        const first = outs[0]
+        const decision =
+          outs.length === 1 && first !== undefined
+            ? fromOutcome(first, tier.names[0] ?? "default", tier.windows[0])
+            : combine(
+                tier,
+                outs,
+                outs.every((out) => out.allowed)
+              )
+        if (commit && !decision.allowed) hold(key, cost, now, decision)
+        return decision
+      })
+    })
+  /** A store that failed: the request passes (`allow`) or is refused (`fail`), never lost silently. */
+  const storeFailedDecision = new DecisionImpl(false, "store-error", 0, 0, 0, 0, undefined, [])
+  const afterStoreError = (): Decision => {
+    counters.storeErrors++
+    return onStoreError === "allow" ? allowDecision : storeFailedDecision
+  }
+  /** A decision now, in-process or remote; a store failure decided by `onStoreError`. */
+  const decideNow = (key: string, cost: number, commit: boolean, count: boolean): Effect.Effect<Decision> =>
+    remote === undefined
+      ? Effect.sync(() => decide(key, cost, Now.currentTimeMillis(), commit, count))
+      : Effect.catch(decideRemote(remote, key, cost, commit, count), () => Effect.sync(afterStoreError))
+  /** Gives `cost` back to every limit of `key` (a store failure is dropped: the charge stands). */
+  const refundNow = (key: string, cost: number): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      blocked.delete(key)
+      if (remote !== undefined) return Effect.ignore(remote.refund(key, tierFor(key).index, cost))
+      const now = Now.currentTimeMillis()
+      for (const l of tierFor(key).limits) l.refund(key, now, cost)
+      return Effect.void
+    })
 
   const record = (key: string, cost: number, decision: Decision) => {
     if (decision.limit > 0 && decision.limit !== Number.POSITIVE_INFINITY) {
@@ -1296,18 +1515,22 @@ export const make: (
 
   // one `sync` step per decision: the clock is the running fiber's
   const consume = (key: string, cost = 1): Effect.Effect<Decision> =>
-    validCost(cost)
-      ? Effect.sync(() => {
-          const decision = decide(key, cost, Now.currentTimeMillis(), true, true)
-          record(key, cost, decision)
-          return decision
-        })
-      : Effect.die(invalidCost(cost))
+    !validCost(cost)
+      ? Effect.die(invalidCost(cost))
+      : remote === undefined
+        ? Effect.sync(() => {
+            const decision = decide(key, cost, Now.currentTimeMillis(), true, true)
+            record(key, cost, decision)
+            return decision
+          })
+        : Effect.tap(decideNow(key, cost, true, true), (decision) => Effect.sync(() => record(key, cost, decision)))
 
   const check = (key: string, cost = 1): Effect.Effect<Decision> =>
-    validCost(cost)
-      ? Effect.sync(() => decide(key, cost, Now.currentTimeMillis(), false, false))
-      : Effect.die(invalidCost(cost))
+    !validCost(cost)
+      ? Effect.die(invalidCost(cost))
+      : remote === undefined
+        ? Effect.sync(() => decide(key, cost, Now.currentTimeMillis(), false, false))
+        : decideNow(key, cost, false, false)
 
   const exceeded = (key: string, decision: Decision) =>
     construct(RateLimiterError, {
@@ -1327,11 +1550,14 @@ export const make: (
   const releasing = <A, E, R>(self: Effect.Effect<A, E, R>, key: string, cost: number): Effect.Effect<A, E, R> =>
     !tierFor(key).hasConcurrency || allow.has(key)
       ? self
-      : // concurrency permits are held while the call runs, released however it ends
-        Effect.onExitPrimitive(self, () => {
-          for (const l of tierFor(key).limits) if (l.concurrency) l.release(key, cost)
-          return undefined
-        })
+      : remote !== undefined
+        ? // released however the call ends; a store failure leaves the permits to the store's expiry
+          Effect.onExit(self, () => Effect.ignore(remote.release(key, tierFor(key).index, cost)))
+        : // concurrency permits are held while the call runs, released however it ends
+          Effect.onExitPrimitive(self, () => {
+            for (const l of tierFor(key).limits) if (l.concurrency) l.release(key, cost)
+            return undefined
+          })
 
   // ---- shape mode: a FIFO line per key, served by one driver fiber per busy key
   const shaping = options.mode === "shape"
@@ -1348,10 +1574,6 @@ export const make: (
     left: boolean
   }
   const lines = new Map<string, Array<Waiter>>()
-  const giveBack = (key: string, cost: number, now: number) => {
-    blocked.delete(key)
-    for (const l of tierFor(key).limits) l.refund(key, now, cost)
-  }
   const drive = (key: string): Effect.Effect<void> =>
     Effect.suspend(() => {
       const line = lines.get(key)
@@ -1360,13 +1582,10 @@ export const make: (
         lines.delete(key)
         return Effect.void
       }
-      return Clock.clockWith((clock) => {
-        const now = clock.currentTimeMillisUnsafe()
-        const decision = decide(key, head.cost, now, true, false)
+      return Effect.flatMap(decideNow(key, head.cost, true, false), (decision) => {
         if (head.left) {
           // it left while being decided (the store ran its interruption): give back what was charged
-          if (decision.allowed) giveBack(key, head.cost, now)
-          return drive(key)
+          return decision.allowed ? Effect.andThen(refundNow(key, head.cost), drive(key)) : drive(key)
         }
         if (decision.allowed) {
           record(key, head.cost, decision)
@@ -1386,17 +1605,15 @@ export const make: (
       })
     })
   const leave = (key: string, waiter: Waiter): Effect.Effect<void> =>
-    Clock.clockWith((clock) =>
-      Effect.sync(() => {
-        if (waiter.left) return
-        waiter.left = true
-        const current = lines.get(key)
-        const index = current?.indexOf(waiter) ?? -1
-        if (current !== undefined && index >= 0) current.splice(index, 1)
-        // admitted but not started: give the cost back
-        if (waiter.charged && !waiter.started) giveBack(key, waiter.cost, clock.currentTimeMillisUnsafe())
-      })
-    )
+    Effect.suspend(() => {
+      if (waiter.left) return Effect.void
+      waiter.left = true
+      const current = lines.get(key)
+      const index = current?.indexOf(waiter) ?? -1
+      if (current !== undefined && index >= 0) current.splice(index, 1)
+      // admitted but not started: give the cost back
+      return waiter.charged && !waiter.started ? refundNow(key, waiter.cost) : Effect.void
+    })
   /** Waits in `key`'s line until admitted, then runs `self`; refused after `maxWait`. */
   const shape = <A, E, R>(
     self: Effect.Effect<A, E, R>,
@@ -1450,35 +1667,71 @@ export const make: (
       )
     })
 
+  /** Someone already waits in `key`'s line: line up behind them (FIFO), unless it could never pass in time. */
+  const behind = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    key: string,
+    cost: number,
+    peek: Decision
+  ): Effect.Effect<A, E | RateLimiterError, R> => {
+    if (peek.policy === "deny" || Duration.toMillis(peek.retryAfter) > maxWaitMillis) {
+      record(key, cost, peek)
+      return Exit.fail(exceeded(key, peek))
+    }
+    return shape(self, key, cost, peek)
+  }
+  /** Runs, queues or refuses `self` on a committed decision. */
+  const decided = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    key: string,
+    cost: number,
+    decision: Decision
+  ): Effect.Effect<A, E | RateLimiterError, R> => {
+    if (!decision.allowed && shaping && decision.policy !== "deny" && decision.policy !== "store-error") {
+      if (Duration.toMillis(decision.retryAfter) <= maxWaitMillis) return shape(self, key, cost, decision)
+    }
+    record(key, cost, decision)
+    if (!decision.allowed) return Exit.fail(exceeded(key, decision))
+    return releasing(self, key, cost)
+  }
+
   const limit = <A, E, R>(
     self: Effect.Effect<A, E, R>,
     callOptions: LimitOptions
   ): Effect.Effect<A, E | RateLimiterError, R> =>
-    Effect.withFiber((fiber) => {
+    remote !== undefined
+      ? limitRemote(remote, self, callOptions)
+      : Effect.withFiber((fiber) => {
+          const cost = callOptions.cost ?? 1
+          const key = callOptions.key
+          if (!validCost(cost)) return Effect.die(invalidCost(cost))
+          const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+          if (shaping && (lines.get(key)?.length ?? 0) > 0)
+            return behind(self, key, cost, decide(key, cost, now, false, true))
+          return decided(self, key, cost, decide(key, cost, now, true, true))
+        })
+
+  const storeFailure = (key: string, cause: RateLimiterStoreError) =>
+    new RateLimiterError({ reason: new RateLimiterStoreError({ limiter: name, key, message: cause.message, cause }) })
+
+  const limitRemote = <A, E, R>(
+    r: RemoteLimits,
+    self: Effect.Effect<A, E, R>,
+    callOptions: LimitOptions
+  ): Effect.Effect<A, E | RateLimiterError, R> =>
+    Effect.suspend(() => {
       const cost = callOptions.cost ?? 1
       const key = callOptions.key
       if (!validCost(cost)) return Effect.die(invalidCost(cost))
-      if (shaping && (lines.get(key)?.length ?? 0) > 0) {
-        // someone is already waiting: line up behind them (FIFO), unless it could never pass in time
-        const peek = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), false, true)
-        if (peek.policy === "deny" || Duration.toMillis(peek.retryAfter) > maxWaitMillis) {
-          record(key, cost, peek)
-          return Exit.fail(exceeded(key, peek))
-        }
-        return shape(self, key, cost, peek)
-      }
-      const decision = decide(key, cost, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), true, true)
-      if (
-        !decision.allowed &&
-        shaping &&
-        decision.policy !== "deny" &&
-        Duration.toMillis(decision.retryAfter) <= maxWaitMillis
-      ) {
-        return shape(self, key, cost, decision)
-      }
-      record(key, cost, decision)
-      if (!decision.allowed) return Exit.fail(exceeded(key, decision))
-      return releasing(self, key, cost)
+      const waiting = shaping && (lines.get(key)?.length ?? 0) > 0
+      return Effect.matchEffect(decideRemote(r, key, cost, !waiting, true), {
+        onFailure: (error): Effect.Effect<A, E | RateLimiterError, R> => {
+          counters.storeErrors++
+          // fail-open runs the call unlimited (no permit was taken); fail-closed refuses it
+          return onStoreError === "allow" ? self : Effect.fail(storeFailure(key, error))
+        },
+        onSuccess: (decision) => (waiting ? behind(self, key, cost, decision) : decided(self, key, cost, decision))
+      })
     })
 
   // metrics, read when exported
@@ -1508,28 +1761,31 @@ export const make: (
     consume,
     check,
     penalize: (key, points) =>
-      Clock.clockWith((clock) =>
-        Effect.sync(() => {
-          const now = clock.currentTimeMillisUnsafe()
-          blocked.delete(key)
-          for (const l of tierFor(key).limits) l.penalize(key, now, points)
-        })
-      ),
-    reward: (key, points) =>
-      Clock.clockWith((clock) =>
-        Effect.sync(() => {
-          const now = clock.currentTimeMillisUnsafe()
-          blocked.delete(key)
-          for (const l of tierFor(key).limits) l.refund(key, now, points)
-        })
-      ),
+      remote !== undefined
+        ? Effect.suspend(() => {
+            blocked.delete(key)
+            return Effect.catch(remote.penalize(key, tierFor(key).index, points), () =>
+              Effect.sync(() => {
+                counters.storeErrors++
+              })
+            )
+          })
+        : Clock.clockWith((clock) =>
+            Effect.sync(() => {
+              const now = clock.currentTimeMillisUnsafe()
+              blocked.delete(key)
+              for (const l of tierFor(key).limits) l.penalize(key, now, points)
+            })
+          ),
+    reward: (key, points) => refundNow(key, points),
     limit,
     topClients: (n) => Effect.sync(() => hh.top(sketch, n).map(({ count, key }) => ({ key, cost: count }))),
     stats: Effect.sync(() => ({
       allowed: counters.allowed,
       rejected: counters.rejected,
       keys: Math.max(0, ...limits.map((l) => l.size())),
-      evicted: limits.reduce((total, l) => total + l.evicted(), 0)
+      evicted: limits.reduce((total, l) => total + l.evicted(), 0),
+      storeErrors: counters.storeErrors
     })),
     subscribe: hub.subscribe,
     events: hub.events
@@ -1596,7 +1852,8 @@ export const layerConfig = (
 
 /**
  * Runs an effect only if the limiter allows `key` its `cost`; otherwise fails
- * at once with `RateLimiterError` (`RateLimitExceeded`, with `retryAfter`).
+ * at once with `RateLimiterError` (`RateLimitExceeded`, with `retryAfter`; over
+ * a remote store that failed under `onStoreError: "fail"`, `RateLimiterStoreError`).
  * Concurrency limits hold their permits while the effect runs.
  *
  * **Example** (Limiting per client)
@@ -1609,8 +1866,12 @@ export const layerConfig = (
  * const program = Effect.gen(function* () {
  *   const limiter = yield* RateLimiter.make({ limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }] })
  *   yield* Effect.succeed("first").pipe(RateLimiter.limit(limiter, { key: "alice" }))
- *   const error = yield* Effect.flip(Effect.succeed("second").pipe(RateLimiter.limit(limiter, { key: "alice" })))
- *   return `${error.reason._tag}, retry after ${Duration.toMillis(error.reason.retryAfter)} ms`
+ *   return yield* Effect.succeed("second").pipe(
+ *     RateLimiter.limit(limiter, { key: "alice" }),
+ *     Effect.catchReason("RateLimiterError", "RateLimitExceeded", (reason) =>
+ *       Effect.succeed(`${reason._tag}, retry after ${Duration.toMillis(reason.retryAfter)} ms`)
+ *     )
+ *   )
  * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()), Effect.provide(TestClock.layer()))
  *
  * await Effect.runPromise(program)
