@@ -6,7 +6,16 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { CircuitBreaker, Hedge, Options, RateLimiter, Retry, Telemetry, Timeout } from "@effect-resilience/core"
+import {
+  Bulkhead,
+  CircuitBreaker,
+  Hedge,
+  Options,
+  RateLimiter,
+  Retry,
+  Telemetry,
+  Timeout
+} from "@effect-resilience/core"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -90,6 +99,21 @@ export const sections = (): Record<string, string> => ({
     "Generated from `RateLimiter.Options`; each entry of `limits` is one of the `RateLimiter.Limit` shapes below.",
     "",
     Options.defaultsTable(RateLimiter.optionsDocs)
+  ].join("\n"),
+  "bulkhead-defaults": [
+    "Every option is optional; the table is generated from `Bulkhead.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path)` reads the same fields, and names the bulkhead `path`.",
+    "",
+    Options.defaultsTable(Bulkhead.optionsDocs)
+  ].join("\n"),
+  "bulkhead-telemetry": [
+    "Metrics (from `Telemetry.bulkhead`), read from the bulkhead's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.bulkhead)),
+    "",
+    "Events on `bulkhead.events` (`Rejected` is also recorded as a span event on the current span):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.bulkheadEvents))
   ].join("\n"),
   "rate-limiter-telemetry": [
     Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),

@@ -1,5 +1,5 @@
 /**
- * Runs the retry, timeout, hedging and rate-limiting example programs under
+ * Runs the retry, timeout, hedging, rate-limiting and bulkhead example programs under
  * `TestClock` and checks the exact log each returns, so the examples stay
  * correct as well as type-checked. Jittered delays never appear in a log:
  * those examples log attempts and counts instead.
@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
+import { program as tenantIsolation } from "../examples/bulkhead/tenant-isolation.ts"
 import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
 import { program as apiQuotas } from "../examples/rate-limiting/api-quotas.ts"
 import { program as shaping } from "../examples/rate-limiting/shaping.ts"
@@ -103,5 +104,30 @@ describe("examples/rate-limiting", () => {
         "request 5 served at 400ms"
       ])
     })
+  )
+})
+
+describe("examples/bulkhead", () => {
+  it.effect(
+    "tenant-isolation.ts: one compartment per tenant; a flood waits or is rejected, a hung call times out",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(tenantIsolation)
+        yield* TestClock.adjust("1 second") // the hung reports' second
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "noisy report #1: ran 0-200ms",
+          "noisy report #2: ran 0-200ms",
+          "noisy report #3: ran 200-400ms",
+          "noisy report #4: ran 200-400ms",
+          "noisy report #5: BulkheadFull (2 running, 2 waiting)",
+          "noisy report #6: BulkheadFull (2 running, 2 waiting)",
+          "quiet report: ran 0-200ms",
+          "quiet export: ran 200-400ms",
+          "stuck report #1: ran 0-1000ms",
+          "stuck report #2: ran 0-1000ms",
+          "stuck report #3: BulkheadTimeout after 300ms",
+          "stats: 8 admitted, 3 rejected, 0 active"
+        ])
+      })
   )
 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Bulkhead, Options } from "@effect-resilience/core"
+import { Bulkhead, CircuitBreaker, Options, Retry, Timeout } from "@effect-resilience/core"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -379,6 +379,36 @@ describe("Bulkhead", () => {
       yield* Fiber.join(w2)
       assert.deepStrictEqual(yield* counts(bulkhead), { active: 0, queued: 0 })
       assert.strictEqual((yield* bulkhead.stats).admitted, 2)
+    })
+  )
+
+  it.live("under the live clock, waiters' maxWait timers share the timer heap; a granted waiter's is cancelled", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({ maxConcurrent: 1, maxQueue: 50, maxWait: "10 millis" })
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* start(held(bulkhead, gate))
+      const exits = yield* Effect.forEach(
+        Array.from({ length: 20 }, () => Effect.exit(Bulkhead.isolate(Effect.void, bulkhead))),
+        (call) => call,
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(
+        exits
+          .map((exit) => (Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined))
+          .map((e) => (Bulkhead.isBulkheadError(e) ? e.reason._tag : "none")),
+        Array.from({ length: 20 }, () => "BulkheadTimeout")
+      )
+      assert.deepStrictEqual(yield* counts(bulkhead), { active: 1, queued: 0 })
+      // a waiter granted in time runs, and its timer never fires after
+      const second = yield* Deferred.make<void>()
+      const waiter = yield* start(held(bulkhead, second))
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(holder)
+      yield* Effect.sleep("30 millis")
+      assert.deepStrictEqual(yield* counts(bulkhead), { active: 1, queued: 0 })
+      yield* Deferred.succeed(second, undefined)
+      yield* Fiber.join(waiter)
+      assert.deepStrictEqual(yield* bulkhead.stats, { active: 0, queued: 0, admitted: 2, rejected: 20, keys: 0 })
     })
   )
 
@@ -786,6 +816,115 @@ describe("Bulkhead.layerConfig", () => {
           ["maxWait"]
         )
       }
+    })
+  )
+})
+
+describe("Bulkhead composition (the guide's tables)", () => {
+  /** How an effect ended and when, on the TestClock. */
+  const outcome = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(effect)
+      const at = yield* Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
+      if (Exit.isSuccess(exit)) return [String(exit.value), at] as const
+      const error = Cause.squash(exit.cause)
+      const tag =
+        typeof error === "object" && error !== null && "reason" in error
+          ? String((error.reason as { readonly _tag: string })._tag)
+          : String(error)
+      return [tag, at] as const
+    })
+
+  it.effect("an attempt timeout inside the bulkhead bounds the run; outside, the wait too", () =>
+    Effect.gen(function* () {
+      const work = Effect.as(Effect.sleep("500 millis"), "ok")
+      const orders = {
+        inside: (b: Bulkhead.Bulkhead) => work.pipe(Timeout.attempt("1 second"), Bulkhead.isolate(b)),
+        outside: (b: Bulkhead.Bulkhead) => work.pipe(Bulkhead.isolate(b), Timeout.attempt("1 second"))
+      }
+      const seen: Record<string, readonly [string, number]> = {}
+      for (const [order, call] of Object.entries(orders)) {
+        const b = yield* Bulkhead.make({ maxConcurrent: 1, maxQueue: 10, maxWait: "1 minute" })
+        const t0 = yield* Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
+        // a call already holds the only permit for 3 s
+        yield* start(Bulkhead.isolate(Effect.sleep("3 seconds"), b))
+        const second = yield* start(outcome(call(b)))
+        yield* TestClock.adjust("4 seconds")
+        const [result, at] = yield* Fiber.join(second)
+        seen[order] = [result, at - t0]
+        assert.deepStrictEqual(yield* counts(b), { active: 0, queued: 0 })
+      }
+      assert.deepStrictEqual(seen, { inside: ["ok", 3_500], outside: ["TimeoutExceeded", 1_000] })
+    })
+  )
+
+  it.effect("a hung call under an attempt timeout inside the bulkhead frees its permit when it times out", () =>
+    Effect.gen(function* () {
+      const b = yield* Bulkhead.make({ maxConcurrent: 1, maxQueue: 10, maxWait: "1 minute" })
+      const hung = yield* start(outcome(Effect.never.pipe(Timeout.attempt("1 second"), Bulkhead.isolate(b))))
+      const next = yield* start(outcome(Bulkhead.isolate(Effect.succeed("ok"), b)))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(yield* Fiber.join(hung), ["TimeoutExceeded", 1_000])
+      assert.deepStrictEqual(yield* Fiber.join(next), ["ok", 1_000])
+    })
+  )
+
+  it.effect("bulkhead rejections trip a breaker outside it, unless the breaker ignores them", () =>
+    Effect.gen(function* () {
+      const call = Effect.succeed("ok")
+      const orders = {
+        "breaker outside": (b: Bulkhead.Bulkhead, cb: CircuitBreaker.CircuitBreaker) =>
+          call.pipe(Bulkhead.isolate(b), CircuitBreaker.protect(cb)),
+        "breaker outside, isIgnored: Bulkhead.isRejection": (b: Bulkhead.Bulkhead, cb: CircuitBreaker.CircuitBreaker) =>
+          call.pipe(Bulkhead.isolate(b), CircuitBreaker.protect(cb, { isIgnored: Bulkhead.isRejection })),
+        "breaker inside": (b: Bulkhead.Bulkhead, cb: CircuitBreaker.CircuitBreaker) =>
+          call.pipe(CircuitBreaker.protect(cb), Bulkhead.isolate(b))
+      }
+      const states: Record<string, string> = {}
+      for (const [order, run] of Object.entries(orders)) {
+        const b = yield* Bulkhead.make({ maxConcurrent: 1 })
+        const cb = yield* CircuitBreaker.make({ consecutiveFailures: 3 }).pipe(
+          Effect.provide(CircuitBreaker.layerStoreMemory())
+        )
+        const gate = yield* Deferred.make<void>()
+        yield* start(held(b, gate))
+        for (let i = 0; i < 3; i++) yield* Effect.exit(run(b, cb))
+        states[order] = (yield* cb.state())._tag
+        yield* Deferred.succeed(gate, undefined)
+      }
+      assert.deepStrictEqual(states, {
+        "breaker outside": "Open",
+        "breaker outside, isIgnored: Bulkhead.isRejection": "Closed",
+        "breaker inside": "Closed"
+      })
+    })
+  )
+
+  it.effect("a retry outside the bulkhead waits for the rejection's retryAfter", () =>
+    Effect.gen(function* () {
+      const b = yield* Bulkhead.make({ maxConcurrent: 1 })
+      const call = (millis: number) => Bulkhead.isolate(Effect.sleep(Duration.millis(millis)), b)
+      // contention seen, then a timed call of 400 ms: the mean is 400 ms
+      const first = yield* start(call(100))
+      yield* Effect.exit(call(0))
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(first)
+      const timed = yield* start(call(400))
+      yield* TestClock.adjust("400 millis")
+      yield* Fiber.join(timed)
+      // now a call holds the permit for 300 ms; another, retried, is refused with retryAfter 400 ms
+      yield* start(call(300))
+      const retried = yield* start(
+        outcome(
+          Effect.as(call(0), "ran").pipe(
+            Retry.retry(Retry.constant({ delay: "10 millis", maxAttempts: 3 }), { while: Bulkhead.isRejection })
+          )
+        )
+      )
+      yield* TestClock.adjust("1 second")
+      const [result, at] = yield* Fiber.join(retried)
+      // started at 500 ms, retried 400 ms later (the hint, not the 10 ms delay)
+      assert.deepStrictEqual([result, at], ["ran", 900])
     })
   )
 })
