@@ -10,7 +10,12 @@ export default defineConfig({
         test: {
           name: "core-portable",
           root: "packages/core",
-          include: ["test/CircuitBreaker.test.ts", "test/Retry.test.ts", "test/internal/frame.test.ts"],
+          include: [
+            "test/CircuitBreaker.test.ts",
+            "test/Retry.test.ts",
+            "test/Bulkhead.test.ts",
+            "test/internal/frame.test.ts"
+          ],
           env: { EFFECT_RESILIENCE_FRAMES: "0" }
         }
       }),

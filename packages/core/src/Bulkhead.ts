@@ -989,15 +989,15 @@ const makeWith = (
     engine.leave(c, t, config, granted)
     wakeGranted(granted, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber)
   }
-  /** `maxWait` ran out for a waiter still in line. */
-  const timeOut = (t: Ticket, c: Compartment, clock: Clock.Clock) => {
+  /** `maxWait` ran out for a waiter still in line (`fiber` is the waiter's, suspended). */
+  const timeOut = (t: Ticket, c: Compartment, clock: Clock.Clock, fiber: Fiber.Fiber<unknown, unknown>) => {
     t.cancelTimer = undefined
     if (t.status !== "waiting") return
     const granted: Array<Ticket> = []
     engine.leave(c, t, config, granted)
     const now = clock.currentTimeMillisUnsafe()
     const error = rejected(
-      undefined,
+      fiber,
       c,
       construct(BulkheadTimeout, {
         _tag: "BulkheadTimeout",
@@ -1027,7 +1027,7 @@ const makeWith = (
       if (maxWaitMillis === Number.POSITIVE_INFINITY) return
       const clock = fiber.getRef(Clock.Clock)
       const left = t.enqueuedAt + maxWaitMillis - clock.currentTimeMillisUnsafe()
-      t.cancelTimer = armTimer(fiber.context, clock, Math.max(0, left), () => timeOut(t, c, clock))
+      t.cancelTimer = armTimer(fiber.context, clock, Math.max(0, left), () => timeOut(t, c, clock, fiber))
     })
 
   /** The contended path: joins the line (or is rejected), waits, then runs `self` holding the permits. */

@@ -610,6 +610,32 @@ describe("Bulkhead monitoring", () => {
     })
   )
 
+  it.effect("span events: a Rejected event with the bulkhead's name and the reason, on the caller's span", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({ name: "search", maxConcurrent: 1, maxQueue: 1, maxWait: "1 second" })
+      const gate = yield* Deferred.make<void>()
+      const events = yield* Effect.gen(function* () {
+        yield* start(held(bulkhead, gate, { key: "tenant-secret" }))
+        const waiter = yield* start(Effect.flip(Bulkhead.isolate(Effect.void, bulkhead, { key: "tenant-secret" })))
+        yield* Effect.flip(Bulkhead.isolate(Effect.void, bulkhead, { key: "tenant-secret" }))
+        yield* Effect.flip(Bulkhead.isolate(Effect.void, bulkhead, { cost: 2 }))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(waiter)
+        const span = yield* Effect.currentSpan
+        return "events" in span && Array.isArray(span.events)
+          ? span.events.map((e: ReadonlyArray<unknown>) => [e[0], e[2]])
+          : []
+      }).pipe(Effect.withSpan("request"))
+      const attributes = (reason: string) => ({ "resilience.name": "search", "resilience.reason": reason })
+      assert.deepStrictEqual(events, [
+        ["Rejected", attributes("full")],
+        ["Rejected", attributes("cost_exceeded")],
+        ["Rejected", attributes("timeout")]
+      ])
+      yield* Deferred.succeed(gate, undefined)
+    })
+  )
+
   it.effect("events on the events Stream, taken with Stream.take", () =>
     Effect.gen(function* () {
       const bulkhead = yield* Bulkhead.make({ name: "stream", maxConcurrent: 1 })
