@@ -1450,6 +1450,7 @@ export const make: (
     count: boolean
   ): Effect.Effect<Decision, RateLimiterStoreError> =>
     Effect.suspend(() => {
+      // held refusals count time on the limiter's clock (the store's own runs alongside it)
       const now = Now.currentTimeMillis()
       const early = precheck(key, cost, now, count)
       if (early !== undefined) return Effect.succeed(early)

@@ -22,6 +22,12 @@ export interface SuiteOptions {
   readonly adjust?: ((duration: Duration.Input) => Effect.Effect<void>) | undefined
   /** The window the cases use, in ms (short for stores on real time). */
   readonly windowMillis?: number | undefined
+  /**
+   * Waits until the store's time is early in a window aligned to
+   * `windowMillis` (fixed windows restart at multiples of it), so a case's
+   * requests fall in one window. Time under `TestClock` starts aligned.
+   */
+  readonly align?: ((windowMillis: number) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -108,6 +114,7 @@ export const suite = (
 ): void => {
   const adjust = options.adjust ?? TestClock.adjust
   const windowMillis = options.windowMillis ?? 10_000
+  const align = () => (options.align === undefined ? Effect.void : options.align(windowMillis))
   const window = Duration.millis(windowMillis)
   const make = (input: RateLimiter.Input) =>
     RateLimiter.make({ name: `suite-${Math.random().toString(36).slice(2)}`, ...input }).pipe(Effect.provide(layer))
@@ -124,6 +131,7 @@ export const suite = (
         Effect.gen(function* () {
           const limiter = yield* make({ limits: [{ algorithm: "fixed-window", limit: 3, window, name: "w" }] })
           const k = key()
+          yield* align()
           const first = yield* limiter.consume(k)
           assert.deepStrictEqual([first.allowed, first.policy, first.limit, first.remaining], [true, "w", 3, 2])
           assert.strictEqual(yield* allowedOf(limiter, k, 5), 2)
@@ -146,9 +154,10 @@ export const suite = (
             { algorithm: "sliding-log", limit: 2, window },
             { algorithm: "token-bucket", limit: 2, window },
             { algorithm: "gcra", limit: 2, window },
-            { algorithm: "leaky-bucket", capacity: 2, leakPerSecond: 2_000 / windowMillis / 1_000 }
+            { algorithm: "leaky-bucket", capacity: 2, leakPerSecond: 2_000 / windowMillis }
           ]
           for (const limit of limits) {
+            yield* align()
             const limiter = yield* make({ limits: [limit] })
             const k = key()
             assert.strictEqual(yield* allowedOf(limiter, k, 4), 2, limit.algorithm)
@@ -184,6 +193,7 @@ export const suite = (
             ]
           })
           const k = key()
+          yield* align()
           assert.strictEqual(yield* allowedOf(limiter, k, 5), 2)
           const refused = yield* limiter.consume(k)
           assert.deepStrictEqual([refused.allowed, refused.policy], [false, "narrow"])
@@ -199,6 +209,7 @@ export const suite = (
         Effect.gen(function* () {
           const limiter = yield* make({ limits: [{ algorithm: "fixed-window", limit: 5, window }] })
           const k = key()
+          yield* align()
           yield* limiter.penalize(k, 4)
           // remaining counts the request checked: 5 - 4 - 1
           assert.strictEqual((yield* limiter.check(k)).remaining, 0)
@@ -217,6 +228,7 @@ export const suite = (
             tierOf: (k) => (k.startsWith("premium") ? "premium" : undefined)
           })
           const suffix = key()
+          yield* align()
           assert.strictEqual(yield* allowedOf(limiter, `free-${suffix}`, 5), 1)
           assert.strictEqual(yield* allowedOf(limiter, `premium-${suffix}`, 5), 3)
           const other = yield* make({ limits: [{ algorithm: "fixed-window", limit: 1, window }] })

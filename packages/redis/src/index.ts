@@ -11,3 +11,10 @@ export * as IoRedis from "./IoRedis.ts"
  * @since 0.1.0
  */
 export * as RedisCircuitBreaker from "./RedisCircuitBreaker.ts"
+
+/**
+ * A rate limiter store on Redis or Redis Cluster: limiters in many processes share their quotas.
+ *
+ * @since 0.1.0
+ */
+export * as RedisRateLimiter from "./RedisRateLimiter.ts"

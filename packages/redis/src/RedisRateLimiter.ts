@@ -1,0 +1,305 @@
+/**
+ * A `RateLimiterStore` on Redis or Redis Cluster: limiters in many processes
+ * share their counts, so a client's quota holds across the whole fleet.
+ *
+ * **Details**
+ *
+ * - Every algorithm of `RateLimiter` runs here, as a Lua port of the
+ *   in-process decision logic that reproduces its decisions bit for bit
+ *   (checked by differential property tests against a real server).
+ * - A decision is one atomic script over all the limits of the key's tier:
+ *   several limits pass together or none is charged, as in memory.
+ * - Time comes from Redis `TIME`: processes with skewed clocks share one
+ *   timeline.
+ * - One hash per limiter and key, `<prefix>{<limiter>:<key>}` (a hash tag:
+ *   on a cluster, each key's limits live on one node and keys spread over
+ *   all of them); a field per limit, named after its tier, policy and
+ *   algorithm, so a changed limit starts from a fresh state. A state that
+ *   became idle is deleted at once, and a key expires once every limit's
+ *   state would be idle (`maxKeys` bounds only in-process stores: Redis
+ *   memory is bounded by these expirations).
+ * - Allow and deny lists and held refusals (a key refused until a known
+ *   time) are decided in the process, without a round trip.
+ * - Concurrency permits are released when the call ends; a process that
+ *   dies holding permits leaves them until the key has been idle for
+ *   `concurrencyLease` (default 1 hour).
+ * - Store failures follow the limiter's `onStoreError` (`allow` by default).
+ *   While Redis is unreachable, ioredis by default queues commands until it
+ *   reconnects; connect with `enableOfflineQueue: false` to decide at once.
+ *
+ * **Example** (One quota for every process)
+ *
+ * ```ts
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Store = RedisRateLimiter.layerStore({ prefix: "myapp:rl:" }).pipe(
+ *   Layer.provide(IoRedis.layer({ host: "127.0.0.1", port: 6379, enableOfflineQueue: false }))
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({
+ *     name: "api",
+ *     limits: [{ algorithm: "gcra", limit: 100, window: "1 minute" }]
+ *   })
+ *   return yield* limiter.consume("client-42")
+ * }).pipe(Effect.scoped, Effect.provide(Store))
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import { RateLimiter } from "@effect-resilience/core"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redis from "effect/persistence/Redis"
+import { prelude } from "./internal/lua.ts"
+import { algorithms, decodeDecision, inputArgs } from "./internal/rateLimiterLua.ts"
+
+/**
+ * Options of the Redis store.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface StoreOptions {
+  /** Prepended to every key (default `"resilience:rl:"`); must not contain braces. */
+  readonly prefix?: string | undefined
+  /** How long a key with concurrency permits lives without any activity (default 1 hour). */
+  readonly concurrencyLease?: Duration.Input | undefined
+}
+
+// ---------------------------------------------------------------------------
+// scripts
+// ---------------------------------------------------------------------------
+
+/**
+ * ARGV: the concurrency lease (ms), the limit count, then per limit its
+ * algorithm, field and config (arity first), then the operation's own
+ * arguments. Defines `specs`, `states` (loaded, or fresh), `save` and `OP`
+ * (the index of the first operation argument).
+ */
+const limits = `${prelude}${algorithms}
+local lease = arg(1, "concurrencyLease")
+local count = arg(2, "limits")
+local specs = {}
+local at = 3
+for j = 1, count do
+  local algorithm = ALGORITHMS[ARGV[at]]
+  if algorithm == nil then error("bad argument algorithm: " .. tostring(ARGV[at])) end
+  local arity = arg(at + 2, "arity")
+  local values = {}
+  for v = 1, arity do values[v] = arg(at + 2 + v, "config") end
+  specs[j] = { algorithm = algorithm, name = ARGV[at], field = ARGV[at + 1], config = algorithm.configOf(values, 1) }
+  at = at + 3 + arity
+end
+local OP = at
+local fields = {}
+for j = 1, count do fields[j] = specs[j].field end
+local stored = redis.call("HMGET", KEYS[1], unpack(fields))
+local states = {}
+for j = 1, count do
+  local spec = specs[j]
+  states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
+end
+-- Writes the states back: an idle one is deleted (it decides as a fresh one
+-- would); the key lives until every state would be idle.
+local function save()
+  local ttl = 0
+  for j = 1, count do
+    local spec = specs[j]
+    if spec.algorithm.isIdle(states[j], now, spec.config) then
+      redis.call("HDEL", KEYS[1], spec.field)
+    else
+      redis.call("HSET", KEYS[1], spec.field, spec.algorithm.encode(states[j]))
+      local limitTtl = spec.algorithm.ttlMillis(spec.config)
+      if limitTtl == math.huge then limitTtl = lease end
+      if limitTtl > ttl then ttl = limitTtl end
+    end
+  end
+  if ttl > 0 then redis.call("PEXPIRE", KEYS[1], int(math.ceil(ttl))) end
+end
+`
+
+/**
+ * decide(commit, cost) → six strings per limit (see `decisionReply`). One
+ * limit: consume decides exactly as check and charges only when allowed;
+ * several: all are checked, then all charged when all allow.
+ */
+const decideLua = `${limits}
+local commit = ARGV[OP] == "1"
+local cost = arg(OP + 1, "cost")
+local outs = {}
+for j = 1, count do outs[j] = newDecision() end
+local charged = false
+if count == 1 then
+  if commit then
+    specs[1].algorithm.consume(states[1], now, cost, specs[1].config, outs[1])
+    charged = outs[1].allowed
+  else
+    specs[1].algorithm.check(states[1], now, cost, specs[1].config, outs[1])
+  end
+else
+  local allowed = true
+  for j = 1, count do
+    specs[j].algorithm.check(states[j], now, cost, specs[j].config, outs[j])
+    if not outs[j].allowed then allowed = false end
+  end
+  if allowed and commit then
+    for j = 1, count do specs[j].algorithm.consume(states[j], now, cost, specs[j].config, outs[j]) end
+    charged = true
+  end
+end
+if charged then save() end
+local reply = {}
+for j = 1, count do
+  for _, v in ipairs(decisionReply(outs[j])) do reply[#reply + 1] = v end
+end
+return reply
+`
+
+/** adjust(operation, cost): refund, penalize or release on every limit; → the number of limits. */
+const adjustLua = `${limits}
+local operation = ARGV[OP]
+local cost = arg(OP + 1, "cost")
+for j = 1, count do
+  local spec = specs[j]
+  if operation == "refund" then spec.algorithm.refund(states[j], now, cost, spec.config)
+  elseif operation == "penalize" then spec.algorithm.penalize(states[j], now, cost, spec.config)
+  elseif operation == "release" then
+    if spec.algorithm.release then spec.algorithm.release(states[j], cost, spec.config) end
+  else error("bad argument operation: " .. tostring(operation)) end
+end
+save()
+return count
+`
+
+const decideScript = Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
+  numberOfKeys: 1,
+  lua: decideLua
+}).withReturnType<ReadonlyArray<string>>()
+
+const adjustScript = Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
+  numberOfKeys: 1,
+  lua: adjustLua
+}).withReturnType<number>()
+
+// ---------------------------------------------------------------------------
+// the store
+// ---------------------------------------------------------------------------
+
+/** What went wrong, from a Redis error (whose cause is the client's error) or any other. */
+const describe = (cause: unknown): string => {
+  const inner = cause instanceof Redis.RedisError ? cause.cause : cause
+  return inner instanceof Error ? inner.message : String(inner)
+}
+
+const remoteOf = (
+  redis: Redis.Redis["Service"],
+  options: RateLimiter.RemoteOptions,
+  prefix: string,
+  leaseMillis: number
+): RateLimiter.RemoteLimits => {
+  // per tier: the limit count and every limit's algorithm, field and config
+  const tierArgs = options.tiers.map(
+    (specs, tier): ReadonlyArray<string> => [
+      String(leaseMillis),
+      String(specs.length),
+      ...specs.flatMap((spec) => {
+        const config = inputArgs(spec)
+        return [spec.algorithm, `${tier}:${spec.name}:${spec.algorithm}`, String(config.length), ...config]
+      })
+    ]
+  )
+  const keyOf = (key: string) => `${prefix}{${options.name}:${key}}`
+  const decide = redis.eval(decideScript)
+  const adjust = redis.eval(adjustScript)
+  const storeError = (key: string, operation: string) => (cause: unknown) =>
+    new RateLimiter.RateLimiterStoreError({
+      limiter: options.name,
+      key,
+      message: `Redis rate limiter store: ${operation} failed: ${describe(cause)}`,
+      cause
+    })
+  const argsOf = (tier: number) => tierArgs[tier] ?? tierArgs[0] ?? []
+  const adjusting =
+    (operation: "refund" | "penalize" | "release") =>
+    (key: string, tier: number, cost: number): Effect.Effect<void, RateLimiter.RateLimiterStoreError> =>
+      adjust(keyOf(key), [...argsOf(tier), operation, String(cost)]).pipe(
+        Effect.asVoid,
+        Effect.mapError(storeError(key, operation))
+      )
+  return {
+    decide: (key, tier, cost, commit) =>
+      decide(keyOf(key), [...argsOf(tier), commit ? "1" : "0", String(cost)]).pipe(
+        Effect.mapError(storeError(key, "decide")),
+        Effect.map((reply) => {
+          const outcomes: Array<RateLimiter.LimitOutcome> = []
+          for (let i = 0; i + 6 <= reply.length; i += 6) outcomes.push(decodeDecision(reply.slice(i, i + 6)))
+          return outcomes
+        })
+      ),
+    refund: adjusting("refund"),
+    penalize: adjusting("penalize"),
+    release: adjusting("release")
+  }
+}
+
+/**
+ * Makes the store over the current `Redis` service.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeStore = (
+  options: StoreOptions = {}
+): Effect.Effect<RateLimiter.RateLimiterStore["Service"], never, Redis.Redis> =>
+  Effect.map(Redis.Redis, (redis) => {
+    const prefix = options.prefix ?? "resilience:rl:"
+    const leaseMillis = Math.max(
+      1,
+      Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(options.concurrencyLease ?? "1 hour")))
+    )
+    return RateLimiter.RateLimiterStore.of({
+      // in-process limits are never compiled over a remote store; kept for the contract
+      compile: (limit, maxKeys) => RateLimiter.compileSpec(RateLimiter.limitSpec(limit), maxKeys),
+      remote: (remoteOptions) => Effect.sync(() => remoteOf(redis, remoteOptions, prefix, leaseMillis))
+    })
+  })
+
+/**
+ * The store as a layer, over the current `Redis` service (`IoRedis.layer` or
+ * `IoRedis.layerCluster`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerStore = (options: StoreOptions = {}): Layer.Layer<RateLimiter.RateLimiterStore, never, Redis.Redis> =>
+  Layer.effect(RateLimiter.RateLimiterStore, makeStore(options))
+
+/**
+ * The store as a layer, its options read from `Config` (`<prefix>PREFIX`,
+ * `<prefix>CONCURRENCY_LEASE`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerStoreConfig = (
+  configPrefix = "RATE_LIMITER_STORE_"
+): Layer.Layer<RateLimiter.RateLimiterStore, Config.ConfigError, Redis.Redis> =>
+  Layer.effect(
+    RateLimiter.RateLimiterStore,
+    Effect.gen(function* () {
+      const { concurrencyLease, prefix } = yield* Config.all({
+        prefix: Config.option(Config.String(`${configPrefix}PREFIX`)),
+        concurrencyLease: Config.option(Config.Duration(`${configPrefix}CONCURRENCY_LEASE`))
+      })
+      return yield* makeStore({
+        ...(prefix._tag === "Some" ? { prefix: prefix.value } : {}),
+        ...(concurrencyLease._tag === "Some" ? { concurrencyLease: concurrencyLease.value } : {})
+      })
+    })
+  )

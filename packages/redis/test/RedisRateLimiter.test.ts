@@ -1,0 +1,179 @@
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { RateLimiter } from "@effect-resilience/core"
+import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
+import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redis from "effect/persistence/Redis"
+import * as Scope from "effect/Scope"
+import { TestClock } from "effect/testing"
+import { suite } from "../../core/test/RateLimiterStoreSuite.ts"
+
+/** One server (and one cluster) for the whole file, started before the cases. */
+const shared = <A>(layer: Layer.Layer<A, unknown>) => {
+  const scope = Effect.runSync(Scope.make())
+  let context: Context.Context<A> | undefined
+  beforeAll(async () => {
+    context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+  }, 120_000)
+  afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)), 60_000)
+  return Layer.effectContext(
+    Effect.suspend(() =>
+      context === undefined ? Effect.die("the Redis fixture did not start") : Effect.succeed(context)
+    )
+  )
+}
+
+const standalone = shared(
+  Layer.unwrap(
+    Effect.map(RedisServer.RedisServer, (server) => IoRedis.layer({ host: server.host, port: server.port }))
+  ).pipe(Layer.provideMerge(RedisServer.layer))
+)
+
+const cluster = shared(
+  Layer.unwrap(
+    Effect.map(RedisServer.RedisCluster, (c) => IoRedis.layerCluster(c.nodes.map(({ host, port }) => ({ host, port }))))
+  ).pipe(Layer.provide(RedisServer.layerCluster))
+)
+
+/**
+ * Waits for real (Redis keeps its own time) and moves the test clock as far,
+ * so the limiter's in-process bookkeeping (held refusals) sees the same time.
+ */
+const wait = (duration: Duration.Input) =>
+  Effect.andThen(TestClock.withLive(Effect.sleep(duration)), TestClock.adjust(duration))
+
+/** Redis keeps its own time: the cases wait for real, early in a window. */
+const realTime = (connection: Layer.Layer<Redis.Redis>) => ({
+  adjust: wait,
+  windowMillis: 400,
+  align: (windowMillis: number) =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const [seconds, micros] = yield* Effect.orDie(redis.send<ReadonlyArray<string>>("TIME"))
+      const into = (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)) % windowMillis
+      if (into > windowMillis / 4) yield* wait(Duration.millis(windowMillis - into + 2))
+    }).pipe(Effect.provide(connection))
+})
+
+suite("Redis", RedisRateLimiter.layerStore().pipe(Layer.provide(standalone)), realTime(standalone))
+suite("Redis Cluster", RedisRateLimiter.layerStore().pipe(Layer.provide(cluster)), realTime(cluster))
+
+const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+
+describe("RedisRateLimiter: what only Redis does", () => {
+  it.effect("limiters in two processes (two connections) share one quota", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.RedisServer
+      const name = unique("shared")
+      const limiterOn = () =>
+        Effect.flatMap(
+          Layer.build(
+            RedisRateLimiter.layerStore().pipe(
+              Layer.provide(IoRedis.layer({ host: server.host, port: server.port })),
+              Layer.orDie
+            )
+          ),
+          (store) =>
+            RateLimiter.make({ name, limits: [{ algorithm: "gcra", limit: 4, window: "1 minute" }] }).pipe(
+              Effect.provide(store)
+            )
+        )
+      const first = yield* limiterOn()
+      const second = yield* limiterOn()
+      const decisions = []
+      for (let i = 0; i < 3; i++) {
+        decisions.push((yield* first.consume("client")).allowed, (yield* second.consume("client")).allowed)
+      }
+      assert.deepStrictEqual(decisions, [true, true, true, true, false, false])
+    }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
+  it.effect("time is Redis TIME: a client clock decades off changes nothing", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.UTC(1990, 0, 1))
+      const limiter = yield* RateLimiter.make({
+        name: unique("skew"),
+        limits: [{ algorithm: "sliding-log", limit: 1, window: "200 millis" }]
+      }).pipe(Effect.provide(RedisRateLimiter.layerStore().pipe(Layer.provide(standalone))))
+      assert.isTrue((yield* limiter.consume("k")).allowed)
+      const refused = yield* limiter.consume("k")
+      assert.isFalse(refused.allowed)
+      assert.isTrue(Duration.toMillis(refused.retryAfter) <= 200)
+      yield* wait("210 millis")
+      assert.isTrue((yield* limiter.consume("k")).allowed)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("one hash per limiter and key, expiring with its longest limit; idle states are deleted", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const name = unique("layout")
+      const limiter = yield* RateLimiter.make({
+        name,
+        limits: [
+          { algorithm: "fixed-window", limit: 5, window: "300 millis", name: "short" },
+          { algorithm: "token-bucket", limit: 5, window: "1 minute", name: "long" }
+        ]
+      }).pipe(Effect.provide(RedisRateLimiter.layerStore({ prefix: "layout:" })))
+      yield* limiter.consume("k")
+      const key = `layout:{${name}:k}`
+      assert.deepStrictEqual([...(yield* redis.send<ReadonlyArray<string>>("HKEYS", key))].sort(), [
+        "0:long:tokenBucket",
+        "0:short:fixedWindow"
+      ])
+      const ttl = yield* redis.send<number>("PTTL", key)
+      // the longest limit's time to idle (a token bucket's covers a full debt: two windows)
+      assert.isTrue(ttl > 60_000 && ttl <= 120_000, `ttl ${ttl}`)
+      // the refund puts both limits back to fresh: their states are dropped, and the key with them
+      yield* limiter.reward("k", 1)
+      assert.strictEqual(yield* redis.send<number>("EXISTS", key), 0)
+      assert.strictEqual((yield* limiter.check("k", 5)).allowed, true)
+    }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
+  it.effect("a changed limit (another policy name) starts from a fresh state", () =>
+    Effect.gen(function* () {
+      const name = unique("changed")
+      const store = RedisRateLimiter.layerStore().pipe(Layer.provide(standalone))
+      const before = yield* RateLimiter.make({
+        name,
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }]
+      }).pipe(Effect.provide(store))
+      yield* before.consume("k")
+      assert.isFalse((yield* before.consume("k")).allowed)
+      const after = yield* RateLimiter.make({
+        name,
+        limits: [{ algorithm: "fixed-window", limit: 2, window: "1 minute" }]
+      }).pipe(Effect.provide(store))
+      assert.isTrue((yield* after.consume("k")).allowed)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("while Redis is down: requests pass (onStoreError allow), or limit fails with RateLimiterStoreError", () =>
+    Effect.gen(function* () {
+      const node = yield* RedisServer.startServer()
+      const store = yield* Layer.build(
+        RedisRateLimiter.layerStore().pipe(
+          Layer.provide(IoRedis.layer({ host: node.host, port: node.port, enableOfflineQueue: false })),
+          Layer.orDie
+        )
+      )
+      const limits = [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }] as const
+      const open = yield* RateLimiter.make({ name: unique("open"), limits }).pipe(Effect.provide(store))
+      const strict = yield* RateLimiter.make({ name: unique("strict"), limits, onStoreError: "fail" }).pipe(
+        Effect.provide(store)
+      )
+      assert.isTrue((yield* open.consume("k")).allowed)
+      assert.isFalse((yield* open.consume("k")).allowed)
+      yield* Effect.promise(() => RedisServer.rawCommand(node.port, "SHUTDOWN NOSAVE").catch(() => ""))
+      assert.isTrue((yield* open.consume("other")).allowed)
+      assert.strictEqual((yield* open.stats).storeErrors, 1)
+      const error = yield* Effect.flip(RateLimiter.limit(Effect.void, strict, { key: "k" }))
+      assert.strictEqual(error.reason._tag, "RateLimiterStoreError")
+    }).pipe(Effect.scoped)
+  )
+})
