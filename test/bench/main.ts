@@ -19,6 +19,7 @@ import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { floor } from "./suites/floor.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
+import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
 import { retrySuites } from "./suites/retry.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
@@ -28,6 +29,7 @@ export const suites: ReadonlyArray<Suite> = [
   circuitBreakerRedis,
   ...retrySuites,
   ...rateLimiterSuites,
+  rateLimiterRedis,
   ...bulkheadSuites
 ]
 

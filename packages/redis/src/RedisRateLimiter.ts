@@ -57,7 +57,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
 import { prelude } from "./internal/lua.ts"
-import { algorithms, decodeDecision, inputArgs } from "./internal/rateLimiterLua.ts"
+import { type AlgorithmName, algorithmsFor, decodeDecision, inputArgs } from "./internal/rateLimiterLua.ts"
 
 /**
  * Options of the Redis store.
@@ -82,7 +82,7 @@ export interface StoreOptions {
  * arguments. Defines `specs`, `states` (loaded, or fresh), `save` and `OP`
  * (the index of the first operation argument).
  */
-const limits = `${prelude}${algorithms}
+const limits = (algorithms: string) => `${prelude}${algorithms}
 local lease = arg(1, "concurrencyLease")
 local count = arg(2, "limits")
 local specs = {}
@@ -129,7 +129,7 @@ end
  * limit: consume decides exactly as check and charges only when allowed;
  * several: all are checked, then all charged when all allow.
  */
-const decideLua = `${limits}
+const decideLua = (algorithms: string) => `${limits(algorithms)}
 local commit = ARGV[OP] == "1"
 local cost = arg(OP + 1, "cost")
 local outs = {}
@@ -162,7 +162,7 @@ return reply
 `
 
 /** adjust(operation, cost): refund, penalize or release on every limit; → the number of limits. */
-const adjustLua = `${limits}
+const adjustLua = (algorithms: string) => `${limits(algorithms)}
 local operation = ARGV[OP]
 local cost = arg(OP + 1, "cost")
 for j = 1, count do
@@ -177,15 +177,32 @@ save()
 return count
 `
 
-const decideScript = Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
-  numberOfKeys: 1,
-  lua: decideLua
-}).withReturnType<ReadonlyArray<string>>()
+const makeScripts = (algorithms: string) => ({
+  decide: Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
+    numberOfKeys: 1,
+    lua: decideLua(algorithms)
+  }).withReturnType<ReadonlyArray<string>>(),
+  adjust: Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
+    numberOfKeys: 1,
+    lua: adjustLua(algorithms)
+  }).withReturnType<number>()
+})
 
-const adjustScript = Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
-  numberOfKeys: 1,
-  lua: adjustLua
-}).withReturnType<number>()
+/**
+ * The scripts for a set of algorithms: a script defines every function it
+ * carries on each call, so a limiter's scripts carry only its algorithms'
+ * (made once per set, so each is hashed once).
+ */
+const scriptsByAlgorithms = new Map<string, ReturnType<typeof makeScripts>>()
+const scriptsFor = (names: ReadonlyArray<AlgorithmName>): ReturnType<typeof makeScripts> => {
+  const id = [...new Set(names)].sort().join(",")
+  let scripts = scriptsByAlgorithms.get(id)
+  if (scripts === undefined) {
+    scripts = makeScripts(algorithmsFor(names))
+    scriptsByAlgorithms.set(id, scripts)
+  }
+  return scripts
+}
 
 // ---------------------------------------------------------------------------
 // the store
@@ -215,8 +232,9 @@ const remoteOf = (
     ]
   )
   const keyOf = (key: string) => `${prefix}{${options.name}:${key}}`
-  const decide = redis.eval(decideScript)
-  const adjust = redis.eval(adjustScript)
+  const scripts = scriptsFor(options.tiers.flatMap((specs) => specs.map((spec) => spec.algorithm)))
+  const decide = redis.eval(scripts.decide)
+  const adjust = redis.eval(scripts.adjust)
   const storeError = (key: string, operation: string) => (cause: unknown) =>
     new RateLimiter.RateLimiterStoreError({
       limiter: options.name,

@@ -8,15 +8,14 @@
  * Redis). The server stops with the process.
  */
 import { CircuitBreaker } from "@effect-resilience/core"
-import { IoRedis, RedisCircuitBreaker } from "@effect-resilience/redis"
-import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
+import { RedisCircuitBreaker } from "@effect-resilience/redis"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as EffectCircuitBreaker from "effect/persistence/CircuitBreaker"
 import * as Redis from "effect/persistence/Redis"
 import * as Scope from "effect/Scope"
 import { effectLoop } from "../drivers.ts"
 import type { Suite } from "../harness.ts"
+import { redisFixture } from "../redis.ts"
 
 interface Fixture {
   readonly ping: Effect.Effect<unknown, unknown>
@@ -26,41 +25,27 @@ interface Fixture {
 }
 
 let fixture: Fixture | undefined
-let starting: Promise<Fixture> | undefined
 
-const start = (): Promise<Fixture> => {
-  starting ??= Effect.runPromise(
+const start = async (): Promise<void> => {
+  if (fixture !== undefined) return
+  const { connection, scope } = await redisFixture()
+  fixture = await Effect.runPromise(
     Effect.gen(function* () {
-      // a scope never closed: the harness's watchdog stops the server with the process
-      const scope = yield* Scope.make()
-      const node = yield* RedisServer.startServer().pipe(Scope.provide(scope))
-      const connection = yield* Layer.buildWithScope(
-        IoRedis.layer({ host: node.host, port: node.port, enableOfflineQueue: false }),
-        scope
-      )
-      const redis = yield* Effect.provide(Redis.Redis, connection)
+      const redis = yield* Redis.Redis
       const ours = yield* CircuitBreaker.make({ name: "bench", consecutiveFailures: 1_000_000 }).pipe(
-        Effect.provide(RedisCircuitBreaker.layerStore()),
-        Effect.provide(connection),
-        Scope.provide(scope)
+        Effect.provide(RedisCircuitBreaker.layerStore())
       )
       const oursTimeWindow = yield* CircuitBreaker.make({
         name: "bench-time",
         ...CircuitBreaker.timeRate({ threshold: 0.5, window: "10 seconds", buckets: 10, minimumCalls: 1_000_000 })
-      }).pipe(Effect.provide(RedisCircuitBreaker.layerStore()), Effect.provide(connection), Scope.provide(scope))
+      }).pipe(Effect.provide(RedisCircuitBreaker.layerStore()))
       const effect = yield* EffectCircuitBreaker.make({
         tripPolicy: EffectCircuitBreaker.consecutive(1_000_000),
         openDuration: "1 minute"
-      }).pipe(
-        Effect.provide(EffectCircuitBreaker.layerStoreRedis({ prefix: "bench-effect:" })),
-        Effect.provide(connection),
-        Scope.provide(scope)
-      )
-      fixture = { ping: redis.send("PING"), ours, oursTimeWindow, effect }
-      return fixture
-    })
+      }).pipe(Effect.provide(EffectCircuitBreaker.layerStoreRedis({ prefix: "bench-effect:" })))
+      return { ping: redis.send("PING"), ours, oursTimeWindow, effect }
+    }).pipe(Effect.provide(connection), Scope.provide(scope))
   )
-  return starting
 }
 
 const ready = (): Fixture => {
@@ -68,9 +53,7 @@ const ready = (): Fixture => {
   return fixture
 }
 
-const setup = async () => {
-  await start()
-}
+const setup = start
 
 export const circuitBreakerRedis: Suite = {
   id: "circuit-breaker-redis",

@@ -1183,3 +1183,24 @@ ALGORITHMS.concurrency = {
 }
 end
 `
+
+// Every algorithm's block starts with a line "do" and registers itself as
+// `ALGORITHMS.<name> = {`: what comes before the first block is shared.
+const blocks = algorithms.split(/\n(?=-- -+\n-- \d+\. )/)
+const shared = blocks[0] ?? ""
+const blockOf = new Map<AlgorithmName, string>()
+for (const block of blocks.slice(1)) {
+  const name = algorithmNames.find((candidate) => block.includes(`ALGORITHMS.${candidate} = {`))
+  if (name !== undefined) blockOf.set(name, block)
+}
+
+/**
+ * `algorithms` with only the named algorithms' blocks: a script defines its
+ * functions on every call, so a limiter's scripts carry only what it runs.
+ */
+export const algorithmsFor = (names: Iterable<AlgorithmName>): string => {
+  const wanted = new Set(names)
+  return [shared, ...algorithmNames.filter((name) => wanted.has(name)).map((name) => blockOf.get(name) ?? "")].join(
+    "\n"
+  )
+}
