@@ -37,3 +37,25 @@ export const redisFixture = (): Promise<RedisFixture> => {
   )
   return starting
 }
+
+/**
+ * A suite's instances over the process's Redis, made once by `setup` (give
+ * it to every contender) and read by `ready` in the contenders' loops.
+ */
+export const onRedis = <A>(
+  suite: string,
+  make: Effect.Effect<A, unknown, IoRedis.IoRedis | Redis.Redis | Scope.Scope>
+): { readonly setup: () => Promise<void>; readonly ready: () => A } => {
+  let made: { readonly value: A } | undefined
+  return {
+    setup: async () => {
+      if (made !== undefined) return
+      const { connection, scope } = await redisFixture()
+      made = { value: await Effect.runPromise(make.pipe(Effect.provide(connection), Scope.provide(scope))) }
+    },
+    ready: () => {
+      if (made === undefined) throw new Error(`${suite} bench: setup did not run`)
+      return made.value
+    }
+  }
+}

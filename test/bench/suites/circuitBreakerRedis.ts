@@ -12,48 +12,28 @@ import { RedisCircuitBreaker } from "@effect-resilience/redis"
 import * as Effect from "effect/Effect"
 import * as EffectCircuitBreaker from "effect/persistence/CircuitBreaker"
 import * as Redis from "effect/persistence/Redis"
-import * as Scope from "effect/Scope"
 import { effectLoop } from "../drivers.ts"
 import type { Suite } from "../harness.ts"
-import { redisFixture } from "../redis.ts"
+import { onRedis } from "../redis.ts"
 
-interface Fixture {
-  readonly ping: Effect.Effect<unknown, unknown>
-  readonly ours: CircuitBreaker.CircuitBreaker
-  readonly oursTimeWindow: CircuitBreaker.CircuitBreaker
-  readonly effect: EffectCircuitBreaker.CircuitBreaker
-}
-
-let fixture: Fixture | undefined
-
-const start = async (): Promise<void> => {
-  if (fixture !== undefined) return
-  const { connection, scope } = await redisFixture()
-  fixture = await Effect.runPromise(
-    Effect.gen(function* () {
-      const redis = yield* Redis.Redis
-      const ours = yield* CircuitBreaker.make({ name: "bench", consecutiveFailures: 1_000_000 }).pipe(
-        Effect.provide(RedisCircuitBreaker.layerStore())
-      )
-      const oursTimeWindow = yield* CircuitBreaker.make({
-        name: "bench-time",
-        ...CircuitBreaker.timeRate({ threshold: 0.5, window: "10 seconds", buckets: 10, minimumCalls: 1_000_000 })
-      }).pipe(Effect.provide(RedisCircuitBreaker.layerStore()))
-      const effect = yield* EffectCircuitBreaker.make({
-        tripPolicy: EffectCircuitBreaker.consecutive(1_000_000),
-        openDuration: "1 minute"
-      }).pipe(Effect.provide(EffectCircuitBreaker.layerStoreRedis({ prefix: "bench-effect:" })))
-      return { ping: redis.send("PING"), ours, oursTimeWindow, effect }
-    }).pipe(Effect.provide(connection), Scope.provide(scope))
-  )
-}
-
-const ready = (): Fixture => {
-  if (fixture === undefined) throw new Error("circuit-breaker-redis bench: setup did not run")
-  return fixture
-}
-
-const setup = start
+const { ready, setup } = onRedis(
+  "circuit-breaker-redis",
+  Effect.gen(function* () {
+    const redis = yield* Redis.Redis
+    const ours = yield* CircuitBreaker.make({ name: "bench", consecutiveFailures: 1_000_000 }).pipe(
+      Effect.provide(RedisCircuitBreaker.layerStore())
+    )
+    const oursTimeWindow = yield* CircuitBreaker.make({
+      name: "bench-time",
+      ...CircuitBreaker.timeRate({ threshold: 0.5, window: "10 seconds", buckets: 10, minimumCalls: 1_000_000 })
+    }).pipe(Effect.provide(RedisCircuitBreaker.layerStore()))
+    const effect = yield* EffectCircuitBreaker.make({
+      tripPolicy: EffectCircuitBreaker.consecutive(1_000_000),
+      openDuration: "1 minute"
+    }).pipe(Effect.provide(EffectCircuitBreaker.layerStoreRedis({ prefix: "bench-effect:" })))
+    return { ping: redis.send("PING"), ours, oursTimeWindow, effect }
+  })
+)
 
 export const circuitBreakerRedis: Suite = {
   id: "circuit-breaker-redis",

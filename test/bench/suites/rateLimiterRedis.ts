@@ -8,56 +8,37 @@ import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
 import * as Effect from "effect/Effect"
 import * as EffectRateLimiter from "effect/persistence/RateLimiter"
 import * as Redis from "effect/persistence/Redis"
-import * as Scope from "effect/Scope"
 import { RateLimiterRedis } from "rate-limiter-flexible"
 import { effectLoop, promiseLoop } from "../drivers.ts"
 import { packageVersion, type Suite } from "../harness.ts"
-import { redisFixture } from "../redis.ts"
+import { onRedis } from "../redis.ts"
 
 const huge = 1_000_000_000
 
-interface Fixture {
-  readonly ping: Effect.Effect<unknown, unknown>
-  readonly gcra: RateLimiter.RateLimiter
-  readonly twoLimits: RateLimiter.RateLimiter
-  readonly effect: EffectRateLimiter.RateLimiter
-  readonly flexible: RateLimiterRedis
-}
-
-let fixture: Fixture | undefined
-
-const start = async (): Promise<void> => {
-  if (fixture !== undefined) return
-  const { connection, scope } = await redisFixture()
-  fixture = await Effect.runPromise(
-    Effect.gen(function* () {
-      const redis = yield* Redis.Redis
-      const { client } = yield* IoRedis.IoRedis
-      const store = RedisRateLimiter.layerStore({ prefix: "bench:" })
-      const gcra = yield* RateLimiter.make({
-        name: "gcra",
-        limits: [{ algorithm: "gcra", limit: huge, window: "1 hour" }]
-      }).pipe(Effect.provide(store))
-      const twoLimits = yield* RateLimiter.make({
-        name: "two",
-        limits: [
-          { algorithm: "fixed-window", limit: huge, window: "1 hour" },
-          { algorithm: "token-bucket", limit: huge, window: "1 hour" }
-        ]
-      }).pipe(Effect.provide(store))
-      const effect = yield* EffectRateLimiter.make.pipe(
-        Effect.provide(EffectRateLimiter.layerStoreRedis({ prefix: "bench-effect:" }))
-      )
-      const flexible = new RateLimiterRedis({ storeClient: client, points: huge, duration: 3600, keyPrefix: "flex" })
-      return { ping: redis.send("PING"), gcra, twoLimits, effect, flexible }
-    }).pipe(Effect.provide(connection), Scope.provide(scope))
-  )
-}
-
-const ready = (): Fixture => {
-  if (fixture === undefined) throw new Error("rate-limiter-redis bench: setup did not run")
-  return fixture
-}
+const { ready, setup: start } = onRedis(
+  "rate-limiter-redis",
+  Effect.gen(function* () {
+    const redis = yield* Redis.Redis
+    const { client } = yield* IoRedis.IoRedis
+    const store = RedisRateLimiter.layerStore({ prefix: "bench:" })
+    const gcra = yield* RateLimiter.make({
+      name: "gcra",
+      limits: [{ algorithm: "gcra", limit: huge, window: "1 hour" }]
+    }).pipe(Effect.provide(store))
+    const twoLimits = yield* RateLimiter.make({
+      name: "two",
+      limits: [
+        { algorithm: "fixed-window", limit: huge, window: "1 hour" },
+        { algorithm: "token-bucket", limit: huge, window: "1 hour" }
+      ]
+    }).pipe(Effect.provide(store))
+    const effect = yield* EffectRateLimiter.make.pipe(
+      Effect.provide(EffectRateLimiter.layerStoreRedis({ prefix: "bench-effect:" }))
+    )
+    const flexible = new RateLimiterRedis({ storeClient: client, points: huge, duration: 3600, keyPrefix: "flex" })
+    return { ping: redis.send("PING"), gcra, twoLimits, effect, flexible }
+  })
+)
 
 export const rateLimiterRedis: Suite = {
   id: "rate-limiter-redis",
