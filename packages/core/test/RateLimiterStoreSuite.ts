@@ -261,6 +261,26 @@ export const suite = (
       )
     )
 
+    it.effect("shape mode: a refused request waits in line and runs once its window allows it", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const limiter = yield* make({
+            mode: "shape",
+            maxWait: Duration.millis(3 * windowMillis),
+            limits: [{ algorithm: "fixed-window", limit: 1, window }]
+          })
+          const k = key()
+          yield* align()
+          assert.strictEqual(yield* RateLimiter.limit(Effect.succeed("first"), limiter, { key: k }), "first")
+          const second = yield* Effect.forkChild(RateLimiter.limit(Effect.succeed("second"), limiter, { key: k }))
+          yield* Effect.yieldNow
+          assert.isUndefined(second.pollUnsafe())
+          yield* adjust(Duration.millis(windowMillis))
+          assert.strictEqual(yield* Fiber.join(second), "second")
+        })
+      )
+    )
+
     it.effect("limit fails with RateLimitExceeded carrying the deciding policy and retryAfter", () =>
       Effect.scoped(
         Effect.gen(function* () {

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker } from "@effect-resilience/core"
 import { IoRedis, RedisCircuitBreaker } from "@effect-resilience/redis"
 import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -236,5 +237,45 @@ describe("RedisCircuitBreaker: what only Redis does", () => {
         const error = yield* Effect.flip(CircuitBreaker.protect(Effect.succeed("never"), strict))
         assert.strictEqual(error._tag === "CircuitBreakerError" ? error.reason._tag : error, "CircuitBreakerStoreError")
       }).pipe(Effect.scoped)
+  )
+
+  it.effect("layerStoreConfig reads the prefix and the probe lease from Config", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const name = unique("configured")
+      const store = RedisCircuitBreaker.layerStoreConfig().pipe(
+        Layer.provide(
+          ConfigProvider.layer(
+            ConfigProvider.fromEnv({
+              env: { CIRCUIT_BREAKER_STORE_PREFIX: "configured:", CIRCUIT_BREAKER_STORE_PROBE_LEASE: "100 millis" }
+            })
+          )
+        )
+      )
+      const c = yield* Effect.flatMap(CircuitBreaker.CircuitBreakerStore, (s) =>
+        s.circuits({
+          name,
+          config: config({ consecutiveFailures: 1, halfOpenPermittedCalls: 1 }),
+          openMillisFor: () => 50,
+          initialState: "Closed",
+          maxKeys: 10,
+          idleTimeToLiveMillis: 60_000
+        })
+      ).pipe(Effect.provide(store))
+      const admitted = yield* c.admit("k")
+      yield* c.record({
+        key: "k",
+        generation: admitted.generation,
+        outcome: "Failure",
+        durationMillis: 0,
+        hintMillis: 0
+      })
+      assert.strictEqual(yield* redis.send<number>("EXISTS", `configured:{${name}}:c:k`), 1)
+      yield* wait(60)
+      assert.strictEqual((yield* c.admit("k")).verdict, "Probe")
+      // the probe's lease (100 ms, from Config) runs out: its slot is free again
+      yield* wait(110)
+      assert.strictEqual((yield* c.admit("k")).verdict, "Probe")
+    }).pipe(Effect.provide(standalone))
   )
 })

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { RateLimiter } from "@effect-resilience/core"
 import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
 import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -150,5 +151,23 @@ describe("RedisRateLimiter: what only Redis does", () => {
       const error = yield* Effect.flip(RateLimiter.limit(Effect.void, strict, { key: "k" }))
       assert.strictEqual(error.reason._tag, "RateLimiterStoreError")
     }).pipe(Effect.scoped)
+  )
+
+  it.effect("layerStoreConfig reads the prefix from Config", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const name = unique("configured")
+      const store = RedisRateLimiter.layerStoreConfig().pipe(
+        Layer.provide(
+          ConfigProvider.layer(ConfigProvider.fromEnv({ env: { RATE_LIMITER_STORE_PREFIX: "configured:" } }))
+        )
+      )
+      const limiter = yield* RateLimiter.make({
+        name,
+        limits: [{ algorithm: "fixed-window", limit: 2, window: "1 minute" }]
+      }).pipe(Effect.provide(store))
+      yield* limiter.consume("k")
+      assert.strictEqual(yield* redis.send<number>("EXISTS", `configured:{${name}:k}`), 1)
+    }).pipe(Effect.scoped, Effect.provide(standalone))
   )
 })
