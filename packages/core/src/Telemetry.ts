@@ -51,6 +51,8 @@ export const attributes: {
   readonly reason: "resilience.reason"
   /** A configured policy's name (a rate limit), never a key. */
   readonly policy: "resilience.policy"
+  /** A health component's configured name (configuration, never request data). */
+  readonly component: "resilience.component"
   /** The unit, read by `@effect/opentelemetry` when it exports a metric. */
   readonly unit: "unit"
 } = {
@@ -62,6 +64,7 @@ export const attributes: {
   to: "resilience.to",
   reason: "resilience.reason",
   policy: "resilience.policy",
+  component: "resilience.component",
   unit: "unit"
 }
 
@@ -511,6 +514,87 @@ export const bulkheadEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The health registry's metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const health = {
+  status: {
+    name: "resilience.health.status",
+    kind: "gauge",
+    unit: "1",
+    description:
+      "A component's reported status: 0 `healthy`, 1 `degraded`, 2 `unhealthy` (component names are configuration, not request data).",
+    attributes: [attributes.name, attributes.component]
+  },
+  overall: {
+    name: "resilience.health.overall",
+    kind: "gauge",
+    unit: "1",
+    description: "The aggregated status of every component: 0 `healthy`, 1 `degraded`, 2 `unhealthy`.",
+    attributes: [attributes.name]
+  },
+  checkDuration: {
+    name: "resilience.health.check.duration",
+    kind: "histogram",
+    unit: "s",
+    description: "Duration of completed check runs (a timed-out run counts its timeout).",
+    attributes: [attributes.name, attributes.component],
+    boundaries: durationBoundariesSeconds
+  },
+  checkFailures: {
+    name: "resilience.health.check.failures",
+    kind: "counter",
+    unit: "{check}",
+    description:
+      "Failed check runs by `resilience.reason`: `error` (a failure or defect) or `timeout` (a run past its timeout, and each tick it still ran).",
+    attributes: [attributes.name, attributes.component, attributes.reason]
+  },
+  checkSkipped: {
+    name: "resilience.health.check.skipped",
+    kind: "counter",
+    unit: "{tick}",
+    description: "Ticks skipped because the component's previous run was still going (checks never overlap).",
+    attributes: [attributes.name, attributes.component]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The health registry's events: the `_tag`s of `Health.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const healthEvents = {
+  StatusChanged: {
+    pattern: "health",
+    name: "StatusChanged",
+    severity: "warning",
+    description: "A component's reported status changed (`from`, `to`)."
+  },
+  OverallStatusChanged: {
+    pattern: "health",
+    name: "OverallStatusChanged",
+    severity: "critical",
+    description: "The aggregated status of a view (`all`, `readiness`, `liveness`) changed."
+  },
+  CheckFailed: {
+    pattern: "health",
+    name: "CheckFailed",
+    severity: "info",
+    description: "A check failed or timed out (its error message, `timedOut`, the consecutive failures)."
+  },
+  Flapping: {
+    pattern: "health",
+    name: "Flapping",
+    severity: "warning",
+    description:
+      "A component changed status more than `flapThreshold` times within `flapWindow`; it reports at least `degraded`."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -523,7 +607,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(timeout),
   ...Object.values(hedge),
   ...Object.values(rateLimiter),
-  ...Object.values(bulkhead)
+  ...Object.values(bulkhead),
+  ...Object.values(health)
 ]
 
 /**
@@ -537,7 +622,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(retryEvents),
   ...Object.values(hedgeAndTimeoutEvents),
   ...Object.values(rateLimiterEvents),
-  ...Object.values(bulkheadEvents)
+  ...Object.values(bulkheadEvents),
+  ...Object.values(healthEvents)
 ]
 
 /**

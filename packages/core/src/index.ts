@@ -13,6 +13,14 @@ export * as Bulkhead from "./Bulkhead.ts"
 export * as CircuitBreaker from "./CircuitBreaker.ts"
 
 /**
+ * Health: checks on a schedule and streams of statuses (a circuit breaker's) folded into one status, with readiness
+ * and liveness views, hysteresis, a bounded history, trends and flapping detection.
+ *
+ * @since 0.1.0
+ */
+export * as Health from "./Health.ts"
+
+/**
  * Hedged requests: when the first attempt is slow, start another; the first success wins.
  *
  * @since 0.1.0

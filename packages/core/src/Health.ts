@@ -1,0 +1,1233 @@
+/**
+ * Health: named components (checks run on a schedule, or streams of statuses
+ * such as a circuit breaker's) folded into one status, with readiness and
+ * liveness views, a bounded history and trends per component.
+ *
+ * A **check** is an effect run every `interval` with a `timeout`: a failure,
+ * a defect or a timeout counts as a failed check. The first failures make the
+ * component `degraded`, the `unhealthyAfter`-th in a row `unhealthy`; it
+ * leaves `unhealthy` after `healthyAfter` successes in a row and returns to
+ * `healthy` after `healthyAfter` fast ones (hysteresis). A success slower than
+ * `slowThreshold` makes it `degraded`. A **source** is a stream of statuses
+ * taken as they come (`fromCircuitBreaker` turns a breaker's health into one).
+ *
+ * **Details**
+ *
+ * - Aggregation: the whole is the worst of its components, a component with
+ *   `critical: false` counting as at worst `degraded`. `readiness` and
+ *   `liveness` aggregate the components whose `probe` includes them.
+ * - Trends: each component keeps its last `history` samples; the report
+ *   derives the success rate, the mean latency and the status changes over
+ *   them. More than `flapThreshold` status changes within `flapWindow` is
+ *   flapping: the component reports at least `degraded` until they age out.
+ * - Checks run in fibers of the service's scope (the layer's): closing it
+ *   interrupts them. A check never overlaps itself: a tick that finds the
+ *   previous run still going is skipped (counted), and while that run is past
+ *   its timeout each skipped tick counts as another timeout.
+ * - Monitoring: `events` (`StatusChanged`, `OverallStatusChanged`,
+ *   `CheckFailed`, `Flapping`), metrics named in `Telemetry.health`, a
+ *   `Health.check` span per run.
+ *
+ * **Gotchas**
+ *
+ * - A component starts `healthy` (or its `initialStatus`) and its first
+ *   check runs at once in the background: `make` does not wait for it.
+ * - A check that ignores interruption keeps running after its timeout; the
+ *   next run waits for it to end (its ticks count as timeouts meanwhile).
+ *
+ * **Example** (A check failing three times in a row)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const health = yield* Health.make({
+ *     interval: "1 second",
+ *     components: [Health.check("db", Effect.fail("connection refused"))]
+ *   })
+ *   yield* TestClock.adjust("2 seconds") // the checks at 0 s, 1 s and 2 s fail
+ *   const report = yield* health.status
+ *   return [report.status, report.components[0]?.consecutiveFailures, report.components[0]?.lastError]
+ * }).pipe(Effect.scoped, Effect.provide(TestClock.layer()))
+ *
+ * await Effect.runPromise(program)
+ * // => ["unhealthy", 3, "connection refused"]
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import type * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import * as Hub from "./internal/events.ts"
+import * as engine from "./internal/health.ts"
+import * as Metrics from "./internal/metrics.ts"
+import * as Options_ from "./Options.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/**
+ * Runtime identifier of `Health` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const TypeId: TypeId = "~@effect-resilience/core/Health"
+
+/**
+ * Type-level identifier of `Health` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type TypeId = "~@effect-resilience/core/Health"
+
+// ---------------------------------------------------------------------------
+// the service
+// ---------------------------------------------------------------------------
+
+/**
+ * A registry of health components and their aggregated status.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Health {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly options: ResolvedOptions
+  /** Every component and the worst of them (non-critical ones counting as at worst `degraded`). */
+  readonly status: Effect.Effect<Report>
+  /** The components whose `probe` is `readiness` or `both`. */
+  readonly readiness: Effect.Effect<Report>
+  /** The components whose `probe` is `liveness` or `both`. */
+  readonly liveness: Effect.Effect<Report>
+  /**
+   * Adds a component for the rest of the service's life: its check or
+   * source runs in the service's scope. Fails with `Options.InvalidOptions`
+   * for bad options or a name already taken.
+   */
+  readonly register: <R>(component: Component<R>) => Effect.Effect<void, Options_.InvalidOptions, R>
+  /** A queue of the events from now on, for the scope's lifetime. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
+  /** The events as a stream (each run subscribes). */
+  readonly events: Stream.Stream<Event>
+}
+
+/**
+ * The service tag of the health registry a layer provides.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const Health: Context.Service<Health, Health> = Context.Service<Health>(TypeId)
+
+// ---------------------------------------------------------------------------
+// models
+// ---------------------------------------------------------------------------
+
+/**
+ * A status, best first: `healthy`, `degraded`, `unhealthy`. The same values
+ * as `CircuitBreaker.Health`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Status = engine.Status
+
+/**
+ * Which aggregated views a component counts in: `readiness` (may this
+ * process take traffic?), `liveness` (should it be restarted?) or both.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Probe = "readiness" | "liveness" | "both"
+
+/**
+ * The aggregated views: every component, or the readiness or liveness ones.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type View = "all" | "readiness" | "liveness"
+
+/**
+ * A check: an effect whose success means the dependency is up.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Check<R = never> {
+  readonly _tag: "Check"
+  readonly name: string
+  readonly run: Effect.Effect<unknown, unknown, R>
+  readonly options: ComponentInput
+}
+
+/**
+ * A source: a stream of statuses decided elsewhere (a circuit breaker's
+ * health), taken as they come.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Source<R = never> {
+  readonly _tag: "Source"
+  readonly name: string
+  readonly statuses: Stream.Stream<Status, unknown, R>
+  readonly options: ComponentInput
+}
+
+/**
+ * A component of the registry: a check or a source.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Component<R = never> = Check<R> | Source<R>
+
+/**
+ * One sample of a component's history.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Sample {
+  readonly at: DateTime.Utc
+  /** A check's success (slow ones included), or a source's `healthy`. */
+  readonly ok: boolean
+  /** A check's duration; undefined for a source. */
+  readonly latency: Duration.Duration | undefined
+  /** The status reported after the sample. */
+  readonly status: Status
+}
+
+/**
+ * The trend numbers of a component over its history window.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Trend {
+  /** Samples in the window (at most `history`). */
+  readonly samples: number
+  /** Successful samples over samples, 0 to 1; undefined before the first sample. */
+  readonly successRate: number | undefined
+  /** Mean check duration over the window; undefined for a source or before the first check. */
+  readonly meanLatency: Duration.Duration | undefined
+  /** Changes of the reported status between consecutive samples of the window. */
+  readonly statusChanges: number
+}
+
+/**
+ * One component in a report.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ComponentReport {
+  readonly name: string
+  readonly kind: "check" | "source"
+  readonly status: Status
+  readonly critical: boolean
+  readonly probe: Probe
+  /** More than `flapThreshold` status changes within `flapWindow`: the status is at least `degraded`. */
+  readonly flapping: boolean
+  /** When the last result (a check's end, a source's status) came; undefined before the first. */
+  readonly lastCheck: DateTime.Utc | undefined
+  /** The last failure's message, kept after recovery; undefined before any failure. */
+  readonly lastError: string | undefined
+  readonly consecutiveFailures: number
+  readonly consecutiveSuccesses: number
+  /** The last check's duration; undefined for a source or before the first check. */
+  readonly latency: Duration.Duration | undefined
+  /** Check runs completed, failed (timeouts included), timed out, and ticks skipped because a run was still going. */
+  readonly checks: number
+  readonly failures: number
+  readonly timeouts: number
+  readonly skipped: number
+  readonly trend: Trend
+  /** The last `history` samples, oldest first. */
+  readonly history: ReadonlyArray<Sample>
+}
+
+/**
+ * A typed health report of one view.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Report {
+  /** The registry's name. */
+  readonly name: string
+  readonly view: View
+  /** The aggregated status of the view's components (`healthy` with none). */
+  readonly status: Status
+  readonly components: ReadonlyArray<ComponentReport>
+}
+
+/**
+ * The registry's events.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Event = Event.StatusChanged | Event.OverallStatusChanged | Event.CheckFailed | Event.Flapping
+
+/**
+ * The members of {@link Event}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export declare namespace Event {
+  /**
+   * A component's reported status changed.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export interface StatusChanged {
+    readonly _tag: "StatusChanged"
+    readonly health: string
+    readonly component: string
+    readonly from: Status
+    readonly to: Status
+    readonly at: DateTime.Utc
+  }
+  /**
+   * The aggregated status of a view changed.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export interface OverallStatusChanged {
+    readonly _tag: "OverallStatusChanged"
+    readonly health: string
+    readonly view: View
+    readonly from: Status
+    readonly to: Status
+    readonly at: DateTime.Utc
+  }
+  /**
+   * A check failed, timed out, or was still running past its timeout at a tick.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export interface CheckFailed {
+    readonly _tag: "CheckFailed"
+    readonly health: string
+    readonly component: string
+    readonly error: string
+    readonly timedOut: boolean
+    readonly consecutiveFailures: number
+    readonly at: DateTime.Utc
+  }
+  /**
+   * A component started flapping: more than `flapThreshold` status changes within `flapWindow`.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export interface Flapping {
+    readonly _tag: "Flapping"
+    readonly health: string
+    readonly component: string
+    /** Status changes within the window. */
+    readonly changes: number
+    readonly at: DateTime.Utc
+  }
+}
+
+// ---------------------------------------------------------------------------
+// options
+// ---------------------------------------------------------------------------
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const StatusSchema = Schema.Literals(["healthy", "degraded", "unhealthy"])
+
+const defaults = {
+  name: "default",
+  interval: Duration.seconds(10),
+  timeout: Duration.seconds(2),
+  unhealthyAfter: 3,
+  healthyAfter: 2,
+  slowThreshold: Duration.seconds(1),
+  history: 60,
+  flapThreshold: 4,
+  flapWindow: Duration.minutes(5),
+  initialStatus: "healthy" as Status,
+  critical: true,
+  probe: "both" as Probe
+} as const
+
+const thresholdFields = {
+  interval: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "Time between the starts of two runs of a check (the first runs at once); above zero.",
+      default: defaults.interval
+    })
+  ),
+  timeout: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "A run longer than this is interrupted and counts as a failure; above zero.",
+      default: defaults.timeout
+    })
+  ),
+  unhealthyAfter: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Consecutive failures that make a component `unhealthy`; fewer make it `degraded`.",
+      default: defaults.unhealthyAfter
+    })
+  ),
+  healthyAfter: Schema.optionalKey(
+    PositiveInt.annotate({
+      description:
+        "Consecutive successes that take a component out of `unhealthy`, and fast ones that take it back to `healthy`.",
+      default: defaults.healthyAfter
+    })
+  ),
+  slowThreshold: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "A successful run slower than this makes the component `degraded`.",
+      default: defaults.slowThreshold
+    })
+  ),
+  history: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Samples kept per component: the window of its trend numbers.",
+      default: defaults.history
+    })
+  ),
+  flapThreshold: Schema.optionalKey(
+    NonNegativeInt.annotate({
+      description: "More status changes than this within `flapWindow` is flapping (reported `degraded`).",
+      default: defaults.flapThreshold
+    })
+  ),
+  flapWindow: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "The window over which status changes are counted for flapping; above zero.",
+      default: defaults.flapWindow
+    })
+  ),
+  initialStatus: Schema.optionalKey(
+    StatusSchema.annotate({
+      description: "A component's status before its first result.",
+      default: defaults.initialStatus
+    })
+  )
+}
+
+/**
+ * The registry's options, the defaults of every component: the source of the
+ * type, the rules, `layerConfig` and the generated Defaults table.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Options = Schema.Struct({
+  name: Schema.optionalKey(
+    Schema.String.annotate({
+      description: "Name of the registry: the `resilience.name` metric attribute.",
+      default: defaults.name
+    })
+  ),
+  ...thresholdFields
+})
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type Options = typeof Options.Type
+
+/**
+ * A component's own options: the registry's thresholds overridden, and how it
+ * counts in the aggregation.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const ComponentOptions = Schema.Struct({
+  ...thresholdFields,
+  critical: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description: "Whether the component can make the whole `unhealthy`; a non-critical one makes it `degraded`.",
+      default: defaults.critical
+    })
+  ),
+  probe: Schema.optionalKey(
+    Schema.Literals(["readiness", "liveness", "both"]).annotate({
+      description: "The views the component counts in: `readiness`, `liveness` or `both`.",
+      default: defaults.probe
+    })
+  )
+})
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type ComponentOptions = typeof ComponentOptions.Type
+
+/**
+ * The thresholds as `make` and the constructors take them: durations as any
+ * `Duration.Input`.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ThresholdInput {
+  readonly interval?: Duration.Input | undefined
+  readonly timeout?: Duration.Input | undefined
+  readonly unhealthyAfter?: number | undefined
+  readonly healthyAfter?: number | undefined
+  readonly slowThreshold?: Duration.Input | undefined
+  readonly history?: number | undefined
+  readonly flapThreshold?: number | undefined
+  readonly flapWindow?: Duration.Input | undefined
+  readonly initialStatus?: Status | undefined
+}
+
+/**
+ * The registry's options as `make` takes them, with its first components.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface Input<R = never> extends ThresholdInput {
+  readonly name?: string | undefined
+  readonly components?: ReadonlyArray<Component<R>> | undefined
+}
+
+/**
+ * A component's options as `check`, `source` and `fromCircuitBreaker` take them.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ComponentInput extends ThresholdInput {
+  readonly critical?: boolean | undefined
+  readonly probe?: Probe | undefined
+}
+
+/**
+ * The registry's validated options, every default applied.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ResolvedOptions {
+  readonly name: string
+  readonly interval: Duration.Duration
+  readonly timeout: Duration.Duration
+  readonly unhealthyAfter: number
+  readonly healthyAfter: number
+  readonly slowThreshold: Duration.Duration
+  readonly history: number
+  readonly flapThreshold: number
+  readonly flapWindow: Duration.Duration
+  readonly initialStatus: Status
+}
+
+/**
+ * A component's validated options: its own, else the registry's.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ResolvedComponentOptions extends Omit<ResolvedOptions, "name"> {
+  readonly critical: boolean
+  readonly probe: Probe
+}
+
+const durationFields = ["interval", "timeout", "slowThreshold", "flapWindow"] as const
+
+const positiveDuration =
+  (field: "interval" | "timeout" | "flapWindow"): Options_.Rule =>
+  (o) => {
+    const value = o[field]
+    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
+      ? [{ path: field, message: "Expected a duration greater than zero" }]
+      : []
+  }
+
+const rules: ReadonlyArray<Options_.Rule> = [
+  positiveDuration("interval"),
+  positiveDuration("timeout"),
+  positiveDuration("flapWindow")
+]
+
+/** Validates one struct of options, succeeding with its issues (prefixed) or the typed value. */
+const issuesOf = <S extends Schema.Top & Schema.ConstraintDecoder<unknown>>(
+  schema: S,
+  input: Readonly<Record<string, unknown>>,
+  prefix: string
+): Effect.Effect<{ readonly value?: S["Type"]; readonly issues: ReadonlyArray<Options_.Issue> }> => {
+  const { issues, normalized } = Options_.normalizeDurations({ ...input }, durationFields)
+  return Effect.match(Options_.validate("Health", schema, normalized, rules, issues), {
+    onSuccess: (value) => ({ value, issues: [] }),
+    onFailure: (error) => ({
+      issues: error.issues.map(
+        (issue) => new Options_.Issue({ path: `${prefix}${issue.path}`, value: issue.value, message: issue.message })
+      )
+    })
+  })
+}
+
+const resolve = (o: Options): ResolvedOptions => ({
+  name: o.name ?? defaults.name,
+  interval: o.interval ?? defaults.interval,
+  timeout: o.timeout ?? defaults.timeout,
+  unhealthyAfter: o.unhealthyAfter ?? defaults.unhealthyAfter,
+  healthyAfter: o.healthyAfter ?? defaults.healthyAfter,
+  slowThreshold: o.slowThreshold ?? defaults.slowThreshold,
+  history: o.history ?? defaults.history,
+  flapThreshold: o.flapThreshold ?? defaults.flapThreshold,
+  flapWindow: o.flapWindow ?? defaults.flapWindow,
+  initialStatus: o.initialStatus ?? defaults.initialStatus
+})
+
+const resolveComponent = (o: ComponentOptions, base: ResolvedOptions): ResolvedComponentOptions => ({
+  interval: o.interval ?? base.interval,
+  timeout: o.timeout ?? base.timeout,
+  unhealthyAfter: o.unhealthyAfter ?? base.unhealthyAfter,
+  healthyAfter: o.healthyAfter ?? base.healthyAfter,
+  slowThreshold: o.slowThreshold ?? base.slowThreshold,
+  history: o.history ?? base.history,
+  flapThreshold: o.flapThreshold ?? base.flapThreshold,
+  flapWindow: o.flapWindow ?? base.flapWindow,
+  initialStatus: o.initialStatus ?? base.initialStatus,
+  critical: o.critical ?? defaults.critical,
+  probe: o.probe ?? defaults.probe
+})
+
+/** The components' options checked, with names unique among themselves and against `taken`. */
+const validateComponents = (
+  components: ReadonlyArray<Component<unknown>>,
+  base: ResolvedOptions | undefined,
+  taken: ReadonlySet<string>
+): Effect.Effect<{
+  readonly resolved: ReadonlyArray<ResolvedComponentOptions>
+  readonly issues: ReadonlyArray<Options_.Issue>
+}> =>
+  Effect.map(
+    Effect.forEach(components, (component) =>
+      issuesOf(ComponentOptions, { ...component.options }, `components.${component.name}.`)
+    ),
+    (results) => {
+      const issues: Array<Options_.Issue> = []
+      const resolved: Array<ResolvedComponentOptions> = []
+      const seen = new Set(taken)
+      components.forEach((component, i) => {
+        if (component.name.length === 0 || seen.has(component.name)) {
+          issues.push(
+            new Options_.Issue({
+              path: `components.${component.name}`,
+              value: Options_.renderValue(component.name),
+              message: "Expected a unique, non-empty component name"
+            })
+          )
+        }
+        seen.add(component.name)
+        const result = results[i]
+        if (result === undefined) return
+        issues.push(...result.issues)
+        if (result.value !== undefined && base !== undefined) resolved.push(resolveComponent(result.value, base))
+      })
+      return { resolved, issues }
+    }
+  )
+
+/**
+ * Validates the registry's options and its components' options at once:
+ * succeeds with them resolved (defaults applied), or fails with one
+ * `Options.InvalidOptions` listing every bad field and its value (a
+ * component's fields as `components.<name>.<field>`).
+ *
+ * **Example** (Every bad field at once)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const error = await Effect.runPromise(
+ *   Effect.flip(
+ *     Health.validateOptions({
+ *       unhealthyAfter: 0,
+ *       components: [Health.check("db", Effect.void, { timeout: 0 })]
+ *     })
+ *   )
+ * )
+ * error.issues.map((issue) => `${issue.path} = ${issue.value}`)
+ * // => ["unhealthyAfter = 0", "components.db.timeout = 0"]
+ * ```
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const validateOptions = <R = never>(
+  input: Input<R> = {}
+): Effect.Effect<
+  { readonly options: ResolvedOptions; readonly components: ReadonlyArray<ResolvedComponentOptions> },
+  Options_.InvalidOptions
+> =>
+  Effect.flatMap(issuesOf(Options, { ...input, components: undefined }, ""), (registry) => {
+    const options = registry.value === undefined ? undefined : resolve(registry.value)
+    return Effect.flatMap(validateComponents(input.components ?? [], options, new Set()), (components) => {
+      const issues = [...registry.issues, ...components.issues]
+      return issues.length > 0 || options === undefined
+        ? Effect.fail(new Options_.InvalidOptions({ pattern: "Health", issues }))
+        : Effect.succeed({ options, components: components.resolved })
+    })
+  })
+
+/**
+ * The Defaults table of the registry's options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(Options)
+
+/**
+ * The Defaults table of a component's options, generated from the schema
+ * (thresholds left out default to the registry's).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const componentOptionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(ComponentOptions)
+
+// ---------------------------------------------------------------------------
+// components
+// ---------------------------------------------------------------------------
+
+/**
+ * A check component: `run` succeeding means the dependency is up; a failure,
+ * a defect or a run longer than `timeout` counts as a failed check.
+ *
+ * **Example** (A database ping, not critical, for readiness only)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const ping = Effect.succeed("PONG")
+ * const component = Health.check("cache", ping, { critical: false, probe: "readiness", timeout: "500 millis" })
+ * component._tag
+ * // => "Check"
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const check = <R = never>(
+  name: string,
+  run: Effect.Effect<unknown, unknown, R>,
+  options: ComponentInput = {}
+): Check<R> => ({ _tag: "Check", name, run, options })
+
+/**
+ * A source component: its status is the latest one `statuses` gave (flapping
+ * aside). A stream that fails makes the component `unhealthy`, with the
+ * failure as its `lastError`; one that ends leaves its last status.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const source = <R = never>(
+  name: string,
+  statuses: Stream.Stream<Status, unknown, R>,
+  options: ComponentInput = {}
+): Source<R> => ({ _tag: "Source", name, statuses, options })
+
+/**
+ * A source following a circuit breaker's health for one key (the breaker's
+ * own circuit by default): its current `health()` first, then each
+ * `HealthChanged` event. An open circuit is `unhealthy`, a half-open one or a
+ * failure rate at half its threshold `degraded`. The component is named after
+ * the breaker (and the key, when given) unless `name` is set.
+ *
+ * **Example** (A breaker's circuit as a component)
+ *
+ * ```ts import.meta.vitest
+ * import { CircuitBreaker, Health } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const breaker = yield* CircuitBreaker.make({ name: "payments" })
+ *   const health = yield* Health.make({ components: [Health.fromCircuitBreaker(breaker)] })
+ *   yield* breaker.forceOpen()
+ *   yield* Effect.sleep(0)
+ *   const report = yield* health.status
+ *   return [report.components[0]?.name, report.status]
+ * }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+ *
+ * await Effect.runPromise(program)
+ * // => ["payments", "unhealthy"]
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromCircuitBreaker = (
+  breaker: CircuitBreaker.CircuitBreaker,
+  options: ComponentInput & { readonly key?: string | undefined; readonly name?: string | undefined } = {}
+): Source => {
+  const { key, name, ...rest } = options
+  const circuit = key ?? breaker.name
+  const statuses: Stream.Stream<Status, CircuitBreaker.CircuitBreakerError> = Stream.unwrap(
+    Effect.gen(function* () {
+      // subscribe first, so that no change between the read and the subscription is lost
+      const queue = yield* breaker.subscribe
+      let last = yield* breaker.health(key)
+      const changed = (status: Status): ReadonlyArray<Status> => {
+        if (status === last) return []
+        last = status
+        return [status]
+      }
+      return Stream.concat(
+        Stream.succeed(last),
+        Stream.fromQueue(queue).pipe(
+          Stream.filter(
+            (event) => event.key === circuit && (event._tag === "HealthChanged" || event._tag === "StateTransition")
+          ),
+          // a transition re-reads the health: a change made before anyone listened has no HealthChanged
+          Stream.mapEffect((event) =>
+            event._tag === "HealthChanged"
+              ? Effect.succeed(changed(event.to))
+              : Effect.map(breaker.health(key), changed)
+          ),
+          Stream.flatMap(Stream.fromIterable)
+        )
+      )
+    })
+  )
+  return source(name ?? (key === undefined ? breaker.name : `${breaker.name}:${key}`), statuses, rest)
+}
+
+// ---------------------------------------------------------------------------
+// constructors and layers
+// ---------------------------------------------------------------------------
+
+/**
+ * Makes a health registry that lives as long as the scope: its checks and
+ * sources run in fibers of the scope and are interrupted when it closes. Fails
+ * with one `Options.InvalidOptions` listing every bad option, the components'
+ * included.
+ *
+ * **Example** (Readiness and liveness)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const health = yield* Health.make({
+ *     components: [
+ *       Health.source("database", Stream.succeed("unhealthy"), { probe: "readiness" }),
+ *       Health.source("event-loop", Stream.succeed("healthy"))
+ *     ]
+ *   })
+ *   yield* Effect.sleep(0)
+ *   const readiness = yield* health.readiness
+ *   const liveness = yield* health.liveness
+ *   return [readiness.status, liveness.status]
+ * }).pipe(Effect.scoped)
+ *
+ * await Effect.runPromise(program)
+ * // => ["unhealthy", "healthy"]
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: <R = never>(
+  input?: Input<R> | undefined
+) => Effect.Effect<Health, Options_.InvalidOptions, Scope.Scope | R> = Effect.fnUntraced(function* <R = never>(
+  input?: Input<R> | undefined
+) {
+  const { components, options } = yield* validateOptions(input ?? {})
+  const scope = yield* Effect.scope
+  const context = yield* Effect.context<R>()
+  const registry = makeWith(options, scope, context)
+  yield* Scope.addFinalizer(scope, registry.close)
+  const all = input?.components ?? []
+  for (let i = 0; i < all.length; i++) {
+    yield* registry.start(all[i] as Component<R>, components[i] as ResolvedComponentOptions, context)
+  }
+  return registry.service
+})
+
+/**
+ * Provides `Health` for the layer's lifetime (its checks run until the layer
+ * is released).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <R = never>(input?: Input<R> | undefined): Layer.Layer<Health, Options_.InvalidOptions, R> =>
+  Layer.effect(Health, make(input))
+
+/**
+ * Provides `Health` with the registry's options read from `Config` under
+ * `path` (environment variables such as `health_interval=5 seconds` with the
+ * default provider), every option defaulted and the name defaulting to
+ * `path`; the components are given in code. Bad values fail with one
+ * `Options.InvalidOptions` naming each field and the text it held.
+ *
+ * **Example** (Options from the environment)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { ConfigProvider, Duration, Effect, Layer } from "effect"
+ *
+ * const env = ConfigProvider.fromEnv({ env: { health_interval: "5 seconds", health_unhealthyAfter: "5" } })
+ * const program = Effect.map(Health.Health, (health) => [
+ *   health.name,
+ *   Duration.toMillis(health.options.interval),
+ *   health.options.unhealthyAfter
+ * ]).pipe(Effect.provide(Health.layerConfig("health").pipe(Layer.provide(ConfigProvider.layer(env)))))
+ *
+ * await Effect.runPromise(program)
+ * // => ["health", 5000, 5]
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = <R = never>(
+  path: string,
+  components: ReadonlyArray<Component<R>> = []
+): Layer.Layer<Health, Options_.InvalidOptions | Config.ConfigError, R> =>
+  Layer.effect(
+    Health,
+    Effect.flatMap(Options_.fromConfig("Health", Options, path), (options: Options) =>
+      make<R>({ name: path, ...options, components })
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// the implementation
+// ---------------------------------------------------------------------------
+
+/** A component's running state. */
+interface Entry {
+  readonly name: string
+  readonly kind: "check" | "source"
+  readonly options: ResolvedComponentOptions
+  readonly config: engine.Config
+  state: engine.State
+  lastCheck: number | undefined
+  lastError: string | undefined
+  latencyMillis: number | undefined
+  checks: number
+  failures: number
+  timeouts: number
+  skipped: number
+  /** The check's run still going, if any. */
+  running: Fiber.Fiber<unknown, unknown> | undefined
+  /** Whether that run passed its timeout (each skipped tick then counts as a timeout). */
+  overdue: boolean
+  readonly durations: Metrics.Histogram
+}
+
+const views: ReadonlyArray<View> = ["all", "readiness", "liveness"]
+
+const inView = (probe: Probe, view: View): boolean => view === "all" || probe === "both" || probe === view
+
+/** A failure's message: an error's `message`, a string as it is, anything else rendered. */
+const messageOf = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (Predicate.isString(error)) return error
+  if (Predicate.hasProperty(error, "message") && Predicate.isString(error.message)) return error.message
+  return Options_.renderValue(error)
+}
+
+const toUtc = (millis: number): DateTime.Utc => DateTime.makeUnsafe(millis)
+
+const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext: Context.Context<never>) => {
+  const name = options.name
+  const entries = new Map<string, Entry>()
+  const hub = Hub.make<Event>()
+  const overall: Record<View, Status> = { all: "healthy", readiness: "healthy", liveness: "healthy" }
+  const registrar = Metrics.registrar(registryContext)
+  const spec = Telemetry.health
+  const base = { [Telemetry.attributes.name]: name }
+  registrar.gauge(spec.overall, base, () => engine.severity[overall.all])
+
+  const aggregate = (view: View): Status =>
+    engine.aggregate(
+      Array.from(entries.values())
+        .filter((entry) => inView(entry.options.probe, view))
+        .map((entry) => ({ status: entry.state.status, critical: entry.options.critical }))
+    )
+
+  /** Publishes what a new state of `entry` changed: its status, flapping, the views. */
+  const update = (entry: Entry, next: engine.State, now: number) => {
+    const before = entry.state
+    entry.state = next
+    const at = toUtc(now)
+    if (hub.listening() && before.status !== next.status) {
+      hub.emit({ _tag: "StatusChanged", health: name, component: entry.name, from: before.status, to: next.status, at })
+    }
+    if (hub.listening() && next.flapping && !before.flapping) {
+      hub.emit({ _tag: "Flapping", health: name, component: entry.name, changes: next.changes.length, at })
+    }
+    for (const view of views) {
+      const after = aggregate(view)
+      if (after === overall[view]) continue
+      const from = overall[view]
+      overall[view] = after
+      if (hub.listening()) hub.emit({ _tag: "OverallStatusChanged", health: name, view, from, to: after, at })
+    }
+  }
+
+  const failed = (entry: Entry, error: string, timedOut: boolean, now: number) => {
+    entry.failures++
+    if (timedOut) entry.timeouts++
+    entry.lastError = error
+    if (hub.listening()) {
+      hub.emit({
+        _tag: "CheckFailed",
+        health: name,
+        component: entry.name,
+        error,
+        timedOut,
+        consecutiveFailures: entry.state.consecutiveFailures,
+        at: toUtc(now)
+      })
+    }
+  }
+
+  /** Records one check result. */
+  const result = (entry: Entry, ok: boolean, latencyMillis: number, now: number, error?: string, timedOut = false) => {
+    entry.checks++
+    entry.lastCheck = now
+    entry.latencyMillis = latencyMillis
+    Metrics.observe(entry.durations, latencyMillis / 1000)
+    update(entry, engine.record(entry.state, ok, latencyMillis, now, entry.config), now)
+    if (!ok) failed(entry, error ?? "failed", timedOut, now)
+  }
+
+  /** One run of a check: forked in the registry's scope, awaited up to the timeout, interrupted past it. */
+  const runCheck = <R>(entry: Entry, run: Effect.Effect<unknown, unknown, R>): Effect.Effect<void, never, R> =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      entry.overdue = false
+      const fiber = yield* Effect.forkIn(
+        run.pipe(
+          Effect.onExit((exit) =>
+            Effect.annotateCurrentSpan(Telemetry.attributes.outcome, Exit.isSuccess(exit) ? "success" : "failure")
+          ),
+          Effect.withSpan("Health.check", {
+            attributes: { [Telemetry.attributes.name]: name, [Telemetry.attributes.component]: entry.name }
+          })
+        ),
+        scope
+      )
+      entry.running = fiber
+      fiber.addObserver(() => {
+        if (entry.running === fiber) entry.running = undefined
+      })
+      const exit = yield* Effect.timeoutOption(Fiber.await(fiber), entry.options.timeout)
+      const now = yield* Clock.currentTimeMillis
+      if (Option.isNone(exit)) {
+        entry.overdue = true
+        fiber.interruptUnsafe()
+        result(entry, false, now - start, now, `timed out after ${Duration.format(entry.options.timeout)}`, true)
+        return
+      }
+      if (Exit.isSuccess(exit.value)) result(entry, true, now - start, now)
+      else result(entry, false, now - start, now, messageOf(exit.value.cause))
+    })
+
+  /** A tick of a check's schedule: a run, unless the last one is still going. */
+  const tick = <R>(entry: Entry, run: Effect.Effect<unknown, unknown, R>): Effect.Effect<void, never, R> =>
+    Effect.suspend(() => {
+      if (entry.running === undefined) return Effect.asVoid(Effect.forkIn(runCheck(entry, run), scope))
+      entry.skipped++
+      if (!entry.overdue) return Effect.void
+      return Effect.map(Clock.currentTimeMillis, (now) => {
+        const timeout = Duration.format(entry.options.timeout)
+        result(entry, false, now - (entry.lastCheck ?? now), now, `still running past its timeout (${timeout})`, true)
+      })
+    })
+
+  const start = <R>(
+    component: Component<R>,
+    resolved: ResolvedComponentOptions,
+    context: Context.Context<R>
+  ): Effect.Effect<void> => {
+    const config: engine.Config = {
+      unhealthyAfter: resolved.unhealthyAfter,
+      healthyAfter: resolved.healthyAfter,
+      slowThresholdMillis: Duration.toMillis(resolved.slowThreshold),
+      historySize: resolved.history,
+      flapThreshold: resolved.flapThreshold,
+      flapWindowMillis: Duration.toMillis(resolved.flapWindow)
+    }
+    const entry: Entry = {
+      name: component.name,
+      kind: component._tag === "Check" ? "check" : "source",
+      options: resolved,
+      config,
+      state: engine.initial(resolved.initialStatus),
+      lastCheck: undefined,
+      lastError: undefined,
+      latencyMillis: undefined,
+      checks: 0,
+      failures: 0,
+      timeouts: 0,
+      skipped: 0,
+      running: undefined,
+      overdue: false,
+      durations: Metrics.makeHistogram()
+    }
+    entries.set(entry.name, entry)
+    const attributes = { ...base, [Telemetry.attributes.component]: entry.name }
+    registrar.gauge(spec.status, attributes, () => engine.severity[entry.state.status])
+    if (component._tag === "Check") {
+      registrar.histogram(spec.checkDuration, attributes, () => entry.durations)
+      registrar.counter(spec.checkFailures, { ...attributes, [Telemetry.attributes.reason]: "error" }, () =>
+        Math.max(0, entry.failures - entry.timeouts)
+      )
+      registrar.counter(
+        spec.checkFailures,
+        { ...attributes, [Telemetry.attributes.reason]: "timeout" },
+        () => entry.timeouts
+      )
+      registrar.counter(spec.checkSkipped, attributes, () => entry.skipped)
+    }
+    // the new component may change the views (an initial status other than healthy)
+    const now0 = Clock.currentTimeMillis
+    const program: Effect.Effect<void, never, R> =
+      component._tag === "Check"
+        ? Effect.forever(Effect.andThen(tick(entry, component.run), Effect.sleep(resolved.interval)))
+        : Effect.andThen(
+            Effect.forkChild(
+              // flapping ages out even when the source is quiet
+              Effect.forever(
+                Effect.andThen(
+                  Effect.sleep(resolved.interval),
+                  Effect.map(Clock.currentTimeMillis, (now) =>
+                    update(entry, engine.tick(entry.state, now, config), now)
+                  )
+                )
+              )
+            ),
+            Stream.runForEach(component.statuses, (status) =>
+              Effect.map(Clock.currentTimeMillis, (now) => {
+                entry.lastCheck = now
+                entry.checks++
+                update(entry, engine.observe(entry.state, status, now, config), now)
+              })
+            ).pipe(
+              Effect.catchCause((cause) =>
+                Cause.hasInterruptsOnly(cause)
+                  ? Effect.interrupt
+                  : Effect.map(Clock.currentTimeMillis, (now) => {
+                      entry.lastCheck = now
+                      entry.failures++
+                      entry.lastError = messageOf(cause)
+                      update(entry, engine.observe(entry.state, "unhealthy", now, config), now)
+                    })
+              ),
+              Effect.andThen(Effect.never)
+            )
+          )
+    return Effect.andThen(
+      Effect.map(now0, (now) => update(entry, entry.state, now)),
+      Effect.asVoid(Effect.forkIn(Effect.provideContext(program, context), scope))
+    )
+  }
+
+  const componentReport = (entry: Entry): ComponentReport => {
+    const trend = engine.trend(entry.state.history)
+    return {
+      name: entry.name,
+      kind: entry.kind,
+      status: entry.state.status,
+      critical: entry.options.critical,
+      probe: entry.options.probe,
+      flapping: entry.state.flapping,
+      lastCheck: entry.lastCheck === undefined ? undefined : toUtc(entry.lastCheck),
+      lastError: entry.lastError,
+      consecutiveFailures: entry.state.consecutiveFailures,
+      consecutiveSuccesses: entry.state.consecutiveSuccesses,
+      latency: entry.latencyMillis === undefined ? undefined : Duration.millis(entry.latencyMillis),
+      checks: entry.checks,
+      failures: entry.failures,
+      timeouts: entry.timeouts,
+      skipped: entry.skipped,
+      trend: {
+        samples: trend.samples,
+        successRate: trend.successRate,
+        meanLatency: trend.meanLatencyMillis === undefined ? undefined : Duration.millis(trend.meanLatencyMillis),
+        statusChanges: trend.statusChanges
+      },
+      history: entry.state.history.map((sample) => ({
+        at: toUtc(sample.at),
+        ok: sample.ok,
+        latency: sample.latencyMillis === undefined ? undefined : Duration.millis(sample.latencyMillis),
+        status: sample.status
+      }))
+    }
+  }
+
+  const report = (view: View): Effect.Effect<Report> =>
+    Effect.sync(() => {
+      const components = Array.from(entries.values())
+        .filter((entry) => inView(entry.options.probe, view))
+        .map(componentReport)
+      return { name, view, status: aggregate(view), components }
+    })
+
+  const register = <R>(component: Component<R>): Effect.Effect<void, Options_.InvalidOptions, R> =>
+    Effect.flatMap(validateComponents([component], options, new Set(entries.keys())), ({ issues, resolved }) => {
+      const one = resolved[0]
+      if (issues.length > 0 || one === undefined) {
+        return Effect.fail(new Options_.InvalidOptions({ pattern: "Health", issues }))
+      }
+      return Effect.flatMap(Effect.context<R>(), (context) => start(component, one, context))
+    })
+
+  const close = Effect.andThen(
+    hub.end,
+    Effect.sync(() => registrar.removeAll())
+  )
+
+  const service = Health.of({
+    [TypeId]: TypeId,
+    name,
+    options,
+    status: report("all"),
+    readiness: report("readiness"),
+    liveness: report("liveness"),
+    register,
+    subscribe: hub.subscribe,
+    events: hub.events
+  })
+  return { service, start, close }
+}

@@ -1,0 +1,651 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CircuitBreaker, Health, Options } from "@effect-resilience/core"
+import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { TestClock } from "effect/testing"
+
+/** Lets the forked checks and sources run to their next suspension (a run takes a few fiber hops). */
+const settle = Effect.gen(function* () {
+  for (let i = 0; i < 25; i++) yield* Effect.yieldNow
+})
+
+/** Lets every fiber reach its sleep, moves the clock, then lets what woke up finish. */
+const advance = (duration: Duration.Input) =>
+  settle.pipe(Effect.andThen(TestClock.adjust(duration)), Effect.andThen(settle))
+
+/** A check whose outcome the test sets: `"ok"`, `"fail"`, or a delay in milliseconds before succeeding. */
+const controlled = () => {
+  const control = { next: "ok" as "ok" | "fail" | number, runs: 0 }
+  const run = Effect.suspend(() => {
+    control.runs++
+    const next = control.next
+    if (next === "ok") return Effect.void
+    if (next === "fail") return Effect.fail(new Error("connection refused"))
+    return Effect.sleep(Duration.millis(next))
+  })
+  return { control, run }
+}
+
+const componentOf = (report: Health.Report, name: string): Health.ComponentReport => {
+  const found = report.components.find((c) => c.name === name)
+  if (found === undefined) throw new Error(`no component ${name}`)
+  return found
+}
+
+/** The status of one component after each adjustment of the clock by `step`. */
+const statuses = (health: Health.Health, name: string) =>
+  Effect.map(health.status, (report) => componentOf(report, name).status)
+
+/** A source the test feeds by hand. */
+const manualSource = Effect.gen(function* () {
+  const queue = yield* Queue.unbounded<Health.Status>()
+  return { queue, statuses: Stream.fromQueue(queue) }
+})
+
+/** The value of a snapshotted metric series: a counter's count, a gauge's value, a histogram's count. */
+const metricValue = (
+  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
+  id: string,
+  attributes: Record<string, string>
+): number | undefined => {
+  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
+  if (s === undefined) return undefined
+  const state: object = s.state
+  if ("count" in state) return Number(state.count)
+  if ("value" in state) return Number(state.value)
+  return undefined
+}
+
+describe("Health checks", () => {
+  it.effect("hysteresis: degraded at the 1st and 2nd failure, unhealthy at the 3rd; out after 2 successes", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = "fail"
+      const health = yield* Health.make({ interval: "1 second", components: [Health.check("db", run)] })
+      const seen: Array<Health.Status> = []
+      yield* settle
+      seen.push(yield* statuses(health, "db")) // t=0: 1st failure
+      for (let i = 0; i < 3; i++) {
+        yield* advance("1 second")
+        seen.push(yield* statuses(health, "db"))
+      }
+      assert.deepStrictEqual(seen, ["degraded", "degraded", "unhealthy", "unhealthy"])
+      const failing = componentOf(yield* health.status, "db")
+      assert.strictEqual(failing.consecutiveFailures, 4)
+      assert.strictEqual(failing.lastError, "connection refused")
+      control.next = "ok"
+      const back: Array<Health.Status> = []
+      for (let i = 0; i < 3; i++) {
+        yield* advance("1 second")
+        back.push(yield* statuses(health, "db"))
+      }
+      // 1 success: still unhealthy; 2: healthy (both fast)
+      assert.deepStrictEqual(back, ["unhealthy", "healthy", "healthy"])
+      const healed = componentOf(yield* health.status, "db")
+      assert.strictEqual(healed.consecutiveFailures, 0)
+      assert.strictEqual(healed.consecutiveSuccesses, 3)
+      assert.strictEqual(healed.lastError, "connection refused") // kept after recovery
+      assert.strictEqual(healed.checks, 7)
+      assert.strictEqual(healed.failures, 4)
+      assert.strictEqual(control.runs, 7)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a degraded component (one failure) needs healthyAfter fast successes to be healthy again", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = "fail"
+      const health = yield* Health.make({
+        interval: "1 second",
+        components: [Health.check("db", run, { healthyAfter: 3 })]
+      })
+      yield* settle
+      control.next = "ok"
+      const seen: Array<Health.Status> = [yield* statuses(health, "db")]
+      for (let i = 0; i < 3; i++) {
+        yield* advance("1 second")
+        seen.push(yield* statuses(health, "db"))
+      }
+      assert.deepStrictEqual(seen, ["degraded", "degraded", "degraded", "healthy"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a success slower than slowThreshold makes the component degraded; the latency is reported", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = 300
+      const health = yield* Health.make({
+        interval: "1 second",
+        components: [Health.check("api", run, { slowThreshold: "200 millis" })]
+      })
+      yield* advance("300 millis")
+      const slow = componentOf(yield* health.status, "api")
+      assert.strictEqual(slow.status, "degraded")
+      assert.strictEqual(slow.failures, 0)
+      assert.deepStrictEqual(slow.latency, Duration.millis(300))
+      control.next = 100
+      yield* advance("800 millis") // t=1.1 s: the 2nd run ends at 1.1 s
+      yield* advance("1 second") // the 3rd ends at 2.1 s
+      const fast = componentOf(yield* health.status, "api")
+      assert.strictEqual(fast.status, "healthy")
+      assert.deepStrictEqual(fast.latency, Duration.millis(100))
+      assert.deepStrictEqual(fast.trend.meanLatency, Duration.millis((300 + 100 + 100) / 3))
+      assert.strictEqual(fast.trend.successRate, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a hanging check is interrupted at its timeout and counts as a failure (a timeout)", () =>
+    Effect.gen(function* () {
+      const interrupted = yield* Deferred.make<void>()
+      const hang = Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)))
+      const health = yield* Health.make({
+        interval: "10 seconds",
+        timeout: "2 seconds",
+        components: [Health.check("queue", hang)]
+      })
+      yield* advance("1999 millis")
+      assert.strictEqual(componentOf(yield* health.status, "queue").checks, 0)
+      yield* advance("1 millis")
+      const report = componentOf(yield* health.status, "queue")
+      assert.deepStrictEqual(
+        [report.status, report.checks, report.failures, report.timeouts, report.lastError],
+        ["degraded", 1, 1, 1, "timed out after 2s"]
+      )
+      assert.deepStrictEqual(report.latency, Duration.seconds(2))
+      yield* Deferred.await(interrupted)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a check never overlaps itself: ticks while it runs are skipped and counted", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = 2500
+      let inFlight = 0
+      let most = 0
+      const tracked = Effect.acquireUseRelease(
+        Effect.sync(() => {
+          inFlight++
+          most = Math.max(most, inFlight)
+        }),
+        () => run,
+        () => Effect.sync(() => inFlight--)
+      )
+      const health = yield* Health.make({
+        interval: "1 second",
+        timeout: "5 seconds",
+        slowThreshold: "10 seconds",
+        components: [Health.check("slow", tracked)]
+      })
+      // runs start at 0 s (ticks at 1 s and 2 s skipped), 3 s (4 s, 5 s skipped)
+      yield* advance("5750 millis")
+      const report = componentOf(yield* health.status, "slow")
+      assert.deepStrictEqual([control.runs, report.checks, report.skipped, report.failures], [2, 2, 4, 0])
+      assert.strictEqual(report.status, "healthy")
+      assert.strictEqual(most, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a check that ignores interruption: later ticks count as timeouts until it ends, never a 2nd run", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = 9_500
+      const health = yield* Health.make({
+        interval: "1 second",
+        timeout: "1500 millis",
+        components: [Health.check("stuck", Effect.uninterruptible(run))]
+      })
+      yield* advance("1500 millis") // tick 1 s skipped; the timeout at 1.5 s
+      const first = componentOf(yield* health.status, "stuck")
+      assert.deepStrictEqual([first.status, first.timeouts, first.skipped], ["degraded", 1, 1])
+      yield* advance("1500 millis") // ticks at 2 s and 3 s: still running past its timeout
+      const later = componentOf(yield* health.status, "stuck")
+      assert.deepStrictEqual([later.status, later.timeouts, later.skipped, control.runs], ["unhealthy", 3, 3, 1])
+      control.next = "ok"
+      yield* advance("7500 millis") // it ends at 9.5 s (its result dropped: it timed out); a run at 10 s
+      const resumed = componentOf(yield* health.status, "stuck")
+      assert.deepStrictEqual(
+        [resumed.status, resumed.timeouts, resumed.skipped, resumed.checks, control.runs],
+        ["unhealthy", 9, 9, 10, 2]
+      )
+      yield* advance("1 second") // the 2nd success in a row at 11 s
+      assert.strictEqual(yield* statuses(health, "stuck"), "healthy")
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("closing the scope interrupts the running checks and stops the schedule", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const interrupted = yield* Deferred.make<void>()
+      let runs = 0
+      const check = Effect.sync(() => runs++).pipe(
+        Effect.andThen(Effect.never),
+        Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+      )
+      yield* Health.make({ interval: "1 second", timeout: "1 minute", components: [Health.check("c", check)] }).pipe(
+        Scope.provide(scope)
+      )
+      yield* settle
+      assert.strictEqual(runs, 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* Deferred.await(interrupted)
+      yield* advance("1 minute")
+      assert.strictEqual(runs, 1)
+    })
+  )
+
+  it.effect("a defect counts as a failure with its message", () =>
+    Effect.gen(function* () {
+      const health = yield* Health.make({ components: [Health.check("c", Effect.die(new Error("boom")))] })
+      yield* settle
+      const report = componentOf(yield* health.status, "c")
+      assert.deepStrictEqual([report.status, report.lastError, report.failures], ["degraded", "boom", 1])
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Health aggregation", () => {
+  it.effect("the whole is the worst component; a non-critical unhealthy one makes it only degraded", () =>
+    Effect.gen(function* () {
+      const cache = yield* manualSource
+      const db = yield* manualSource
+      const health = yield* Health.make({
+        components: [Health.source("cache", cache.statuses, { critical: false }), Health.source("db", db.statuses)]
+      })
+      const overall = Effect.map(health.status, (r) => r.status)
+      yield* settle
+      assert.strictEqual(yield* overall, "healthy")
+      yield* Queue.offer(cache.queue, "unhealthy")
+      yield* settle
+      assert.strictEqual(yield* overall, "degraded")
+      yield* Queue.offer(db.queue, "degraded")
+      yield* settle
+      assert.strictEqual(yield* overall, "degraded")
+      yield* Queue.offer(db.queue, "unhealthy")
+      yield* settle
+      assert.strictEqual(yield* overall, "unhealthy")
+      const report = yield* health.status
+      assert.deepStrictEqual(
+        report.components.map((c) => [c.name, c.kind, c.status, c.critical]),
+        [
+          ["cache", "source", "unhealthy", false],
+          ["db", "source", "unhealthy", true]
+        ]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("readiness and liveness views take the components tagged for them", () =>
+    Effect.gen(function* () {
+      const health = yield* Health.make({
+        components: [
+          Health.source("database", Stream.succeed("unhealthy"), { probe: "readiness" }),
+          Health.source("worker", Stream.succeed("degraded"), { probe: "liveness" }),
+          Health.source("loop", Stream.succeed("healthy"))
+        ]
+      })
+      yield* settle
+      const all = yield* health.status
+      const readiness = yield* health.readiness
+      const liveness = yield* health.liveness
+      assert.deepStrictEqual(
+        [all.view, all.status, all.components.map((c) => c.name)],
+        ["all", "unhealthy", ["database", "worker", "loop"]]
+      )
+      assert.deepStrictEqual(
+        [readiness.view, readiness.status, readiness.components.map((c) => c.name)],
+        ["readiness", "unhealthy", ["database", "loop"]]
+      )
+      assert.deepStrictEqual(
+        [liveness.view, liveness.status, liveness.components.map((c) => c.name)],
+        ["liveness", "degraded", ["worker", "loop"]]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a failing source is unhealthy with its error; register adds components at run time", () =>
+    Effect.gen(function* () {
+      const health = yield* Health.make({ components: [] })
+      assert.strictEqual((yield* health.status).status, "healthy")
+      yield* health.register(Health.source("feed", Stream.fail(new Error("disconnected"))))
+      yield* settle
+      const feed = componentOf(yield* health.status, "feed")
+      assert.deepStrictEqual([feed.status, feed.lastError], ["unhealthy", "disconnected"])
+      const duplicate = yield* Effect.flip(health.register(Health.check("feed", Effect.void)))
+      assert.deepStrictEqual(
+        duplicate.issues.map((i) => [i.path, i.value, i.message]),
+        [["components.feed", '"feed"', "Expected a unique, non-empty component name"]]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("initialStatus: a component can start unhealthy until its checks pass", () =>
+    Effect.gen(function* () {
+      const health = yield* Health.make({
+        interval: "1 second",
+        initialStatus: "unhealthy",
+        components: [Health.check("db", Effect.void)]
+      })
+      assert.strictEqual((yield* health.readiness).status, "unhealthy")
+      yield* settle
+      assert.strictEqual((yield* health.readiness).status, "unhealthy") // 1 success of 2
+      yield* advance("1 second")
+      assert.strictEqual((yield* health.readiness).status, "healthy")
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Health.fromCircuitBreaker", () => {
+  it.effect("follows the circuit's health: its current health, then each HealthChanged", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({ name: "payments" })
+      yield* breaker.forceOpen()
+      const health = yield* Health.make({
+        components: [Health.fromCircuitBreaker(breaker), Health.fromCircuitBreaker(breaker, { key: "eu" })]
+      })
+      yield* settle
+      const read = Effect.map(health.status, (r) => r.components.map((c) => [c.name, c.status]))
+      assert.deepStrictEqual(yield* read, [
+        ["payments", "unhealthy"],
+        ["payments:eu", "healthy"]
+      ])
+      yield* breaker.reset()
+      yield* breaker.forceOpen("eu")
+      yield* settle
+      assert.deepStrictEqual(yield* read, [
+        ["payments", "healthy"],
+        ["payments:eu", "unhealthy"]
+      ])
+      yield* breaker.reset("eu")
+      yield* settle
+      assert.strictEqual((yield* health.status).status, "healthy")
+    }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+})
+
+describe("Health trends and flapping", () => {
+  it.effect("the history is bounded; the trend is the success rate and mean latency over it", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      const health = yield* Health.make({ interval: "1 second", history: 3, components: [Health.check("db", run)] })
+      yield* settle // ok
+      control.next = "fail"
+      yield* advance("1 second") // fail
+      control.next = "ok"
+      yield* advance("1 second") // ok
+      yield* advance("1 second") // ok
+      const report = componentOf(yield* health.status, "db")
+      assert.strictEqual(report.history.length, 3)
+      assert.deepStrictEqual(
+        report.history.map((s) => [s.ok, s.status]),
+        [
+          [false, "degraded"],
+          [true, "degraded"],
+          [true, "healthy"]
+        ]
+      )
+      assert.deepStrictEqual(report.trend.samples, 3)
+      assert.strictEqual(report.trend.successRate, 2 / 3)
+      assert.deepStrictEqual(report.trend.meanLatency, Duration.zero)
+      assert.strictEqual(report.trend.statusChanges, 1)
+      assert.strictEqual(report.checks, 4)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("more than flapThreshold changes within flapWindow is flapping: degraded until they age out", () =>
+    Effect.gen(function* () {
+      const feed = yield* manualSource
+      const health = yield* Health.make({
+        interval: "1 second",
+        flapThreshold: 2,
+        flapWindow: "1 minute",
+        components: [Health.source("link", feed.statuses)]
+      })
+      const events = yield* health.subscribe
+      const read = Effect.map(health.status, (r) => {
+        const c = componentOf(r, "link")
+        return [c.status, c.flapping]
+      })
+      for (const status of ["unhealthy", "healthy"] as const) {
+        yield* Queue.offer(feed.queue, status)
+        yield* advance("1 second")
+      }
+      assert.deepStrictEqual(yield* read, ["healthy", false]) // 2 changes: not more than 2
+      yield* Queue.offer(feed.queue, "unhealthy")
+      yield* advance("1 second")
+      yield* Queue.offer(feed.queue, "healthy")
+      yield* advance("1 second")
+      assert.deepStrictEqual(yield* read, ["degraded", true]) // healthy, but flapping
+      const flapping = (yield* Queue.takeAll(events)).filter((e) => e._tag === "Flapping")
+      assert.deepStrictEqual(
+        flapping.map((e) => [e.component, e.changes]),
+        [["link", 3]]
+      )
+      yield* advance("1 minute")
+      assert.deepStrictEqual(yield* read, ["healthy", false])
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Health events and metrics", () => {
+  it.effect("StatusChanged per component and per view, CheckFailed per failure", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = "fail"
+      const health = yield* Health.make({
+        name: "api",
+        interval: "1 second",
+        unhealthyAfter: 2,
+        components: [Health.check("db", run, { probe: "readiness" })]
+      })
+      const events = yield* health.subscribe
+      yield* advance("1 second")
+      const seen = (yield* Queue.takeAll(events)).map((e) =>
+        e._tag === "CheckFailed"
+          ? `${e._tag} ${e.component} ${e.error} ${e.consecutiveFailures} ${e.timedOut}`
+          : e._tag === "StatusChanged"
+            ? `${e._tag} ${e.component} ${e.from}->${e.to}`
+            : e._tag === "OverallStatusChanged"
+              ? `${e._tag} ${e.view} ${e.from}->${e.to}`
+              : e._tag
+      )
+      assert.deepStrictEqual(seen, [
+        "StatusChanged db healthy->degraded",
+        "OverallStatusChanged all healthy->degraded",
+        "OverallStatusChanged readiness healthy->degraded",
+        "CheckFailed db connection refused 1 false",
+        "StatusChanged db degraded->unhealthy",
+        "OverallStatusChanged all degraded->unhealthy",
+        "OverallStatusChanged readiness degraded->unhealthy",
+        "CheckFailed db connection refused 2 false"
+      ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("metrics: status gauges, check durations, failures by reason, skipped ticks", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      control.next = "fail"
+      const health = yield* Health.make({
+        name: "metrics-test",
+        interval: "1 second",
+        components: [Health.check("db", run), Health.check("hang", Effect.never, { timeout: "500 millis" })]
+      })
+      yield* advance("2 seconds")
+      const snapshots = yield* Metric.snapshot
+      const name = { "resilience.name": "metrics-test" }
+      const db = { ...name, "resilience.component": "db" }
+      const hang = { ...name, "resilience.component": "hang" }
+      assert.deepStrictEqual(
+        {
+          dbStatus: metricValue(snapshots, "resilience.health.status", db),
+          hangStatus: metricValue(snapshots, "resilience.health.status", hang),
+          overall: metricValue(snapshots, "resilience.health.overall", name),
+          dbDurations: metricValue(snapshots, "resilience.health.check.duration", db),
+          dbErrors: metricValue(snapshots, "resilience.health.check.failures", { ...db, "resilience.reason": "error" }),
+          hangTimeouts: metricValue(snapshots, "resilience.health.check.failures", {
+            ...hang,
+            "resilience.reason": "timeout"
+          }),
+          skipped: metricValue(snapshots, "resilience.health.check.skipped", db)
+        },
+        // "hang" timed out at 0.5 s and 1.5 s (its 3rd run times out at 2.5 s): degraded
+        { dbStatus: 2, hangStatus: 1, overall: 2, dbDurations: 3, dbErrors: 3, hangTimeouts: 2, skipped: 0 }
+      )
+      assert.strictEqual(health.name, "metrics-test")
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Health options", () => {
+  it.effect("defaults", () =>
+    Effect.gen(function* () {
+      const { components, options } = yield* Health.validateOptions({ components: [Health.check("a", Effect.void)] })
+      assert.deepStrictEqual(
+        {
+          name: options.name,
+          interval: Duration.toMillis(options.interval),
+          timeout: Duration.toMillis(options.timeout),
+          unhealthyAfter: options.unhealthyAfter,
+          healthyAfter: options.healthyAfter,
+          slowThreshold: Duration.toMillis(options.slowThreshold),
+          history: options.history,
+          flapThreshold: options.flapThreshold,
+          flapWindow: Duration.toMillis(options.flapWindow),
+          initialStatus: options.initialStatus
+        },
+        {
+          name: "default",
+          interval: 10_000,
+          timeout: 2_000,
+          unhealthyAfter: 3,
+          healthyAfter: 2,
+          slowThreshold: 1_000,
+          history: 60,
+          flapThreshold: 4,
+          flapWindow: 300_000,
+          initialStatus: "healthy"
+        }
+      )
+      assert.deepStrictEqual(
+        components.map((c) => [c.critical, c.probe, Duration.toMillis(c.interval)]),
+        [[true, "both", 10_000]]
+      )
+      // the minimum valid values
+      const min = yield* Health.validateOptions({
+        unhealthyAfter: 1,
+        healthyAfter: 1,
+        history: 1,
+        flapThreshold: 0,
+        interval: 1,
+        timeout: 1,
+        flapWindow: 1,
+        slowThreshold: 0
+      })
+      assert.strictEqual(min.options.history, 1)
+    })
+  )
+
+  it.effect("invalid options fail with one InvalidOptions listing every bad field and value, components included", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Health.validateOptions({
+          interval: 0,
+          timeout: "soon" as Duration.Input,
+          unhealthyAfter: 0,
+          healthyAfter: 1.5,
+          history: -1,
+          flapThreshold: -1,
+          initialStatus: "unknown" as Health.Status,
+          components: [
+            Health.check("db", Effect.void, { timeout: 0, critical: "yes" as unknown as boolean }),
+            Health.source("db", Stream.empty, { probe: "startup" as Health.Probe })
+          ]
+        })
+      )
+      assert.instanceOf(error, Options.InvalidOptions)
+      assert.strictEqual(error.pattern, "Health")
+      assert.deepStrictEqual(
+        error.issues.map((i) => [i.path, i.value, i.message]),
+        [
+          ["timeout", '"soon"', "Expected a non-negative duration"],
+          ["unhealthyAfter", "0", "Expected a value greater than or equal to 1"],
+          ["healthyAfter", "1.5", "Expected an integer"],
+          ["history", "-1", "Expected a value greater than or equal to 1"],
+          ["flapThreshold", "-1", "Expected a value greater than or equal to 0"],
+          ["initialStatus", '"unknown"', 'Expected "healthy" | "degraded" | "unhealthy"'],
+          ["interval", "0", "Expected a duration greater than zero"],
+          ["components.db.critical", '"yes"', "Expected boolean"],
+          ["components.db.timeout", "0", "Expected a duration greater than zero"],
+          ["components.db", '"db"', "Expected a unique, non-empty component name"],
+          ["components.db.probe", '"startup"', 'Expected "readiness" | "liveness" | "both"']
+        ]
+      )
+      const fromMake = yield* Effect.flip(Health.make({ unhealthyAfter: 0 }).pipe(Effect.scoped))
+      assert.strictEqual(
+        fromMake.message,
+        "Health options are invalid: unhealthyAfter = 0: Expected a value greater than or equal to 1"
+      )
+    })
+  )
+})
+
+describe("Health.layer and layerConfig", () => {
+  it.effect("layer runs the checks for the layer's lifetime", () =>
+    Effect.gen(function* () {
+      const { control, run } = controlled()
+      const program = Effect.gen(function* () {
+        const health = yield* Health.Health
+        yield* advance("2 seconds")
+        return (yield* health.status).components.map((c) => c.checks)
+      }).pipe(Effect.provide(Health.layer({ interval: "1 second", components: [Health.check("db", run)] })))
+      assert.deepStrictEqual(yield* program, [3])
+      yield* advance("10 seconds")
+      assert.strictEqual(control.runs, 3)
+    })
+  )
+
+  const read = (env: Record<string, string>) =>
+    Effect.exit(
+      Effect.map(Health.Health, (health) => ({
+        name: health.name,
+        interval: Duration.toMillis(health.options.interval),
+        unhealthyAfter: health.options.unhealthyAfter,
+        components: health.options.history
+      })).pipe(
+        Effect.provide(
+          Health.layerConfig("health", [Health.check("db", Effect.void)]).pipe(
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
+          )
+        )
+      )
+    )
+
+  it.effect("layerConfig reads the registry's options from the environment; bad values fail with every field", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(
+        yield* read({ health_interval: "5 seconds", health_unhealthyAfter: "5" }),
+        Exit.succeed({ name: "health", interval: 5_000, unhealthyAfter: 5, components: 60 })
+      )
+      const exit = yield* read({ health_unhealthyAfter: "0", health_history: "many" })
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+      assert.instanceOf(error, Options.InvalidOptions)
+      if (!(error instanceof Options.InvalidOptions)) return
+      assert.deepStrictEqual(
+        error.issues.map((i) => [i.path, i.value, i.message]),
+        [
+          ["unhealthyAfter", '"0"', "Expected a value greater than or equal to 1"],
+          ["history", '"many"', "Expected a string representing a finite number"]
+        ]
+      )
+    })
+  )
+})
