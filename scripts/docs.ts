@@ -9,6 +9,7 @@ import * as Path from "node:path"
 import {
   Bulkhead,
   CircuitBreaker,
+  Health,
   Hedge,
   Options,
   RateLimiter,
@@ -114,6 +115,30 @@ export const sections = (): Record<string, string> => ({
     "Events on `bulkhead.events` (`Rejected` is also recorded as a span event on the current span):",
     "",
     Telemetry.eventsTable(Object.values(Telemetry.bulkheadEvents))
+  ].join("\n"),
+  "health-defaults": [
+    "Every option is optional; the table is generated from `Health.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path)` reads the same fields, and names the registry `path`. The thresholds are the",
+    "defaults of every component.",
+    "",
+    Options.defaultsTable(Health.optionsDocs)
+  ].join("\n"),
+  "health-component-defaults": [
+    "Generated from `Health.ComponentOptions`: the third argument of `check`, `source` and `fromCircuitBreaker`. A",
+    "threshold left out takes the registry's value (the defaults above); errors name the field",
+    "`components.<name>.<field>`.",
+    "",
+    Options.defaultsTable(Health.componentOptionsDocs)
+  ].join("\n"),
+  "health-telemetry": [
+    "Metrics (from `Telemetry.health`), read from the registry's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.health)),
+    "",
+    "Events on `health.events`; every run of a check is also a `Health.check` span (`resilience.name`,",
+    "`resilience.component`, `resilience.outcome`):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.healthEvents))
   ].join("\n"),
   "rate-limiter-telemetry": [
     Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),

@@ -11,6 +11,7 @@ import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
 
 /** Lets the forked checks and sources run to their next suspension (a run takes a few fiber hops). */
@@ -467,6 +468,39 @@ describe("Health events and metrics", () => {
         "OverallStatusChanged readiness degraded->unhealthy",
         "CheckFailed db connection refused 2 false"
       ])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("each run is a Health.check span with the registry, the component and the outcome", () =>
+    Effect.gen(function* () {
+      const spans: Array<Tracer.NativeSpan> = []
+      const tracer = Tracer.make({
+        span(options) {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const { control, run } = controlled()
+      yield* Health.make({ name: "api", interval: "1 second", components: [Health.check("db", run)] }).pipe(
+        Effect.withTracer(tracer)
+      )
+      yield* settle
+      control.next = "fail"
+      yield* advance("1 second")
+      assert.deepStrictEqual(
+        spans.map((span) => [
+          span.name,
+          span.attributes.get("resilience.name"),
+          span.attributes.get("resilience.component"),
+          span.attributes.get("resilience.outcome"),
+          span.status._tag
+        ]),
+        [
+          ["Health.check", "api", "db", "success", "Ended"],
+          ["Health.check", "api", "db", "failure", "Ended"]
+        ]
+      )
     }).pipe(Effect.scoped)
   )
 
