@@ -948,6 +948,8 @@ interface Entry {
   skipped: number
   /** The check's run still going, if any. */
   running: Fiber.Fiber<unknown, unknown> | undefined
+  /** When that run started. */
+  runStart: number
   /** Whether that run passed its timeout (each skipped tick then counts as a timeout). */
   overdue: boolean
   readonly durations: Metrics.Histogram
@@ -1021,12 +1023,20 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
     }
   }
 
-  /** Records one check result. */
-  const result = (entry: Entry, ok: boolean, latencyMillis: number, now: number, error?: string, timedOut = false) => {
+  /** Records one check result (a run that ended or timed out, or a tick finding an overdue run still going). */
+  const result = (
+    entry: Entry,
+    ok: boolean,
+    latencyMillis: number,
+    now: number,
+    error?: string,
+    timedOut = false,
+    stillRunning = false
+  ) => {
     entry.checks++
     entry.lastCheck = now
     entry.latencyMillis = latencyMillis
-    Metrics.observe(entry.durations, latencyMillis / 1000)
+    if (!stillRunning) Metrics.observe(entry.durations, latencyMillis / 1000)
     update(entry, engine.record(entry.state, ok, latencyMillis, now, entry.config), now)
     if (!ok) failed(entry, error ?? "failed", timedOut, now)
   }
@@ -1035,6 +1045,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
   const runCheck = <R>(entry: Entry, run: Effect.Effect<unknown, unknown, R>): Effect.Effect<void, never, R> =>
     Effect.gen(function* () {
       const start = yield* Clock.currentTimeMillis
+      entry.runStart = start
       entry.overdue = false
       const fiber = yield* Effect.forkIn(
         run.pipe(
@@ -1071,7 +1082,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       if (!entry.overdue) return Effect.void
       return Effect.map(Clock.currentTimeMillis, (now) => {
         const timeout = Duration.format(entry.options.timeout)
-        result(entry, false, now - (entry.lastCheck ?? now), now, `still running past its timeout (${timeout})`, true)
+        result(entry, false, now - entry.runStart, now, `still running past its timeout (${timeout})`, true, true)
       })
     })
 
@@ -1102,6 +1113,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       timeouts: 0,
       skipped: 0,
       running: undefined,
+      runStart: 0,
       overdue: false,
       durations: Metrics.makeHistogram()
     }

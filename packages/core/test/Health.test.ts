@@ -210,6 +210,8 @@ describe("Health checks", () => {
       yield* advance("1500 millis") // ticks at 2 s and 3 s: still running past its timeout
       const later = componentOf(yield* health.status, "stuck")
       assert.deepStrictEqual([later.status, later.timeouts, later.skipped, control.runs], ["unhealthy", 3, 3, 1])
+      assert.deepStrictEqual(later.lastError, "still running past its timeout (1s 500ms)")
+      assert.deepStrictEqual(later.latency, Duration.seconds(3)) // the run started at 0 s
       control.next = "ok"
       yield* advance("7500 millis") // it ends at 9.5 s (its result dropped: it timed out); a run at 10 s
       const resumed = componentOf(yield* health.status, "stuck")
