@@ -578,13 +578,18 @@ const rules: ReadonlyArray<Options_.Rule> = [
   positiveDuration("flapWindow")
 ]
 
-/** Validates one struct of options, succeeding with its issues (prefixed) or the typed value. */
+/**
+ * Validates one struct of options, succeeding with its issues (prefixed) or
+ * the typed value. A field given as `undefined` takes its default, as the
+ * `Input` types promise.
+ */
 const issuesOf = <S extends Schema.Top & Schema.ConstraintDecoder<unknown>>(
   schema: S,
   input: Readonly<Record<string, unknown>>,
   prefix: string
 ): Effect.Effect<{ readonly value?: S["Type"]; readonly issues: ReadonlyArray<Options_.Issue> }> => {
-  const { issues, normalized } = Options_.normalizeDurations({ ...input }, durationFields)
+  const defined = Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined))
+  const { issues, normalized } = Options_.normalizeDurations(defined, durationFields)
   return Effect.match(Options_.validate("Health", schema, normalized, rules, issues), {
     onSuccess: (value) => ({ value, issues: [] }),
     onFailure: (error) => ({
@@ -753,6 +758,29 @@ export const check = <R = never>(
  * aside). A stream that fails makes the component `unhealthy`, with the
  * failure as its `lastError`; one that ends leaves its last status.
  *
+ * **Example** (A status computed elsewhere, non-critical)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const freeDisk = Stream.make(0.5, 0.1)
+ *   const disk = Health.source(
+ *     "disk",
+ *     Stream.map(freeDisk, (free) => (free < 0.2 ? "unhealthy" : "healthy")),
+ *     { critical: false }
+ *   )
+ *   const health = yield* Health.make({ components: [disk] })
+ *   yield* Effect.sleep(0)
+ *   const report = yield* health.status
+ *   return [report.components[0]?.status, report.status]
+ * }).pipe(Effect.scoped)
+ *
+ * await Effect.runPromise(program)
+ * // => ["unhealthy", "degraded"]
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */
@@ -882,7 +910,20 @@ export const make: <R = never>(
 
 /**
  * Provides `Health` for the layer's lifetime (its checks run until the layer
- * is released).
+ * is released). The layer needs what the checks and sources need.
+ *
+ * **Example** (The registry as a layer)
+ *
+ * ```ts import.meta.vitest
+ * import { Health } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const HealthLive = Health.layer({ name: "api", components: [Health.check("self", Effect.void)] })
+ * const program = Effect.map(Health.Health, (health) => health.name).pipe(Effect.provide(HealthLive))
+ *
+ * await Effect.runPromise(program)
+ * // => "api"
+ * ```
  *
  * @category layers
  * @since 0.1.0

@@ -575,6 +575,21 @@ describe("Health options", () => {
         components.map((c) => [c.critical, c.probe, Duration.toMillis(c.interval)]),
         [[true, "both", 10_000]]
       )
+      // a field given as undefined takes its default
+      const undefinedFields = yield* Health.validateOptions({
+        interval: undefined,
+        unhealthyAfter: undefined,
+        components: [Health.check("a", Effect.void, { critical: undefined, timeout: undefined })]
+      })
+      assert.deepStrictEqual(
+        [
+          Duration.toMillis(undefinedFields.options.interval),
+          undefinedFields.options.unhealthyAfter,
+          undefinedFields.components[0]?.critical,
+          undefinedFields.components.map((c) => Duration.toMillis(c.timeout))
+        ],
+        [10_000, 3, true, [2_000]]
+      )
       // the minimum valid values
       const min = yield* Health.validateOptions({
         unhealthyAfter: 1,
