@@ -27,7 +27,7 @@
  */
 import { prelude } from "./lua.ts"
 
-const storeArgs = `${prelude}
+export const storeArgs = `${prelude}
 local store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
   base = ARGV[17] }
 local OPS = 18
@@ -41,7 +41,7 @@ local touchEvery = math.max(1, math.floor(store.idleMillis / 8))
  * maxKeys, probe lease (ms) and the key base. Defines \`config\`, \`load\`,
  * \`save\`, \`makeRoom\` and the engine functions.
  */
-const engine = `
+export const engine = `
 local config = {
   consecutiveFailures = arg(1, "consecutiveFailures"),
   failureRateThreshold = arg(2, "failureRateThreshold"),

@@ -1,0 +1,299 @@
+/**
+ * The breaker's Lua engine against the TypeScript one it ports: random
+ * configurations and random traces of admissions, outcomes (current and
+ * stale) and forced states, run in one EVAL on a real redis-server, compared
+ * after every operation — verdicts, transitions and every counter of the
+ * circuit. Generations differ by design (Lua's are Redis microseconds), so
+ * outcomes are matched by which admission they belong to.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { IoRedis } from "@effect-resilience/redis"
+import * as Effect from "effect/Effect"
+import * as fc from "fast-check"
+import * as engine from "../../core/src/internal/circuitBreaker.ts"
+import * as Lua from "../src/internal/circuitBreakerLua.ts"
+import { numberArg } from "../src/internal/lua.ts"
+import * as fixtures from "./fixtures.ts"
+
+const standalone = fixtures.standalone()
+
+type Op =
+  | { readonly op: "admit"; readonly step: number }
+  | {
+      readonly op: "record"
+      readonly step: number
+      /** Which admission (counted back from the last) the outcome belongs to. */
+      readonly back: number
+      readonly outcome: engine.Outcome
+      readonly durationMillis: number
+      readonly hintMillis: number
+    }
+  | { readonly op: "force"; readonly step: number; readonly to: engine.ManualState }
+
+/** The duration of the n-th consecutive opening, on both sides. */
+const openMillisFor = (n: number): number => Math.min(50 * 2 ** (n - 1), 1_000)
+
+/**
+ * Runs the ops on a circuit held in the script (no keys touched): each op on
+ * a copy, redone with the opening's duration when the engine asks for it.
+ * Returns, per op, `[verdict, from, to, openMillis, openings, circuit JSON]`.
+ */
+const driver = `${Lua.storeArgs}${Lua.engine}
+local ops = cjson.decode(ARGV[OPS + 2])
+local start = tonumber(ARGV[OPS + 3])
+local function copy(c) return cjson.decode(cjson.encode(c)) end
+local c = make(nextGeneration(0))
+local gens = {}
+local t = start
+local out = {}
+for _, o in ipairs(ops) do
+  t = t + o.step
+  local verdict, transition = "", nil
+  for _ = 1, 5 do
+    local attempt = copy(c)
+    local need = nil
+    if o.op == "admit" then
+      local v, tr = admit(attempt, t)
+      if v == "need" then need = tr else verdict, transition = v, tr end
+    elseif o.op == "record" then
+      local tr, n = record(attempt, gens[#gens - o.back] or "none", o.outcome, o.durationMillis, o.hintMillis, t)
+      if tr == "need" then need = n else transition = tr end
+    else
+      transition = force(attempt, o.to, t)
+    end
+    if need == nil then
+      c = attempt
+      break
+    end
+    -- the engine asked for the duration of the n-th opening: the same as the TypeScript side's
+    openN = need
+    openMillisGiven = math.min(50 * 2 ^ (need - 1), 1000)
+  end
+  if o.op == "admit" then gens[#gens + 1] = c.generation end
+  local from, to, millis, openings = "", "", "0", "0"
+  if transition ~= nil then
+    from, to, millis, openings = transition[1], transition[2], num(transition[3]), int(transition[4])
+  end
+  out[#out + 1] = { verdict, from, to, millis, openings, cjson.encode(c) }
+end
+return out
+`
+
+interface LuaCircuit {
+  readonly state: string
+  readonly consecutive: number
+  readonly calls: number
+  readonly failures: number
+  readonly slow: number
+  readonly openUntil: number
+  readonly consecutiveOpenings: number
+  readonly lastOpenMillis: number
+  readonly backoffResetAt: number
+  readonly halfOpenSince: number
+  readonly probesAdmitted: number
+  readonly probesInFlight: number
+  readonly probeSuccesses: number
+  readonly probeFailures: number
+}
+
+const fields = (c: LuaCircuit | engine.Circuit) => ({
+  state: c.state,
+  consecutive: c.consecutive,
+  calls: c.calls,
+  failures: c.failures,
+  slow: c.slow,
+  openUntil: c.openUntil,
+  consecutiveOpenings: c.consecutiveOpenings,
+  lastOpenMillis: c.lastOpenMillis,
+  backoffResetAt: c.backoffResetAt,
+  halfOpenSince: c.halfOpenSince,
+  probesAdmitted: c.probesAdmitted,
+  probesInFlight: c.probesInFlight,
+  probeSuccesses: c.probeSuccesses,
+  probeFailures: c.probeFailures
+})
+
+const isLuaCircuit = (u: unknown): u is LuaCircuit => typeof u === "object" && u !== null && "state" in u
+
+/** The same trace through the TypeScript engine. */
+const runTs = (config: engine.Config, ops: ReadonlyArray<Op>, start: number) => {
+  let generation = 0
+  const nextGeneration = () => ++generation
+  const c = engine.make(nextGeneration())
+  const gens: Array<number> = []
+  const scratch: engine.Admission = { verdict: "Admit", transition: undefined }
+  let t = start
+  return ops.map((o) => {
+    t += o.step
+    let verdict = ""
+    let transition: engine.Transition | undefined
+    switch (o.op) {
+      case "admit":
+        engine.admit(c, t, config, openMillisFor, nextGeneration, scratch)
+        verdict = scratch.verdict
+        transition = scratch.transition
+        gens.push(c.generation)
+        break
+      case "record":
+        transition = engine.record(
+          c,
+          gens[gens.length - 1 - o.back] ?? -1,
+          o.outcome,
+          o.durationMillis,
+          o.hintMillis,
+          t,
+          config,
+          openMillisFor,
+          nextGeneration
+        )
+        break
+      case "force":
+        transition = engine.force(c, o.to, t, nextGeneration())
+    }
+    return {
+      verdict,
+      transition:
+        transition === undefined
+          ? undefined
+          : [transition.from, transition.to, transition.openMillis, transition.consecutiveOpenings],
+      circuit: fields(c)
+    }
+  })
+}
+
+const configArb: fc.Arbitrary<engine.Config> = fc
+  .record({
+    consecutiveFailures: fc.integer({ min: 0, max: 4 }),
+    failureRateThreshold: fc.constantFrom(0, 0.25, 0.5, 1),
+    slowCallRateThreshold: fc.constantFrom(0, 0.5, 1),
+    slowCallMillis: fc.constantFrom(50, 200),
+    windowType: fc.constantFrom("count" as const, "time" as const),
+    windowSize: fc.integer({ min: 1, max: 6 }),
+    bucketMillis: fc.constantFrom(100, 250, 1000),
+    minimumCalls: fc.integer({ min: 1, max: 6 }),
+    halfOpenPermittedCalls: fc.integer({ min: 1, max: 3 }),
+    halfOpenSuccessesToClose: fc.integer({ min: 1, max: 3 }),
+    halfOpenSuccessRate: fc.constantFrom(0, 0.5, 1),
+    halfOpenMaxMillis: fc.constantFrom(Number.POSITIVE_INFINITY, 300, 2_000),
+    maxOpenMillis: fc.constantFrom(1_000, 10_000)
+  })
+  .map((c) => ({
+    ...c,
+    slowCallMillis: c.slowCallRateThreshold > 0 ? c.slowCallMillis : Number.POSITIVE_INFINITY,
+    bucketMillis: c.windowType === "time" ? c.bucketMillis : 1,
+    minimumCalls: c.windowType === "count" ? Math.min(c.minimumCalls, c.windowSize) : c.minimumCalls,
+    halfOpenSuccessesToClose: Math.min(c.halfOpenSuccessesToClose, c.halfOpenPermittedCalls)
+  }))
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ op: fc.constant("admit" as const), step: fc.integer({ min: 0, max: 300 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant("record" as const),
+      step: fc.integer({ min: 0, max: 300 }),
+      back: fc.constantFrom(0, 0, 0, 1, 2),
+      outcome: fc.constantFrom("Success" as const, "Failure" as const, "Failure" as const, "Ignored" as const),
+      durationMillis: fc.constantFrom(0, 10, 100, 300),
+      hintMillis: fc.constantFrom(0, 0, 0, 700, 20_000)
+    })
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("force" as const),
+      step: fc.integer({ min: 0, max: 300 }),
+      to: fc.constantFrom(
+        "Closed" as const,
+        "Closed" as const,
+        "Disabled" as const,
+        "ForcedOpen" as const,
+        "MetricsOnly" as const
+      )
+    })
+  }
+)
+
+/**
+ * A trace as calls make it: each admission's outcome is recorded at most once
+ * (an outcome of an admission already recorded, or of none, is dropped).
+ */
+const realistic = (ops: ReadonlyArray<Op>): ReadonlyArray<Op> => {
+  let admissions = 0
+  const recorded = new Set<number>()
+  return ops.filter((o) => {
+    if (o.op === "admit") admissions++
+    if (o.op !== "record") return true
+    const target = admissions - 1 - o.back
+    if (target < 0 || recorded.has(target)) return false
+    recorded.add(target)
+    return true
+  })
+}
+
+const argsOf = (config: engine.Config, ops: ReadonlyArray<Op>, start: number): ReadonlyArray<string> => [
+  numberArg(config.consecutiveFailures),
+  numberArg(config.failureRateThreshold),
+  numberArg(config.slowCallRateThreshold),
+  numberArg(config.slowCallMillis),
+  config.windowType,
+  numberArg(config.windowSize),
+  numberArg(config.bucketMillis),
+  numberArg(config.minimumCalls),
+  numberArg(config.halfOpenPermittedCalls),
+  numberArg(config.halfOpenSuccessesToClose),
+  numberArg(config.halfOpenSuccessRate),
+  numberArg(config.halfOpenMaxMillis),
+  numberArg(config.maxOpenMillis),
+  "3600000",
+  "1000",
+  // probe leases never lapse here: the TypeScript engine has none
+  "1e15",
+  "unused:",
+  "0",
+  "0",
+  JSON.stringify(ops),
+  String(start)
+]
+
+const strings = (u: unknown): ReadonlyArray<ReadonlyArray<string>> =>
+  Array.isArray(u) ? u.map((row) => (Array.isArray(row) ? row.map(String) : [])) : []
+
+describe("the breaker's Lua engine decides as the TypeScript one", () => {
+  it.effect("random configurations and traces: same verdicts, transitions and counters after every operation", () =>
+    Effect.gen(function* () {
+      const { client } = yield* IoRedis.IoRedis
+      const sha = String(yield* Effect.promise(() => client.call("SCRIPT", "LOAD", driver)))
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            configArb,
+            fc.array(opArb, { minLength: 20, maxLength: 80 }).map(realistic),
+            fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+            async (config, ops, start) => {
+              const rows = strings(await client.call("EVALSHA", sha, "0", ...argsOf(config, ops, start)))
+              const expected = runTs(config, ops, start)
+              assert.strictEqual(rows.length, expected.length)
+              rows.forEach((row, i) => {
+                const [verdict = "", from = "", to = "", millis = "0", openings = "0", json = "{}"] = row
+                const want = expected[i]
+                if (want === undefined) return
+                const parsed: unknown = JSON.parse(json)
+                if (!isLuaCircuit(parsed)) return assert.fail(`op ${i}: not a circuit: ${json}`)
+                const context = `op ${i} (${JSON.stringify(ops[i])})`
+                assert.strictEqual(verdict, want.verdict, `${context}: verdict`)
+                assert.deepStrictEqual(
+                  from === "" ? undefined : [from, to, Number(millis), Number(openings)],
+                  want.transition,
+                  `${context}: transition`
+                )
+                assert.deepStrictEqual(fields(parsed), want.circuit, `${context}: circuit`)
+              })
+            }
+          ),
+          { numRuns: 300 }
+        )
+      )
+    }).pipe(Effect.provide(standalone))
+  )
+})
