@@ -274,12 +274,12 @@ describe("the breaker's Lua engine decides as the TypeScript one", () => {
               const rows = strings(await client.call("EVALSHA", sha, "0", ...argsOf(config, ops, start)))
               const expected = runTs(config, ops, start)
               assert.strictEqual(rows.length, expected.length)
-              rows.forEach((row, i) => {
+              for (const [i, row] of rows.entries()) {
                 const [verdict = "", from = "", to = "", millis = "0", openings = "0", json = "{}"] = row
                 const want = expected[i]
-                if (want === undefined) return
+                if (want === undefined) continue
                 const parsed: unknown = JSON.parse(json)
-                if (!isLuaCircuit(parsed)) return assert.fail(`op ${i}: not a circuit: ${json}`)
+                if (!isLuaCircuit(parsed)) assert.fail(`op ${i}: not a circuit: ${json}`)
                 const context = `op ${i} (${JSON.stringify(ops[i])})`
                 assert.strictEqual(verdict, want.verdict, `${context}: verdict`)
                 assert.deepStrictEqual(
@@ -288,7 +288,7 @@ describe("the breaker's Lua engine decides as the TypeScript one", () => {
                   `${context}: transition`
                 )
                 assert.deepStrictEqual(fields(parsed), want.circuit, `${context}: circuit`)
-              })
+              }
             }
           ),
           { numRuns: 300 }
