@@ -374,6 +374,35 @@ describe("Health.fromCircuitBreaker", () => {
   )
 })
 
+describe("Health.fromCircuitBreaker through calls", () => {
+  it.effect("a failure rate at half the threshold is degraded (no transition), an opening unhealthy", () =>
+    Effect.gen(function* () {
+      const breaker = yield* CircuitBreaker.make({
+        name: "search",
+        failureRateThreshold: 0.5,
+        slidingWindowSize: 4,
+        minimumCalls: 4
+      })
+      const health = yield* Health.make({ components: [Health.fromCircuitBreaker(breaker)] })
+      yield* settle
+      const status = Effect.map(health.status, (r) => r.status)
+      const call = (ok: boolean) =>
+        Effect.exit((ok ? Effect.void : Effect.fail("boom")).pipe(CircuitBreaker.protect(breaker)))
+      for (const ok of [true, true, true, false]) yield* call(ok) // 1 failure in 4: 25%, half of 50%
+      yield* settle
+      assert.strictEqual(yield* status, "degraded")
+      yield* call(false) // 2 in the last 4: 50%, the circuit opens
+      yield* settle
+      assert.strictEqual(yield* status, "unhealthy")
+      const report = componentOf(yield* health.status, "search")
+      assert.deepStrictEqual(
+        report.history.map((s) => s.status),
+        ["healthy", "degraded", "unhealthy"]
+      )
+    }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+})
+
 describe("Health trends and flapping", () => {
   it.effect("the history is bounded; the trend is the success rate and mean latency over it", () =>
     Effect.gen(function* () {
