@@ -9,7 +9,8 @@
  * leaves `unhealthy` after `healthyAfter` successes in a row and returns to
  * `healthy` after `healthyAfter` fast ones (hysteresis). A success slower than
  * `slowThreshold` makes it `degraded`. A **source** is a stream of statuses
- * taken as they come (`fromCircuitBreaker` turns a breaker's health into one).
+ * taken as they come (`fromCircuitBreaker` turns a breaker's health into one,
+ * `fromRateLimiter` a limiter's rejection alert).
  *
  * **Details**
  *
@@ -80,6 +81,7 @@ import * as Hub from "./internal/events.ts"
 import * as engine from "./internal/health.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
+import type * as RateLimiter from "./RateLimiter.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /**
@@ -853,6 +855,67 @@ export const fromCircuitBreaker = (
     })
   )
   return source(name ?? (key === undefined ? breaker.name : `${breaker.name}:${key}`), statuses, rest)
+}
+
+/**
+ * A source following a rate limiter's rejection alert: `healthy` at first,
+ * `whenAlerting` (`degraded` by default) from each `AlertTriggered` and
+ * `healthy` again from each `AlertResolved`. The limiter emits those only
+ * with `alertRejectionRate` set; an alert raised before the registry
+ * subscribed is seen from its resolution on. Named after the limiter unless
+ * `name` is set.
+ *
+ * **Example** (Refusing most requests for a while degrades the whole)
+ *
+ * ```ts import.meta.vitest
+ * import { Health, RateLimiter } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({
+ *     name: "api",
+ *     limits: [{ algorithm: "fixed-window", limit: 1, window: "1 hour" }],
+ *     alertRejectionRate: 0.5,
+ *     alertFor: "2 seconds"
+ *   })
+ *   const health = yield* Health.make({ components: [Health.fromRateLimiter(limiter)] })
+ *   // the limiter measures its rejection rate every tenth of alertFor: 3 in 4 refused in each
+ *   for (let tick = 0; tick < 12; tick++) {
+ *     for (let i = 0; i < 4; i++) yield* limiter.consume("hot")
+ *     yield* TestClock.adjust("200 millis")
+ *   }
+ *   return (yield* health.status).status
+ * }).pipe(Effect.scoped, Effect.provide([RateLimiter.layerStoreMemory(), TestClock.layer()]))
+ *
+ * await Effect.runPromise(program)
+ * // => "degraded"
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromRateLimiter = (
+  limiter: RateLimiter.RateLimiter,
+  options: ComponentInput & {
+    readonly name?: string | undefined
+    readonly whenAlerting?: "degraded" | "unhealthy" | undefined
+  } = {}
+): Source => {
+  const { name, whenAlerting, ...rest } = options
+  const alerting: Status = whenAlerting ?? "degraded"
+  const statuses: Stream.Stream<Status> = Stream.unwrap(
+    Effect.map(limiter.subscribe, (queue) =>
+      Stream.concat(
+        Stream.succeed<Status>("healthy"),
+        Stream.fromQueue(queue).pipe(
+          Stream.filter((event) => event._tag === "AlertTriggered" || event._tag === "AlertResolved"),
+          Stream.map((event): Status => (event._tag === "AlertTriggered" ? alerting : "healthy"))
+        )
+      )
+    )
+  )
+  return source(name ?? limiter.name, statuses, rest)
 }
 
 // ---------------------------------------------------------------------------

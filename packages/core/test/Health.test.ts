@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, Health, Options } from "@effect-resilience/core"
+import { CircuitBreaker, Health, Options, RateLimiter } from "@effect-resilience/core"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Deferred from "effect/Deferred"
@@ -400,6 +400,36 @@ describe("Health.fromCircuitBreaker through calls", () => {
         ["healthy", "degraded", "unhealthy"]
       )
     }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+})
+
+describe("Health.fromRateLimiter", () => {
+  it.effect("follows the limiter's rejection alert: whenAlerting from AlertTriggered, healthy from AlertResolved", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make({
+        name: "api",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 hour" }],
+        alertRejectionRate: 0.5,
+        alertFor: "2 seconds"
+      })
+      const health = yield* Health.make({
+        components: [Health.fromRateLimiter(limiter, { whenAlerting: "unhealthy", critical: false })]
+      })
+      yield* settle
+      const read = Effect.map(health.status, (r) => [r.status, componentOf(r, "api").status])
+      assert.deepStrictEqual(yield* read, ["healthy", "healthy"])
+      // the limiter measures the rate every tenth of alertFor (200 ms): refuse most requests in each
+      for (let tick = 0; tick < 12; tick++) {
+        for (let i = 0; i < 4; i++) yield* limiter.consume("hot")
+        yield* advance("200 millis")
+      }
+      assert.deepStrictEqual(yield* read, ["degraded", "unhealthy"]) // not critical: the whole is degraded
+      for (let tick = 0; tick < 2; tick++) {
+        for (let i = 0; i < 4; i++) yield* limiter.consume(`fresh-${tick}-${i}`)
+        yield* advance("200 millis")
+      }
+      assert.deepStrictEqual(yield* read, ["healthy", "healthy"])
+    }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
   )
 })
 
