@@ -14,6 +14,7 @@ export default defineConfig({
             "test/CircuitBreaker.test.ts",
             "test/Retry.test.ts",
             "test/Bulkhead.test.ts",
+            "test/Fallback.test.ts",
             "test/internal/frame.test.ts"
           ],
           env: { EFFECT_RESILIENCE_FRAMES: "0" }

@@ -595,6 +595,94 @@ export const healthEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The fallbacks' metrics.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const fallback = {
+  used: {
+    name: "resilience.fallback.used",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Alternatives that answered in place of a call, by `resilience.reason`: `failure` (a typed failure), `defect` (with `catchDefects`) or `degraded` (degraded mode, the call not made). Under the combinator's `name`, or the degradation's.",
+    attributes: [attributes.name, attributes.reason]
+  },
+  cacheLookups: {
+    name: "resilience.fallback.cache.lookups",
+    kind: "counter",
+    unit: "{lookup}",
+    description:
+      "Cache reads by `resilience.outcome`: `fresh` (a value younger than the ttl answered, the call not made), `stale` (the call failed, the last good value answered), `expired` (it failed, the value was older than maxStale) and `miss` (it failed, no value).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  cacheKeys: {
+    name: "resilience.fallback.cache.keys",
+    kind: "gauge",
+    unit: "{key}",
+    description: "Keys held by the cache (at most `maxKeys`; values older than `maxStale` are swept).",
+    attributes: [attributes.name]
+  },
+  coalesced: {
+    name: "resilience.fallback.coalesced",
+    kind: "counter",
+    unit: "{call}",
+    description: "Calls that shared an execution of their key already in flight instead of starting one.",
+    attributes: [attributes.name]
+  },
+  coalesceExecutions: {
+    name: "resilience.fallback.coalesce.executions",
+    kind: "counter",
+    unit: "{execution}",
+    description: "Executions a coalescer started (one per burst of concurrent calls of a key).",
+    attributes: [attributes.name]
+  },
+  degraded: {
+    name: "resilience.fallback.degraded",
+    kind: "gauge",
+    unit: "1",
+    description: "1 while the degradation is in degraded mode, 0 otherwise.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The fallbacks' events: the `_tag`s of `Fallback.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const fallbackEvents = {
+  FallbackUsed: {
+    pattern: "fallback",
+    name: "FallbackUsed",
+    severity: "warning",
+    description:
+      "An alternative answered in place of a call (`reason`: failure, defect, degraded; `alternative`: its position in a chain); also a span event (name and reason)."
+  },
+  StaleServed: {
+    pattern: "fallback",
+    name: "StaleServed",
+    severity: "warning",
+    description:
+      "A call failed and the last good value of its key answered, `age` old (at most `maxStale`); also a span event (name and reason)."
+  },
+  Coalesced: {
+    pattern: "fallback",
+    name: "Coalesced",
+    severity: "debug",
+    description: "A call joined an execution of its key already in flight (`waiters`: the callers now waiting)."
+  },
+  DegradedModeChanged: {
+    pattern: "fallback",
+    name: "DegradedModeChanged",
+    severity: "warning",
+    description: "A degradation entered degraded mode (with its `reason`), changed reason, or recovered."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -608,7 +696,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(hedge),
   ...Object.values(rateLimiter),
   ...Object.values(bulkhead),
-  ...Object.values(health)
+  ...Object.values(health),
+  ...Object.values(fallback)
 ]
 
 /**
@@ -623,7 +712,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(hedgeAndTimeoutEvents),
   ...Object.values(rateLimiterEvents),
   ...Object.values(bulkheadEvents),
-  ...Object.values(healthEvents)
+  ...Object.values(healthEvents),
+  ...Object.values(fallbackEvents)
 ]
 
 /**

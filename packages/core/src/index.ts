@@ -13,6 +13,14 @@ export * as Bulkhead from "./Bulkhead.ts"
 export * as CircuitBreaker from "./CircuitBreaker.ts"
 
 /**
+ * Fallbacks: alternatives and defaults on failure, the last good value (stale cache), degraded mode, and request
+ * coalescing.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.ts"
+
+/**
  * Health: checks on a schedule and streams of statuses (a circuit breaker's) folded into one status, with readiness
  * and liveness views, hysteresis, a bounded history, trends and flapping detection.
  *
