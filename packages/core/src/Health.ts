@@ -1321,13 +1321,33 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
     })
 
   const register = <R>(component: Component<R>): Effect.Effect<void, Options_.InvalidOptions, R> =>
-    Effect.flatMap(validateComponents([component], options, new Set(entries.keys())), ({ issues, resolved }) => {
-      const one = resolved[0]
-      if (issues.length > 0 || one === undefined) {
-        return Effect.fail(new Options_.InvalidOptions({ pattern: "Health", issues }))
-      }
-      return Effect.flatMap(Effect.context<R>(), (context) => start(component, one, context))
-    })
+    Effect.flatMap(Effect.context<R>(), (context) =>
+      Effect.flatMap(
+        // the names taken when the effect runs, and again just before the component is added
+        Effect.suspend(() => validateComponents([component], options, new Set(entries.keys()))),
+        ({ issues, resolved }) => {
+          const one = resolved[0]
+          if (issues.length > 0 || one === undefined || entries.has(component.name)) {
+            return Effect.fail(
+              new Options_.InvalidOptions({
+                pattern: "Health",
+                issues:
+                  issues.length > 0
+                    ? issues
+                    : [
+                        new Options_.Issue({
+                          path: `components.${component.name}`,
+                          value: Options_.renderValue(component.name),
+                          message: "Expected a unique, non-empty component name"
+                        })
+                      ]
+              })
+            )
+          }
+          return start(component, one, context)
+        }
+      )
+    )
 
   const close = Effect.andThen(
     hub.end,

@@ -322,6 +322,23 @@ describe("Health aggregation", () => {
       yield* settle
       const feed = componentOf(yield* health.status, "feed")
       assert.deepStrictEqual([feed.status, feed.lastError], ["unhealthy", "disconnected"])
+      // built before "feed" was registered, run after: the name is checked when it runs
+      const late = health.register(Health.check("late", Effect.void))
+      yield* health.register(Health.check("late", Effect.void))
+      const lateError = yield* Effect.flip(late)
+      assert.deepStrictEqual(
+        lateError.issues.map((i) => i.path),
+        ["components.late"]
+      )
+      // two at once: one wins
+      const both = yield* Effect.all(
+        [health.register(Health.check("twin", Effect.void)), health.register(Health.check("twin", Effect.void))],
+        { concurrency: "unbounded", mode: "result" }
+      )
+      assert.deepStrictEqual(
+        both.map((r) => r._tag),
+        ["Success", "Failure"]
+      )
       const duplicate = yield* Effect.flip(health.register(Health.check("feed", Effect.void)))
       assert.deepStrictEqual(
         duplicate.issues.map((i) => [i.path, i.value, i.message]),
