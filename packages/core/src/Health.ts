@@ -222,6 +222,18 @@ export interface Sample {
 }
 
 /**
+ * A change of a component's reported status.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Transition {
+  readonly at: DateTime.Utc
+  readonly from: Status
+  readonly to: Status
+}
+
+/**
  * The trend numbers of a component over its history window.
  *
  * @category models
@@ -268,6 +280,10 @@ export interface ComponentReport {
   readonly trend: Trend
   /** The last `history` samples, oldest first. */
   readonly history: ReadonlyArray<Sample>
+  /** The last `history` changes of the status, oldest first. */
+  readonly transitions: ReadonlyArray<Transition>
+  /** When the status became what it is; undefined when it never changed. */
+  readonly since: DateTime.Utc | undefined
 }
 
 /**
@@ -1281,6 +1297,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
 
   const componentReport = (entry: Entry): ComponentReport => {
     const trend = engine.trend(entry.state.history)
+    const last = entry.state.transitions.at(-1)
     return {
       name: entry.name,
       kind: entry.kind,
@@ -1308,7 +1325,9 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
         ok: sample.ok,
         latency: sample.latencyMillis === undefined ? undefined : Duration.millis(sample.latencyMillis),
         status: sample.status
-      }))
+      })),
+      transitions: entry.state.transitions.map((t) => ({ at: toUtc(t.at), from: t.from, to: t.to })),
+      since: last === undefined ? undefined : toUtc(last.at)
     }
   }
 

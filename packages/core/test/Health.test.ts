@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Health, Options, RateLimiter } from "@effect-resilience/core"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -476,6 +477,19 @@ describe("Health trends and flapping", () => {
       assert.deepStrictEqual(report.trend.meanLatency, Duration.zero)
       assert.strictEqual(report.trend.statusChanges, 1)
       assert.strictEqual(report.checks, 4)
+      // the status changes, kept apart from the samples: degraded at 1 s, healthy at 3 s
+      assert.deepStrictEqual(
+        report.transitions.map((t) => [DateTime.toEpochMillis(t.at), t.from, t.to]),
+        [
+          [1_000, "healthy", "degraded"],
+          [3_000, "degraded", "healthy"]
+        ]
+      )
+      assert.deepStrictEqual(report.since === undefined ? undefined : DateTime.toEpochMillis(report.since), 3_000)
+      assert.deepStrictEqual(
+        report.lastCheck === undefined ? undefined : DateTime.toEpochMillis(report.lastCheck),
+        3_000
+      )
     }).pipe(Effect.scoped)
   )
 

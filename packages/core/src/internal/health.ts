@@ -51,6 +51,13 @@ export interface Sample {
   readonly status: Status
 }
 
+/** A change of the reported status. */
+export interface Transition {
+  readonly at: number
+  readonly from: Status
+  readonly to: Status
+}
+
 /** A component's state. Every function returns a new one; none is mutated. */
 export interface State {
   /** The status from the results alone (hysteresis applied, flapping not). */
@@ -67,6 +74,8 @@ export interface State {
   readonly changes: ReadonlyArray<number>
   /** The last `historySize` samples, oldest first. */
   readonly history: ReadonlyArray<Sample>
+  /** The last `historySize` changes of the reported status, oldest first. */
+  readonly transitions: ReadonlyArray<Transition>
 }
 
 /** A fresh component reporting `status`. */
@@ -78,7 +87,8 @@ export const initial = (status: Status = "healthy"): State => ({
   consecutiveSuccesses: 0,
   consecutiveFast: 0,
   changes: [],
-  history: []
+  history: [],
+  transitions: []
 })
 
 /** A check's outcome from whether it succeeded and how long it took. */
@@ -148,8 +158,18 @@ const settle = (
     flapping,
     ...counters,
     changes,
-    history: history.length > config.historySize ? history.slice(history.length - config.historySize) : history
+    history: history.length > config.historySize ? history.slice(history.length - config.historySize) : history,
+    transitions: transition(state, status, now, config)
   }
+}
+
+/** The transitions after the reported status became `status` at `now`. */
+const transition = (state: State, status: Status, now: number, config: Config): ReadonlyArray<Transition> => {
+  if (status === state.status) return state.transitions
+  const transitions = [...state.transitions, { at: now, from: state.status, to: status }]
+  return transitions.length > config.historySize
+    ? transitions.slice(transitions.length - config.historySize)
+    : transitions
 }
 
 /** A check's result at `now`: the counters, the hysteresis, flapping and the history. */
@@ -199,7 +219,13 @@ export const tick = (state: State, now: number, config: Config): State => {
   const changes = recentChanges(state.changes, now, config)
   const flapping = changes.length > config.flapThreshold
   if (flapping) return state
-  return { ...state, changes, flapping, status: state.base }
+  return {
+    ...state,
+    changes,
+    flapping,
+    status: state.base,
+    transitions: transition(state, state.base, now, config)
+  }
 }
 
 /** The trend numbers of a history. */

@@ -148,6 +148,31 @@ describe("internal/health", () => {
     )
   })
 
+  it("the transitions are the last historySize changes of the reported status, ticks included", () => {
+    fc.assert(
+      fc.property(traceArb, fc.array(fc.integer({ min: 0, max: 1_000 }), { maxLength: 5 }), (trace, ticks) => {
+        const { config, initial, steps } = trace
+        let state = engine.initial(initial)
+        let now = 0
+        const all: Array<engine.Transition> = []
+        const apply = (next: engine.State) => {
+          if (next.status !== state.status) all.push({ at: now, from: state.status, to: next.status })
+          state = next
+          assert.deepStrictEqual(state.transitions, all.slice(-config.historySize))
+        }
+        for (const step of steps) {
+          now += step.gap
+          apply(engine.record(state, step.ok, step.latency, now, config))
+        }
+        for (const gap of ticks) {
+          now += gap
+          apply(engine.tick(state, now, config))
+        }
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it("trend numbers equal a naive recomputation over the window", () => {
     fc.assert(
       fc.property(traceArb, ({ config, initial, steps }) => {
