@@ -1252,8 +1252,6 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       )
       registrar.counter(spec.checkSkipped, attributes, () => entry.skipped)
     }
-    // the new component may change the views (an initial status other than healthy)
-    const now0 = Clock.currentTimeMillis
     const program: Effect.Effect<void, never, R> =
       component._tag === "Check"
         ? Effect.forever(Effect.andThen(tick(entry, component.run), Effect.sleep(resolved.interval)))
@@ -1290,7 +1288,8 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
             )
           )
     return Effect.andThen(
-      Effect.map(now0, (now) => update(entry, entry.state, now)),
+      // the new component may change the views (an initial status other than healthy)
+      Effect.map(Clock.currentTimeMillis, (now) => update(entry, entry.state, now)),
       Effect.asVoid(Effect.forkIn(Effect.provideContext(program, context), scope))
     )
   }
