@@ -67,6 +67,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
@@ -1080,14 +1081,45 @@ export interface RemoteLimits {
     key: string,
     tier: number,
     cost: number,
-    commit: boolean
+    commit: boolean,
+    permit?: string | undefined
   ) => Effect.Effect<ReadonlyArray<LimitOutcome>, RateLimiterStoreError>
-  /** Gives back up to `cost` to every limit of the tier. */
-  readonly refund: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
+  /**
+   * Gives back up to `cost` to every limit of the tier; with `permit`, the
+   * concurrency limits give back that admission's permits (once).
+   */
+  readonly refund: (
+    key: string,
+    tier: number,
+    cost: number,
+    permit?: string | undefined
+  ) => Effect.Effect<void, RateLimiterStoreError>
   /** Takes `cost` extra from every limit of the tier. */
   readonly penalize: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
-  /** Releases `cost` concurrency permits of the tier's concurrency limits. */
-  readonly release: (key: string, tier: number, cost: number) => Effect.Effect<void, RateLimiterStoreError>
+  /** Releases `cost` concurrency permits of the tier's concurrency limits: `permit`'s, once, when given. */
+  readonly release: (
+    key: string,
+    tier: number,
+    cost: number,
+    permit?: string | undefined
+  ) => Effect.Effect<void, RateLimiterStoreError>
+  /**
+   * Concurrency permits as leases: an admission's `permit` (a `decide` with
+   * `commit`) holds its permits until released or until its lease runs out,
+   * so a process that dies holding permits loses them; `renew` extends the
+   * lease, and the limiter calls it every `renewMillis` while the call runs.
+   */
+  readonly leases?:
+    | {
+        readonly renewMillis: number
+        readonly renew: (
+          key: string,
+          tier: number,
+          cost: number,
+          permit: string
+        ) => Effect.Effect<void, RateLimiterStoreError>
+      }
+    | undefined
 }
 
 /**
@@ -1244,6 +1276,9 @@ export const make: (
           tiers: [options.limits.map(limitSpec), ...[...tierLimits].map(([, limits]) => limits.map(limitSpec))]
         })
   const onStoreError = options.onStoreError ?? "allow"
+  // concurrency permits over a store with leases are named: this limiter's prefix and a counter
+  const permitPrefix = `${name}:${Math.random().toString(36).slice(2, 10)}`
+  let permits = 0
   const tierOf = input.tierOf
   const tierFor = (key: string): Tier => {
     if (tierOf === undefined) return defaultTier
@@ -1447,7 +1482,8 @@ export const make: (
     key: string,
     cost: number,
     commit: boolean,
-    count: boolean
+    count: boolean,
+    permit?: string | undefined
   ): Effect.Effect<Decision, RateLimiterStoreError> =>
     Effect.suspend(() => {
       // held refusals count time on the limiter's clock (the store's own runs alongside it)
@@ -1455,7 +1491,7 @@ export const make: (
       const early = precheck(key, cost, now, count)
       if (early !== undefined) return Effect.succeed(early)
       const tier = tierFor(key)
-      return Effect.map(r.decide(key, tier.index, cost, commit), (outs) => {
+      return Effect.map(r.decide(key, tier.index, cost, commit, permit), (outs) => {
         const first = outs[0]
         const decision =
           outs.length === 1 && first !== undefined
@@ -1476,15 +1512,24 @@ export const make: (
     return onStoreError === "allow" ? allowDecision : storeFailedDecision
   }
   /** A decision now, in-process or remote; a store failure decided by `onStoreError`. */
-  const decideNow = (key: string, cost: number, commit: boolean, count: boolean): Effect.Effect<Decision> =>
+  const decideNow = (
+    key: string,
+    cost: number,
+    commit: boolean,
+    count: boolean,
+    permit?: string | undefined
+  ): Effect.Effect<Decision> =>
     remote === undefined
       ? Effect.sync(() => decide(key, cost, Now.currentTimeMillis(), commit, count))
-      : Effect.catch(decideRemote(remote, key, cost, commit, count), () => Effect.sync(afterStoreError))
+      : Effect.catch(decideRemote(remote, key, cost, commit, count, permit), () => Effect.sync(afterStoreError))
+  /** A name for the concurrency permits a call is about to take, when the store holds them as leases. */
+  const permitFor = (key: string): string | undefined =>
+    remote?.leases !== undefined && tierFor(key).hasConcurrency ? `${permitPrefix}:${++permits}` : undefined
   /** Gives `cost` back to every limit of `key` (a store failure is dropped: the charge stands). */
-  const refundNow = (key: string, cost: number): Effect.Effect<void> =>
+  const refundNow = (key: string, cost: number, permit?: string | undefined): Effect.Effect<void> =>
     Effect.suspend(() => {
       blocked.delete(key)
-      if (remote !== undefined) return Effect.ignore(remote.refund(key, tierFor(key).index, cost))
+      if (remote !== undefined) return Effect.ignore(remote.refund(key, tierFor(key).index, cost, permit))
       const now = Now.currentTimeMillis()
       for (const l of tierFor(key).limits) l.refund(key, now, cost)
       return Effect.void
@@ -1548,17 +1593,50 @@ export const make: (
       })
     })
 
-  const releasing = <A, E, R>(self: Effect.Effect<A, E, R>, key: string, cost: number): Effect.Effect<A, E, R> =>
+  const releasing = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    key: string,
+    cost: number,
+    permit?: string | undefined
+  ): Effect.Effect<A, E, R> =>
     !tierFor(key).hasConcurrency || allow.has(key)
       ? self
       : remote !== undefined
-        ? // released however the call ends; a store failure leaves the permits to the store's expiry
-          Effect.onExit(self, () => Effect.ignore(remote.release(key, tierFor(key).index, cost)))
+        ? holding(remote, self, key, cost, permit)
         : // concurrency permits are held while the call runs, released however it ends
           Effect.onExitPrimitive(self, () => {
             for (const l of tierFor(key).limits) if (l.concurrency) l.release(key, cost)
             return undefined
           })
+
+  /**
+   * Runs `self` holding concurrency permits of a remote store: released
+   * however it ends (a store failure leaves them to their lease), the lease
+   * renewed while it runs.
+   */
+  const holding = <A, E, R>(
+    r: RemoteLimits,
+    self: Effect.Effect<A, E, R>,
+    key: string,
+    cost: number,
+    permit: string | undefined
+  ): Effect.Effect<A, E, R> => {
+    const tier = tierFor(key).index
+    const release = Effect.ignore(r.release(key, tier, cost, permit))
+    const leases = r.leases
+    if (permit === undefined || leases === undefined) return Effect.onExit(self, () => release)
+    const renewing = Effect.forever(
+      Effect.andThen(
+        Effect.sleep(Duration.millis(leases.renewMillis)),
+        Effect.ignore(leases.renew(key, tier, cost, permit))
+      )
+    )
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Effect.forkIn(renewing, scope), (renewer) =>
+        Effect.onExit(restore(self), () => Effect.andThen(Fiber.interrupt(renewer), release))
+      )
+    )
+  }
 
   // ---- shape mode: a FIFO line per key, served by one driver fiber per busy key
   const shaping = options.mode === "shape"
@@ -1566,6 +1644,8 @@ export const make: (
   const maxQueue = options.maxQueue ?? 100
   interface Waiter {
     readonly cost: number
+    /** The name of the concurrency permits it takes, over a store with leases. */
+    readonly permit: string | undefined
     readonly admitted: Deferred.Deferred<void, RateLimiterError>
     /** Set once the driver charged the waiter's cost. */
     charged: boolean
@@ -1583,10 +1663,10 @@ export const make: (
         lines.delete(key)
         return Effect.void
       }
-      return Effect.flatMap(decideNow(key, head.cost, true, false), (decision) => {
+      return Effect.flatMap(decideNow(key, head.cost, true, false, head.permit), (decision) => {
         if (head.left) {
           // it left while being decided (the store ran its interruption): give back what was charged
-          return decision.allowed ? Effect.andThen(refundNow(key, head.cost), drive(key)) : drive(key)
+          return decision.allowed ? Effect.andThen(refundNow(key, head.cost, head.permit), drive(key)) : drive(key)
         }
         if (decision.allowed) {
           record(key, head.cost, decision)
@@ -1613,7 +1693,7 @@ export const make: (
       const index = current?.indexOf(waiter) ?? -1
       if (current !== undefined && index >= 0) current.splice(index, 1)
       // admitted but not started: give the cost back
-      return waiter.charged && !waiter.started ? refundNow(key, waiter.cost) : Effect.void
+      return waiter.charged && !waiter.started ? refundNow(key, waiter.cost, waiter.permit) : Effect.void
     })
   /** Waits in `key`'s line until admitted, then runs `self`; refused after `maxWait`. */
   const shape = <A, E, R>(
@@ -1630,6 +1710,7 @@ export const make: (
       }
       const waiter: Waiter = {
         cost,
+        permit: permitFor(key),
         admitted: Deferred.makeUnsafe<void, RateLimiterError>(),
         charged: false,
         started: false,
@@ -1661,7 +1742,7 @@ export const make: (
           Effect.andThen(start, admitted),
           Effect.suspend(() => {
             waiter.started = true
-            return releasing(self, key, cost)
+            return releasing(self, key, cost, waiter.permit)
           })
         ),
         () => leave(key, waiter)
@@ -1686,14 +1767,15 @@ export const make: (
     self: Effect.Effect<A, E, R>,
     key: string,
     cost: number,
-    decision: Decision
+    decision: Decision,
+    permit?: string | undefined
   ): Effect.Effect<A, E | RateLimiterError, R> => {
     if (!decision.allowed && shaping && decision.policy !== "deny" && decision.policy !== "store-error") {
       if (Duration.toMillis(decision.retryAfter) <= maxWaitMillis) return shape(self, key, cost, decision)
     }
     record(key, cost, decision)
     if (!decision.allowed) return Exit.fail(exceeded(key, decision))
-    return releasing(self, key, cost)
+    return releasing(self, key, cost, permit)
   }
 
   const limit = <A, E, R>(
@@ -1725,13 +1807,15 @@ export const make: (
       const key = callOptions.key
       if (!validCost(cost)) return Effect.die(invalidCost(cost))
       const waiting = shaping && (lines.get(key)?.length ?? 0) > 0
-      return Effect.matchEffect(decideRemote(r, key, cost, !waiting, true), {
+      const permit = waiting ? undefined : permitFor(key)
+      return Effect.matchEffect(decideRemote(r, key, cost, !waiting, true, permit), {
         onFailure: (error): Effect.Effect<A, E | RateLimiterError, R> => {
           counters.storeErrors++
           // fail-open runs the call unlimited (no permit was taken); fail-closed refuses it
           return onStoreError === "allow" ? self : Effect.fail(storeFailure(key, error))
         },
-        onSuccess: (decision) => (waiting ? behind(self, key, cost, decision) : decided(self, key, cost, decision))
+        onSuccess: (decision) =>
+          waiting ? behind(self, key, cost, decision) : decided(self, key, cost, decision, permit)
       })
     })
 

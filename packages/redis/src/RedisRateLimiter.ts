@@ -20,9 +20,9 @@
  *   memory is bounded by these expirations).
  * - Allow and deny lists and held refusals (a key refused until a known
  *   time) are decided in the process, without a round trip.
- * - Concurrency permits are released when the call ends; a process that
- *   dies holding permits leaves them until the key has been idle for
- *   `concurrencyLease` (default 1 hour).
+ * - Concurrency permits are leases: released when the call ends, renewed
+ *   every third of `permitLease` (default 30 seconds) while it runs, so the
+ *   permits of a process that died come back once their lease runs out.
  * - Store failures follow the limiter's `onStoreError` (`allow` by default).
  *   While Redis is unreachable, ioredis by default queues commands until it
  *   reconnects; connect with `enableOfflineQueue: false` to decide at once.
@@ -68,8 +68,12 @@ import { type AlgorithmName, algorithmsFor, decodeDecision, inputArgs } from "./
 export interface StoreOptions {
   /** Prepended to every key (default `"resilience:rl:"`); must not contain braces. */
   readonly prefix?: string | undefined
-  /** How long a key with concurrency permits lives without any activity (default 1 hour). */
-  readonly concurrencyLease?: Duration.Input | undefined
+  /**
+   * How long a call's concurrency permits are held without a renewal (default
+   * 30 seconds): the limiter renews them every third of it while the call
+   * runs, so only a process that died loses them, this long after.
+   */
+  readonly permitLease?: Duration.Input | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -77,13 +81,16 @@ export interface StoreOptions {
 // ---------------------------------------------------------------------------
 
 /**
- * ARGV: the concurrency lease (ms), the limit count, then per limit its
+ * KEYS: the limits' states (a hash), and the concurrency permits held (a
+ * sorted set of \`<permit>|<cost>\` scored by when each lease runs out).
+ * ARGV: the permit lease (ms), the limit count, then per limit its
  * algorithm, field and config (arity first), then the operation's own
- * arguments. Defines `specs`, `states` (loaded, or fresh), `save` and `OP`
- * (the index of the first operation argument).
+ * arguments. Defines \`specs\`, \`states\` (loaded, or fresh, with the
+ * permits whose lease ran out given back), \`save\` and \`OP\` (the index of the
+ * first operation argument).
  */
 const limits = (algorithms: string) => `${prelude}${algorithms}
-local lease = arg(1, "concurrencyLease")
+local lease = arg(1, "permitLease")
 local count = arg(2, "limits")
 local specs = {}
 local at = 3
@@ -105,8 +112,32 @@ for j = 1, count do
   local spec = specs[j]
   states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
 end
+-- Concurrency permits as leases.
+local permitsKey = KEYS[2]
+local function releasePermits(cost)
+  for j = 1, count do
+    local spec = specs[j]
+    if spec.algorithm.release then spec.algorithm.release(states[j], cost, spec.config) end
+  end
+end
+local function costOf(member) return tonumber(string.match(member, "|([^|]+)$")) or 0 end
+-- permits whose lease ran out: their process is gone, they are given back
+local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+for _, member in ipairs(expired) do releasePermits(costOf(member)) end
+if #expired > 0 then redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now)) end
+local dirty = #expired > 0
+local function holdPermit(permit, cost)
+  redis.call("ZADD", permitsKey, now + lease, permit .. "|" .. cost)
+  redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
+end
+-- A permit given back once: true when it was still held (its lease not run out).
+local function dropPermit(permit, cost)
+  return redis.call("ZREM", permitsKey, permit .. "|" .. cost) == 1
+end
+
 -- Writes the states back: an idle one is deleted (it decides as a fresh one
--- would); the key lives until every state would be idle.
+-- would); the key lives until every state would be idle (a concurrency
+-- state, as long as a lease).
 local function save()
   local ttl = 0
   for j = 1, count do
@@ -125,13 +156,16 @@ end
 `
 
 /**
- * decide(commit, cost) → six strings per limit (see `decisionReply`). One
- * limit: consume decides exactly as check and charges only when allowed;
- * several: all are checked, then all charged when all allow.
+ * decide(commit, cost, permit) → six strings per limit (see
+ * \`decisionReply\`). One limit: consume decides exactly as check and charges
+ * only when allowed; several: all are checked, then all charged when all
+ * allow. A charged \`permit\` ("" for none) holds its concurrency permits as a
+ * lease.
  */
 const decideLua = (algorithms: string) => `${limits(algorithms)}
 local commit = ARGV[OP] == "1"
 local cost = arg(OP + 1, "cost")
+local permit = ARGV[OP + 2] or ""
 local outs = {}
 for j = 1, count do outs[j] = newDecision() end
 local charged = false
@@ -153,7 +187,8 @@ else
     charged = true
   end
 end
-if charged then save() end
+if charged and permit ~= "" then holdPermit(permit, cost) end
+if charged or dirty then save() end
 local reply = {}
 for j = 1, count do
   for _, v in ipairs(decisionReply(outs[j])) do reply[#reply + 1] = v end
@@ -161,16 +196,35 @@ end
 return reply
 `
 
-/** adjust(operation, cost): refund, penalize or release on every limit; → the number of limits. */
+/**
+ * adjust(operation, cost, permit): refund, penalize, release or renew on
+ * every limit; → the number of limits. With a \`permit\` ("" for none), a
+ * release or a refund gives back that permit's concurrency permits once
+ * (nothing when its lease already ran out: they were given back then), and
+ * a renew extends its lease.
+ */
 const adjustLua = (algorithms: string) => `${limits(algorithms)}
 local operation = ARGV[OP]
 local cost = arg(OP + 1, "cost")
+local permit = ARGV[OP + 2] or ""
+if operation == "renew" then
+  if permit ~= "" and redis.call("ZADD", permitsKey, "XX", "CH", now + lease, permit .. "|" .. cost) == 1 then
+    redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
+    redis.call("PEXPIRE", KEYS[1], int(math.ceil(lease)))
+  end
+  if dirty then save() end
+  return count
+end
+local permitHeld = permit ~= "" and (operation == "release" or operation == "refund") and dropPermit(permit, cost)
 for j = 1, count do
   local spec = specs[j]
-  if operation == "refund" then spec.algorithm.refund(states[j], now, cost, spec.config)
-  elseif operation == "penalize" then spec.algorithm.penalize(states[j], now, cost, spec.config)
+  local concurrency = spec.algorithm.release ~= nil
+  if operation == "penalize" then spec.algorithm.penalize(states[j], now, cost, spec.config)
+  elseif concurrency and permit ~= "" then
+    if permitHeld then spec.algorithm.release(states[j], cost, spec.config) end
+  elseif operation == "refund" then spec.algorithm.refund(states[j], now, cost, spec.config)
   elseif operation == "release" then
-    if spec.algorithm.release then spec.algorithm.release(states[j], cost, spec.config) end
+    if concurrency then spec.algorithm.release(states[j], cost, spec.config) end
   else error("bad argument operation: " .. tostring(operation)) end
 end
 save()
@@ -178,12 +232,12 @@ return count
 `
 
 const makeScripts = (algorithms: string) => ({
-  decide: Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
-    numberOfKeys: 1,
+  decide: Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
+    numberOfKeys: 2,
     lua: decideLua(algorithms)
   }).withReturnType<ReadonlyArray<string>>(),
-  adjust: Redis.script((key: string, args: ReadonlyArray<string>) => [key, ...args], {
-    numberOfKeys: 1,
+  adjust: Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
+    numberOfKeys: 2,
     lua: adjustLua(algorithms)
   }).withReturnType<number>()
 })
@@ -244,25 +298,39 @@ const remoteOf = (
     })
   const argsOf = (tier: number) => tierArgs[tier] ?? tierArgs[0] ?? []
   const adjusting =
-    (operation: "refund" | "penalize" | "release") =>
-    (key: string, tier: number, cost: number): Effect.Effect<void, RateLimiter.RateLimiterStoreError> =>
-      adjust(keyOf(key), [...argsOf(tier), operation, String(cost)]).pipe(
+    (operation: "refund" | "penalize" | "release" | "renew") =>
+    (
+      key: string,
+      tier: number,
+      cost: number,
+      permit?: string | undefined
+    ): Effect.Effect<void, RateLimiter.RateLimiterStoreError> => {
+      const state = keyOf(key)
+      return adjust(state, `${state}:p`, [...argsOf(tier), operation, String(cost), permit ?? ""]).pipe(
         Effect.asVoid,
         Effect.mapError(storeError(key, operation))
       )
+    }
+  const renew = adjusting("renew")
   return {
-    decide: (key, tier, cost, commit) =>
-      decide(keyOf(key), [...argsOf(tier), commit ? "1" : "0", String(cost)]).pipe(
+    decide: (key, tier, cost, commit, permit) => {
+      const state = keyOf(key)
+      return decide(state, `${state}:p`, [...argsOf(tier), commit ? "1" : "0", String(cost), permit ?? ""]).pipe(
         Effect.mapError(storeError(key, "decide")),
         Effect.map((reply) => {
           const outcomes: Array<RateLimiter.LimitOutcome> = []
           for (let i = 0; i + 6 <= reply.length; i += 6) outcomes.push(decodeDecision(reply.slice(i, i + 6)))
           return outcomes
         })
-      ),
+      )
+    },
     refund: adjusting("refund"),
     penalize: adjusting("penalize"),
-    release: adjusting("release")
+    release: adjusting("release"),
+    leases: {
+      renewMillis: Math.max(1, Math.floor(leaseMillis / 3)),
+      renew: (key, tier, cost, permit) => renew(key, tier, cost, permit)
+    }
   }
 }
 
@@ -279,7 +347,7 @@ export const makeStore = (
     const prefix = options.prefix ?? "resilience:rl:"
     const leaseMillis = Math.max(
       1,
-      Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(options.concurrencyLease ?? "1 hour")))
+      Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(options.permitLease ?? "30 seconds")))
     )
     return RateLimiter.RateLimiterStore.of({
       // in-process limits are never compiled over a remote store; kept for the contract
@@ -300,7 +368,7 @@ export const layerStore = (options: StoreOptions = {}): Layer.Layer<RateLimiter.
 
 /**
  * The store as a layer, its options read from `Config` (`<prefix>PREFIX`,
- * `<prefix>CONCURRENCY_LEASE`).
+ * `<prefix>PERMIT_LEASE`).
  *
  * @category layers
  * @since 0.1.0
@@ -311,13 +379,13 @@ export const layerStoreConfig = (
   Layer.effect(
     RateLimiter.RateLimiterStore,
     Effect.gen(function* () {
-      const { concurrencyLease, prefix } = yield* Config.all({
+      const { permitLease, prefix } = yield* Config.all({
         prefix: Config.option(Config.String(`${configPrefix}PREFIX`)),
-        concurrencyLease: Config.option(Config.Duration(`${configPrefix}CONCURRENCY_LEASE`))
+        permitLease: Config.option(Config.Duration(`${configPrefix}PERMIT_LEASE`))
       })
       return yield* makeStore({
         ...(prefix._tag === "Some" ? { prefix: prefix.value } : {}),
-        ...(concurrencyLease._tag === "Some" ? { concurrencyLease: concurrencyLease.value } : {})
+        ...(permitLease._tag === "Some" ? { permitLease: permitLease.value } : {})
       })
     })
   )

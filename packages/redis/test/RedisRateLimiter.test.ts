@@ -5,6 +5,7 @@ import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
@@ -169,5 +170,58 @@ describe("RedisRateLimiter: what only Redis does", () => {
       yield* limiter.consume("k")
       assert.strictEqual(yield* redis.send<number>("EXISTS", `configured:{${name}:k}`), 1)
     }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
+  it.effect(
+    "a process that dies holding concurrency permits: they come back once the lease runs out, never twice",
+    () =>
+      Effect.gen(function* () {
+        const name = unique("lease")
+        const store = yield* RedisRateLimiter.makeStore({ permitLease: "100 millis" })
+        const remote = store.remote
+        if (remote === undefined) return assert.fail("the Redis store is remote")
+        const limits = yield* remote({
+          name,
+          tiers: [[RateLimiter.limitSpec({ algorithm: "concurrency", limit: 1 })]]
+        })
+        const admitted = (permit: string) =>
+          Effect.map(limits.decide("k", 0, 1, true, permit), (outs) => outs[0]?.allowed)
+        // a call takes the permit, and its process dies: no release, no renewal
+        assert.isTrue(yield* admitted("ghost"))
+        assert.isFalse(yield* admitted("second"))
+        yield* wait("120 millis")
+        // the ghost's lease ran out: its permit came back
+        assert.isTrue(yield* admitted("third"))
+        // the ghost's release, late, gives back nothing: the third call still holds the only permit
+        yield* limits.release("k", 0, 1, "ghost")
+        assert.isFalse(yield* admitted("fourth"))
+        yield* limits.release("k", 0, 1, "third")
+        assert.isTrue(yield* admitted("fifth"))
+      }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
+  it.effect("a call longer than the lease keeps its permits: the limiter renews them while it runs", () =>
+    Effect.gen(function* () {
+      const name = unique("renewed")
+      const store = RedisRateLimiter.layerStore({ permitLease: "150 millis" }).pipe(Layer.provide(standalone))
+      const limiter = yield* RateLimiter.make({ name, limits: [{ algorithm: "concurrency", limit: 1 }] }).pipe(
+        Effect.provide(store)
+      )
+      const other = yield* RateLimiter.make({ name, limits: [{ algorithm: "concurrency", limit: 1 }] }).pipe(
+        Effect.provide(store)
+      )
+      const long = yield* Effect.forkChild(
+        RateLimiter.limit(TestClock.withLive(Effect.sleep("450 millis")), limiter, { key: "k" }),
+        { startImmediately: true }
+      )
+      // keep the test clock moving with real time, so the renewals (on the limiter's clock) run
+      for (let i = 0; i < 3; i++) {
+        yield* wait("120 millis")
+        const error = yield* Effect.flip(RateLimiter.limit(Effect.void, other, { key: "k" }))
+        assert.strictEqual(error.reason._tag, "RateLimitExceeded", `still held after ${(i + 1) * 120} ms`)
+      }
+      yield* Fiber.join(long)
+      yield* RateLimiter.limit(Effect.void, other, { key: "k" })
+    }).pipe(Effect.scoped)
   )
 })
