@@ -17,6 +17,7 @@ import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.
 import { bulkheadSuites } from "./suites/bulkhead.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
+import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
@@ -30,7 +31,8 @@ export const suites: ReadonlyArray<Suite> = [
   ...retrySuites,
   ...rateLimiterSuites,
   rateLimiterRedis,
-  ...bulkheadSuites
+  ...bulkheadSuites,
+  ...fallbackSuites
 ]
 
 const args = process.argv.slice(2)

@@ -65,7 +65,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -366,6 +365,27 @@ const handler = <E, A2, E2, R2>(
 }
 
 /**
+ * A dual combinator that recovers with a failure continuation (Effect's
+ * `catchCause` primitive), like `dual` but without its `arguments` object:
+ * the data-last form builds its continuation once, when it is applied.
+ */
+const recovering = <F>(
+  continuation: (a: never, b: never) => (cause: Cause.Cause<unknown>) => Effect.Effect<unknown, unknown, unknown>
+): F =>
+  ((first: unknown, a: unknown, b: unknown) => {
+    if (Effect.isEffect(first)) return Effect.catchCause(first, continuation(a as never, b as never))
+    const recover = continuation(first as never, a as never)
+    return (self: Effect.Effect<unknown, unknown, unknown>) => Effect.catchCause(self, recover)
+  }) as never
+
+/** `dual` for the combinators whose data-first form starts with the effect, without an `arguments` object. */
+const dualOnEffect = <F>(body: (self: never, a: never, b: never) => unknown): F =>
+  ((first: unknown, a: unknown, b: unknown) =>
+    Effect.isEffect(first)
+      ? body(first as never, a as never, b as never)
+      : (self: unknown) => body(self as never, first as never, a as never)) as never
+
+/**
  * Runs an alternative when the effect fails: the typed failures `when`
  * accepts (every one by default) and, with `catchDefects: true`, defects.
  * Interruption never falls back. The errors handled leave the type: with no
@@ -497,13 +517,9 @@ export const orElse: {
       readonly name?: string | undefined
     }
   ): Effect.Effect<A | A2, E2, R | R2>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  <A, E, R, A2, E2, R2>(
-    self: Effect.Effect<A, E, R>,
-    alternative: (error: unknown) => Effect.Effect<A2, E2, R2>,
-    options?: HandleOptions<E>
-  ): Effect.Effect<A | A2, E | E2, R | R2> => Effect.catchCause(self, handler(alternative, options))
+} = recovering(
+  (alternative: (error: unknown) => Effect.Effect<unknown, unknown, unknown>, options?: HandleOptions<unknown>) =>
+    handler(alternative, options)
 )
 
 /**
@@ -611,16 +627,10 @@ export const orElseSucceed: {
       readonly name?: string | undefined
     }
   ): Effect.Effect<A | A2, never, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  <A, E, R, A2>(self: Effect.Effect<A, E, R>, value: A2, options?: HandleOptions<E>): Effect.Effect<A | A2, E, R> => {
-    const answer = Exit.succeed(value)
-    return Effect.catchCause(
-      self,
-      handler(() => answer, options)
-    )
-  }
-)
+} = recovering((value: unknown, options?: HandleOptions<unknown>) => {
+  const answer = Exit.succeed(value)
+  return handler(() => answer, options)
+})
 
 /** The alternatives of a chain: one or more effects. */
 type Alternatives = readonly [
@@ -735,28 +745,23 @@ export const chain: {
       readonly name?: string | undefined
     }
   ): Effect.Effect<A | Effect.Success<Alts[number]>, LastError<Alts>, R | Effect.Services<Alts[number]>>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  (
-    self: Effect.Effect<unknown, unknown, unknown>,
-    alternatives: ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>,
-    options?: HandleOptions<unknown>
-  ): Effect.Effect<unknown, unknown, unknown> => {
+} = recovering(
+  (alternatives: ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>, options?: HandleOptions<unknown>) => {
     const name = options?.name ?? defaultName
     const when = options?.when
     const catchDefects = options?.catchDefects === true
     const last = alternatives.length - 1
-    if (last < 0) return self
+    // the continuation after step i runs alternative i, recovered by the next step (built on failure only)
     const step =
       (i: number) =>
       (cause: Cause.Cause<unknown>): Effect.Effect<unknown, unknown, unknown> => {
         const trigger = triggerOf(cause, when, catchDefects)
-        if (trigger === undefined) return Exit.failCause(cause)
+        const alternative = alternatives[i]
+        if (trigger === undefined || alternative === undefined) return Exit.failCause(cause)
         reportUsed(name, trigger, i + 1)
-        const alternative = alternatives[i] as Effect.Effect<unknown, unknown, unknown>
         return i === last ? alternative : Effect.catchCause(alternative, step(i + 1))
       }
-    return Effect.catchCause(self, step(0))
+    return step(0)
   }
 )
 
@@ -1195,8 +1200,7 @@ export const orElseCached: {
    * @since 0.1.0
    */
   <A, E, R>(self: Effect.Effect<A, E, R>, options: CachedOptions<NoInfer<E>>): Effect.Effect<A, E, R | FallbackCache>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualOnEffect(
   <A, E, R>(self: Effect.Effect<A, E, R>, options: CachedOptions<E>): Effect.Effect<A, E, R | FallbackCache> =>
     Effect.withFiber<A, E, R>((fiber) => cacheOf(fiber).run(fiber, self, options, false) as Effect.Effect<A, E, R>)
 )
@@ -1247,8 +1251,7 @@ export const withStaleness: {
     self: Effect.Effect<A, E, R>,
     options: CachedOptions<NoInfer<E>>
   ): Effect.Effect<Served<A>, E, R | FallbackCache>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualOnEffect(
   <A, E, R>(self: Effect.Effect<A, E, R>, options: CachedOptions<E>): Effect.Effect<Served<A>, E, R | FallbackCache> =>
     Effect.withFiber<Served<A>, E, R>(
       (fiber) => cacheOf(fiber).run(fiber, self, options, true) as Effect.Effect<Served<A>, E, R>
@@ -1409,8 +1412,7 @@ export const whenDegraded: {
     degradation: Degradation,
     alternative: (reason: string) => Effect.Effect<A2, E2, R2>
   ): Effect.Effect<A | A2, E | E2, R | R2>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualOnEffect(
   <A, E, R, A2, E2, R2>(
     self: Effect.Effect<A, E, R>,
     degradation: Degradation,
@@ -1574,8 +1576,7 @@ export const coalesce: {
    * @since 0.1.0
    */
   <A, E, R>(self: Effect.Effect<A, E, R>, options: CoalesceOptions): Effect.Effect<A, E, R | Coalescer>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualOnEffect(
   <A, E, R>(self: Effect.Effect<A, E, R>, options: CoalesceOptions): Effect.Effect<A, E, R | Coalescer> =>
     Effect.withFiber<A, E, R>((fiber) =>
       (Context.getUnsafe(fiber.context, Coalescer) as CoalescerImpl).run(fiber, self, options.key)
@@ -1604,16 +1605,6 @@ const noStaleness: Option.Option<Duration.Duration> = Option.none()
 const invalidDuration = (field: string, value: unknown): RangeError =>
   new RangeError(`Fallback: a call's ${field} must be a non-negative duration, got ${Options_.renderValue(value)}`)
 
-/** A call's settings, resolved against the cache's. */
-interface CallSettings<E> {
-  readonly key: string
-  readonly ttl: number
-  readonly maxStale: number
-  readonly serveFresh: boolean
-  readonly when: Predicate.Predicate<E> | undefined
-  readonly catchDefects: boolean
-}
-
 interface CacheCounters {
   stored: number
   fresh: number
@@ -1622,31 +1613,38 @@ interface CacheCounters {
   miss: number
 }
 
-/** Stores a call's success (stamped with when the call started), or answers its failure from the cache. */
+/**
+ * Stores a call's success (stamped with when the call started), or answers
+ * its failure from the cache: the call's one allocation, with what its
+ * failure needs.
+ */
 class CachedCall<A, E> extends Frame.Frame<A, E> {
   readonly owner: CacheState
-  readonly settings: CallSettings<E>
+  readonly call: CachedOptions<E>
   readonly start: number
+  /** The oldest value the call accepts, in milliseconds (at most the cache's `maxStale`). */
+  readonly maxStale: number
   readonly served: boolean
-  constructor(owner: CacheState, settings: CallSettings<E>, start: number, served: boolean) {
+  constructor(owner: CacheState, call: CachedOptions<E>, start: number, maxStale: number, served: boolean) {
     super()
     this.owner = owner
-    this.settings = settings
+    this.call = call
     this.start = start
+    this.maxStale = maxStale
     this.served = served
   }
   onSuccess(value: A, _fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E> | undefined): Exit.Exit<A, E> {
     const owner = this.owner
-    if (engine.store(owner.cache, this.settings.key, value, this.start)) owner.counters.stored++
+    if (engine.store(owner.cache, this.call.key, value, this.start)) owner.counters.stored++
     if (this.served) return Exit.succeed({ value, source: "call", stale: noStaleness } as Served<A>) as never
     return Frame.succeeded(value, exit)
   }
   onFailure(cause: Cause.Cause<E>, fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E> | undefined) {
-    const { owner, settings } = this
-    const trigger = triggerOf(cause, settings.when, settings.catchDefects)
+    const { call, maxStale, owner } = this
+    const trigger = triggerOf(cause, call.when, call.catchDefects === true)
     if (trigger === undefined) return Frame.failed(cause, exit)
     const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    const found = engine.readStale(owner.cache, settings.key, now, settings.maxStale, owner.retention)
+    const found = engine.readStale(owner.cache, call.key, now, maxStale, owner.retention)
     if (found._tag !== "Stale") {
       if (found._tag === "Expired") owner.counters.expired++
       else owner.counters.miss++
@@ -1654,7 +1652,7 @@ class CachedCall<A, E> extends Frame.Frame<A, E> {
     }
     owner.counters.stale++
     const age = Duration.millis(found.age)
-    owner.staleServed(fiber, settings.key, settings.maxStale, age, trigger)
+    owner.staleServed(fiber, call.key, maxStale, age, trigger)
     const value = found.entry.value as A
     if (this.served) return Exit.succeed({ value, source: "stale", stale: Option.some(age) } as Served<A>) as never
     return Exit.succeed(value)
@@ -1712,47 +1710,34 @@ const makeCacheWith = (
   }
   const { cache, counters } = state
 
-  /** The call's settings; a bad per-call duration is a defect (it comes from code). */
-  const settingsOf = <E>(call: CachedOptions<E>): CallSettings<E> | RangeError => {
-    let callTtl = ttl
-    if (call.ttl !== undefined) {
-      const millis = DurationInput.toMillisOrUndefined(call.ttl)
-      if (millis === undefined || millis < 0) return invalidDuration("ttl", call.ttl)
-      callTtl = millis
-    }
-    let maxStale = retention
-    if (call.maxStale !== undefined) {
-      const millis = DurationInput.toMillisOrUndefined(call.maxStale)
-      if (millis === undefined || millis < 0) return invalidDuration("maxStale", call.maxStale)
-      maxStale = Math.min(millis, retention)
-    }
-    return {
-      key: call.key,
-      ttl: callTtl,
-      maxStale,
-      serveFresh: call.serveFresh ?? callTtl > 0,
-      when: call.when,
-      catchDefects: call.catchDefects === true
-    }
-  }
-
   const run = <A, E, R>(
     fiber: Fiber.Fiber<unknown, unknown>,
     self: Effect.Effect<A, E, R>,
     call: CachedOptions<E>,
     served: boolean
   ): Effect.Effect<unknown, E, R> => {
-    const settings = settingsOf(call)
-    if (settings instanceof RangeError) return Effect.die(settings)
+    // a bad per-call duration is a defect (it comes from code), the call not run
+    let callTtl = ttl
+    if (call.ttl !== undefined) {
+      const millis = DurationInput.toMillisOrUndefined(call.ttl)
+      if (millis === undefined || millis < 0) return Effect.die(invalidDuration("ttl", call.ttl))
+      callTtl = millis
+    }
+    let maxStale = retention
+    if (call.maxStale !== undefined) {
+      const millis = DurationInput.toMillisOrUndefined(call.maxStale)
+      if (millis === undefined || millis < 0) return Effect.die(invalidDuration("maxStale", call.maxStale))
+      maxStale = Math.min(millis, retention)
+    }
     const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    if (settings.serveFresh) {
-      const entry = engine.readFresh(cache, settings.key, now, settings.ttl)
+    if (callTtl > 0 && call.serveFresh !== false) {
+      const entry = engine.readFresh(cache, call.key, now, callTtl)
       if (entry !== undefined) {
         counters.fresh++
         return Exit.succeed(served ? { value: entry.value, source: "fresh", stale: noStaleness } : entry.value)
       }
     }
-    return Frame.within(fiber, self, new CachedCall<A, E>(state, settings, now, served))
+    return Frame.within(fiber, self, new CachedCall<A, E>(state, call, now, maxStale, served))
   }
 
   const registrar = Metrics.registrar(context)
