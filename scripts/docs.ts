@@ -9,6 +9,7 @@ import * as Path from "node:path"
 import {
   Bulkhead,
   CircuitBreaker,
+  Fallback,
   Health,
   Hedge,
   Options,
@@ -115,6 +116,23 @@ export const sections = (): Record<string, string> => ({
     "Events on `bulkhead.events` (`Rejected` is also recorded as a span event on the current span):",
     "",
     Telemetry.eventsTable(Object.values(Telemetry.bulkheadEvents))
+  ].join("\n"),
+  "fallback-defaults": [
+    "The options of a `FallbackCache` (`make`, `layer`, `layerConfig`). Every option is optional; the table is",
+    "generated from `Fallback.Options` (its `description` and `default` annotations). `layerConfig(path)` reads the",
+    "same fields, and names the cache `path`.",
+    "",
+    Options.defaultsTable(Fallback.optionsDocs)
+  ].join("\n"),
+  "fallback-telemetry": [
+    "Metrics (from `Telemetry.fallback`), read from plain counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.fallback)),
+    "",
+    "Events on `Fallback.events` (every one of the process) and on each cache's, degradation's and coalescer's",
+    "`events`; `FallbackUsed` and `StaleServed` are also recorded as span events on the current span:",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.fallbackEvents))
   ].join("\n"),
   "health-defaults": [
     "Every option is optional; the table is generated from `Health.Options` (its `description` and `default`",

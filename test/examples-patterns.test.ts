@@ -1,5 +1,5 @@
 /**
- * Runs the retry, timeout, hedging, rate-limiting and bulkhead example programs under
+ * Runs the retry, timeout, hedging, rate-limiting, bulkhead and fallback example programs under
  * `TestClock` and checks the exact log each returns, so the examples stay
  * correct as well as type-checked. Jittered delays never appear in a log:
  * those examples log attempts and counts instead.
@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
 import { program as tenantIsolation } from "../examples/bulkhead/tenant-isolation.ts"
+import { program as quotes } from "../examples/fallback/quotes.ts"
 import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
 import { program as apiQuotas } from "../examples/rate-limiting/api-quotas.ts"
 import { program as shaping } from "../examples/rate-limiting/shaping.ts"
@@ -127,6 +128,32 @@ describe("examples/bulkhead", () => {
           "stuck report #2: ran 0-1000ms",
           "stuck report #3: BulkheadTimeout after 300ms",
           "stats: 8 admitted, 3 rejected, 0 active"
+        ])
+      })
+  )
+})
+
+describe("examples/fallback", () => {
+  it.effect(
+    "quotes.ts: concurrent requests coalesced, a stale quote with its age, the replica, a placeholder, maintenance",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(quotes)
+        yield* TestClock.adjust("3 seconds") // the example's two sleeps and its upstream calls
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "EURUSD #1 at 100ms: 1.0842",
+          "EURUSD #2 at 100ms: 1.0842",
+          "EURUSD #3 at 100ms: 1.0842",
+          "GBPUSD at 100ms: 1.265",
+          "upstream down",
+          "EURUSD at 1200ms: 1.0842 (stale, 1s 200ms old)",
+          "USDJPY at 1300ms: no quote",
+          "EURUSD at 2400ms: 1.084 (replica)",
+          "maintenance: started",
+          "EURUSD at 2400ms: quotes paused (maintenance window)",
+          "maintenance: over, upstream back",
+          "EURUSD at 2500ms: 1.0842",
+          "upstream calls: 6, coalesced: 2, stale answers: 1, answered while degraded: 1"
         ])
       })
   )

@@ -666,7 +666,7 @@ export const fallbackEvents = {
     name: "StaleServed",
     severity: "warning",
     description:
-      "A call failed and the last good value of its key answered, `age` old (at most `maxStale`); also a span event (name and reason)."
+      "A call failed and the last good value of its key answered, `age` old (younger than `maxStale`); also a span event (name and reason)."
   },
   Coalesced: {
     pattern: "fallback",
