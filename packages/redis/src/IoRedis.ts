@@ -44,6 +44,7 @@ import * as Layer from "effect/Layer"
 import * as Redis_ from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
+import { functionFormOf } from "./internal/lua.ts"
 
 /**
  * A command or connection failure of the ioredis client.
@@ -142,26 +143,62 @@ const sha1Of = (script: { readonly lua: string }): string => {
 }
 
 /**
+ * Loads a function library on every node that may run it: the client's
+ * server, or every master of a cluster (replicas get it by replication).
+ */
+const loadLibrary = async (client: Client, code: string): Promise<void> => {
+  const nodes: ReadonlyArray<Redis<"legacy">> = client instanceof Cluster ? client.nodes("master") : [client]
+  await Promise.all(nodes.map((node) => node.call("FUNCTION", "LOAD", "REPLACE", code)))
+}
+
+/** Clients whose server has no functions (before Redis 7): their scripts run as scripts. */
+const withoutFunctions = new WeakSet<Client>()
+
+/**
  * `Redis.eval`, cluster-safe: `EVALSHA` routed by the script's first key, and
  * on `NOSCRIPT` the same call as `EVAL`, which ioredis routes to the same node
  * (no `SCRIPT LOAD`, which a cluster would send to a random node).
+ *
+ * A script with a function form (`internal/lua.ts`, `asFunction`) runs as
+ * `FCALL` instead, routed the same way; where the function is missing (a new
+ * or restarted node), its library is loaded on every node and the call made
+ * again; on a server without functions, as a script from then on.
  */
 const evalWith =
   (client: Client): Redis_.Redis["Service"]["eval"] =>
   (script) => {
     const sha = sha1Of(script)
+    const form = functionFormOf(script)
+    const evalScript = async (keys: string, args: ReadonlyArray<string>) => {
+      try {
+        return await reply(client.call("EVALSHA", sha, keys, ...args))
+      } catch (error) {
+        if (!String(error).includes("NOSCRIPT")) throw error
+        return await reply(client.call("EVAL", script.lua, keys, ...args))
+      }
+    }
+    const callFunction = async (name: string, code: string, keys: string, args: ReadonlyArray<string>) => {
+      try {
+        return await reply(client.call("FCALL", name, keys, ...args))
+      } catch (error) {
+        const message = String(error)
+        if (/unknown command/i.test(message)) {
+          withoutFunctions.add(client)
+          return await evalScript(keys, args)
+        }
+        if (!/function not found/i.test(message)) throw error
+        await loadLibrary(client, code)
+        return await reply(client.call("FCALL", name, keys, ...args))
+      }
+    }
     return (...params) => {
       const keys = String(script.numberOfKeys(...params))
       const args = script.params(...params).map((param) => String(param))
       return Effect.tryPromise({
-        try: async () => {
-          try {
-            return await reply(client.call("EVALSHA", sha, keys, ...args))
-          } catch (error) {
-            if (!String(error).includes("NOSCRIPT")) throw error
-            return await reply(client.call("EVAL", script.lua, keys, ...args))
-          }
-        },
+        try: () =>
+          form === undefined || withoutFunctions.has(client)
+            ? evalScript(keys, args)
+            : callFunction(form.name, form.code, keys, args),
         catch: redisError
       })
     }

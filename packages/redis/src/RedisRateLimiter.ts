@@ -56,7 +56,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
-import { prelude } from "./internal/lua.ts"
+import { asFunction, definitions as luaDefinitions, perCall } from "./internal/lua.ts"
 import { type AlgorithmName, algorithmsFor, decodeDecision, inputArgs } from "./internal/rateLimiterLua.ts"
 
 /**
@@ -89,7 +89,7 @@ export interface StoreOptions {
  * permits whose lease ran out given back), \`save\` and \`OP\` (the index of the
  * first operation argument).
  */
-const limits = (algorithms: string) => `${prelude}${algorithms}
+const limits = `${perCall}
 local lease = arg(1, "permitLease")
 local count = arg(2, "limits")
 local specs = {}
@@ -121,11 +121,20 @@ local function releasePermits(cost)
   end
 end
 local function costOf(member) return tonumber(string.match(member, "|([^|]+)$")) or 0 end
+local concurrency = false
+for j = 1, count do
+  if specs[j].algorithm.release then concurrency = true end
+end
 -- permits whose lease ran out: their process is gone, they are given back
-local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
-for _, member in ipairs(expired) do releasePermits(costOf(member)) end
-if #expired > 0 then redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now)) end
-local dirty = #expired > 0
+local dirty = false
+if concurrency then
+  local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+  for _, member in ipairs(expired) do releasePermits(costOf(member)) end
+  if #expired > 0 then
+    redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+    dirty = true
+  end
+end
 local function holdPermit(permit, cost)
   redis.call("ZADD", permitsKey, now + lease, permit .. "|" .. cost)
   redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
@@ -162,7 +171,7 @@ end
  * allow. A charged \`permit\` ("" for none) holds its concurrency permits as a
  * lease.
  */
-const decideLua = (algorithms: string) => `${limits(algorithms)}
+const decideLua = `${limits}
 local commit = ARGV[OP] == "1"
 local cost = arg(OP + 1, "cost")
 local permit = ARGV[OP + 2] or ""
@@ -203,7 +212,7 @@ return reply
  * (nothing when its lease already ran out: they were given back then), and
  * a renew extends its lease.
  */
-const adjustLua = (algorithms: string) => `${limits(algorithms)}
+const adjustLua = `${limits}
 local operation = ARGV[OP]
 local cost = arg(OP + 1, "cost")
 local permit = ARGV[OP + 2] or ""
@@ -231,15 +240,26 @@ save()
 return count
 `
 
+/**
+ * A script over the given algorithms, runnable as a Redis function too: the
+ * algorithms' functions are then made once, when the library loads, instead
+ * of on every call.
+ */
+const scriptOf = <Result>(algorithms: string, body: string) => {
+  const definitions = `${luaDefinitions}${algorithms}`
+  return asFunction(
+    Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
+      numberOfKeys: 2,
+      lua: `${definitions}${body}`
+    }).withReturnType<Result>(),
+    definitions,
+    body
+  )
+}
+
 const makeScripts = (algorithms: string) => ({
-  decide: Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
-    numberOfKeys: 2,
-    lua: decideLua(algorithms)
-  }).withReturnType<ReadonlyArray<string>>(),
-  adjust: Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
-    numberOfKeys: 2,
-    lua: adjustLua(algorithms)
-  }).withReturnType<number>()
+  decide: scriptOf<ReadonlyArray<string>>(algorithms, decideLua),
+  adjust: scriptOf<number>(algorithms, adjustLua)
 })
 
 /**

@@ -7,11 +7,25 @@ import * as Layer from "effect/Layer"
 import * as EffectCircuitBreaker from "effect/persistence/CircuitBreaker"
 import * as Redis from "effect/persistence/Redis"
 import * as Queue from "effect/Queue"
+import { Cluster } from "ioredis"
+import { asFunction } from "../src/internal/lua.ts"
 
 const incrBoth = Redis.script((a: string, b: string, by: number) => [a, b, by], {
   lua: "return redis.call('INCRBY', KEYS[1], ARGV[1]) + redis.call('INCRBY', KEYS[2], ARGV[1])",
   numberOfKeys: 2
 }).withReturnType<number>()
+
+/** The same script, runnable as a Redis function: its definitions made once, when the library loads. */
+const incrBothFunction = asFunction(
+  Redis.script((a: string, b: string, by: number) => [a, b, by], {
+    lua: "local function incr(key, by) return redis.call('INCRBY', key, by) end\nreturn incr(KEYS[1], ARGV[1]) + incr(KEYS[2], ARGV[1])",
+    numberOfKeys: 2
+  }).withReturnType<number>(),
+  "local function incr(key, by) return redis.call('INCRBY', key, by) end\n",
+  "return incr(KEYS[1], ARGV[1]) + incr(KEYS[2], ARGV[1])"
+)
+const libraries = (redis: Redis.Redis["Service"]) =>
+  Effect.map(redis.send<ReadonlyArray<unknown>>("FUNCTION", "LIST"), (list) => list.length)
 
 const standalone = Layer.unwrap(
   Effect.map(RedisServer.RedisServer, (server) => IoRedis.layer({ host: server.host, port: server.port }))
@@ -36,6 +50,31 @@ describe("IoRedis as effect/persistence/Redis", () => {
         assert.deepStrictEqual(yield* redis.send<ReadonlyArray<number>>("SCRIPT", "EXISTS", sha), [1])
         assert.strictEqual(yield* run("{t}:a", "{t}:b", 3), 10)
       })
+    )
+
+    it.effect(
+      "a script with a function form runs as FCALL: its library loaded where missing, again after a flush",
+      () =>
+        Effect.gen(function* () {
+          const redis = yield* Redis.Redis
+          yield* redis.send("FUNCTION", "FLUSH")
+          const run = redis.eval(incrBothFunction)
+          assert.strictEqual(yield* run("{f}:a", "{f}:b", 2), 4)
+          assert.strictEqual(yield* libraries(redis), 1)
+          // a restarted or new server has no library: loaded again on the call that misses it
+          yield* redis.send("FUNCTION", "FLUSH")
+          assert.strictEqual(yield* run("{f}:a", "{f}:b", 3), 10)
+          assert.strictEqual(yield* libraries(redis), 1)
+          // and never sent as a script
+          assert.deepStrictEqual(
+            yield* redis.send<ReadonlyArray<number>>(
+              "SCRIPT",
+              "EXISTS",
+              createHash("sha1").update(incrBothFunction.lua).digest("hex")
+            ),
+            [0]
+          )
+        })
     )
 
     it.effect("subscribe receives what is published", () =>
@@ -83,6 +122,20 @@ describe("IoRedis as effect/persistence/Redis", () => {
           assert.strictEqual(yield* run(`{${tag}}:a`, `{${tag}}:b`, 1), 4)
         }
         assert.isAbove(slots.size, 3)
+      })
+    )
+
+    it.effect("a function-form script on a cluster: the library is loaded on every master, calls routed by key", () =>
+      Effect.gen(function* () {
+        const redis = yield* Redis.Redis
+        const { client } = yield* IoRedis.IoRedis
+        const run = redis.eval(incrBothFunction)
+        for (let i = 0; i < 12; i++) assert.strictEqual(yield* run(`{fn-${i}}:a`, `{fn-${i}}:b`, 1), 2)
+        if (!(client instanceof Cluster)) return assert.fail("a cluster client")
+        for (const node of client.nodes("master")) {
+          const list = yield* Effect.promise(() => node.call("FUNCTION", "LIST"))
+          assert.isTrue(Array.isArray(list) && list.length === 1, `${node.options.port} holds the library`)
+        }
       })
     )
   })

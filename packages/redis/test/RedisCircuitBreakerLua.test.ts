@@ -56,8 +56,12 @@ for _, o in ipairs(ops) do
       local v, tr = admit(attempt, t)
       if v == "need" then need = tr else verdict, transition = v, tr end
     elseif o.op == "record" then
-      local tr, n = record(attempt, gens[#gens - o.back] or "none", o.outcome, o.durationMillis, o.hintMillis, t)
-      if tr == "need" then need = n else transition = tr end
+      local generation = gens[#gens - o.back]
+      -- a rejected call never runs, so it has no outcome
+      if generation ~= false then
+        local tr, n = record(attempt, generation or "none", o.outcome, o.durationMillis, o.hintMillis, t)
+        if tr == "need" then need = n else transition = tr end
+      end
     else
       transition = force(attempt, o.to, t)
     end
@@ -69,7 +73,7 @@ for _, o in ipairs(ops) do
     openN = need
     openMillisGiven = math.min(50 * 2 ^ (need - 1), 1000)
   end
-  if o.op == "admit" then gens[#gens + 1] = c.generation end
+  if o.op == "admit" then gens[#gens + 1] = (verdict == "Admit" or verdict == "Probe") and c.generation end
   local from, to, millis, openings = "", "", "0", "0"
   if transition ~= nil then
     from, to, millis, openings = transition[1], transition[2], num(transition[3]), int(transition[4])
@@ -120,7 +124,8 @@ const runTs = (config: engine.Config, ops: ReadonlyArray<Op>, start: number) => 
   let generation = 0
   const nextGeneration = () => ++generation
   const c = engine.make(nextGeneration())
-  const gens: Array<number> = []
+  // the generation each admission ran with; undefined for a rejection (it never runs, so has no outcome)
+  const gens: Array<number | undefined> = []
   const scratch: engine.Admission = { verdict: "Admit", transition: undefined }
   let t = start
   return ops.map((o) => {
@@ -132,12 +137,14 @@ const runTs = (config: engine.Config, ops: ReadonlyArray<Op>, start: number) => 
         engine.admit(c, t, config, openMillisFor, nextGeneration, scratch)
         verdict = scratch.verdict
         transition = scratch.transition
-        gens.push(c.generation)
+        gens.push(scratch.verdict === "Admit" || scratch.verdict === "Probe" ? c.generation : undefined)
         break
-      case "record":
+      case "record": {
+        const index = gens.length - 1 - o.back
+        if (index >= 0 && gens[index] === undefined) break
         transition = engine.record(
           c,
-          gens[gens.length - 1 - o.back] ?? -1,
+          gens[index] ?? -1,
           o.outcome,
           o.durationMillis,
           o.hintMillis,
@@ -147,6 +154,7 @@ const runTs = (config: engine.Config, ops: ReadonlyArray<Op>, start: number) => 
           nextGeneration
         )
         break
+      }
       case "force":
         transition = engine.force(c, o.to, t, nextGeneration())
     }
@@ -291,7 +299,7 @@ describe("the breaker's Lua engine decides as the TypeScript one", () => {
               }
             }
           ),
-          { numRuns: 300 }
+          { numRuns: 500 }
         )
       )
     }).pipe(Effect.provide(standalone))

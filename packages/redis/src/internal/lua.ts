@@ -13,18 +13,23 @@
  *
  * @internal
  */
+import { createHash } from "node:crypto"
 
-/** Defines `now` (ms), `nowMicros`, `int`, `num`, `arg` and `nextGeneration`. */
-export const prelude = `
-local time = redis.call("TIME")
-local nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local now = math.floor(nowMicros / 1000)
+/** Functions without per-call state: `int` and `num`. */
+export const definitions = `
 local function int(n) return string.format("%.0f", n) end
 local function num(n)
   if n == math.huge then return "inf" end
   if n == -math.huge then return "-inf" end
   return string.format("%.17g", n)
 end
+`
+
+/** What each call needs (after `definitions`): `now` (ms), `nowMicros`, `arg` and `nextGeneration`. */
+export const perCall = `
+local time = redis.call("TIME")
+local nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now = math.floor(nowMicros / 1000)
 -- a numeric argument: "inf" is infinity; anything else must parse
 local function arg(i, name)
   local v = ARGV[i]
@@ -39,6 +44,9 @@ local function nextGeneration(current)
 end
 `
 
+/** Defines `now` (ms), `nowMicros`, `int`, `num`, `arg` and `nextGeneration`. */
+export const prelude = `${definitions}${perCall}`
+
 /** A number as a script argument (`"inf"` for infinity). */
 export const numberArg = (n: number): string =>
   n === Number.POSITIVE_INFINITY ? "inf" : n === Number.NEGATIVE_INFINITY ? "-inf" : String(n)
@@ -46,3 +54,38 @@ export const numberArg = (n: number): string =>
 /** A number from a script reply made by `num` or `int`. */
 export const numberReply = (s: unknown): number =>
   s === "inf" ? Number.POSITIVE_INFINITY : s === "-inf" ? Number.NEGATIVE_INFINITY : Number(s)
+
+// ---------------------------------------------------------------------------
+// scripts as Redis functions
+// ---------------------------------------------------------------------------
+
+/** A script that can also run as a Redis function (Redis 7+): see `asFunction`. */
+export interface FunctionForm {
+  /** The library's name, and its function's. */
+  readonly name: string
+  /** The library's code, for `FUNCTION LOAD`. */
+  readonly code: string
+}
+
+const functionForms = new WeakMap<object, FunctionForm>()
+
+/**
+ * Marks `script` (whose `lua` is `definitions .. body`) as runnable as a
+ * Redis function: a library that defines `definitions` once, when it is
+ * loaded, and registers `body` as a function of `KEYS` and `ARGV`. A script
+ * runs its whole text on every call, so its functions are made again each
+ * time; a library's are made once. `IoRedis` calls it with `FCALL` where the
+ * server has functions (loading the library where it is missing) and with
+ * `EVALSHA` elsewhere.
+ */
+export const asFunction = <S extends { readonly lua: string }>(script: S, definitionsLua: string, body: string): S => {
+  const name = `effect_resilience_${createHash("sha1").update(script.lua).digest("hex").slice(0, 16)}`
+  functionForms.set(script, {
+    name,
+    code: `#!lua name=${name}\n${definitionsLua}\nredis.register_function("${name}", function(KEYS, ARGV)\n${body}\nend)\n`
+  })
+  return script
+}
+
+/** The function form of a script, if it has one. */
+export const functionFormOf = (script: object): FunctionForm | undefined => functionForms.get(script)

@@ -189,8 +189,12 @@ export const algorithms = `
 -- locals of that block only (Lua allows 200 locals per function, the
 -- store script's main chunk included).
 local ALGORITHMS = {}
-local INF = math.huge
-local floor, ceil = math.floor, math.ceil
+-- No global is read at the top level: a Redis function library's code runs
+-- where the standard libraries are not yet reachable (they are inside the
+-- functions, when called).
+local INF = 1 / 0
+local function floor(x) return math.floor(x) end
+local function ceil(x) return math.ceil(x) end
 
 -- ---------------------------------------------------------------------------
 -- decisions
