@@ -327,13 +327,17 @@ export const layer: Layer.Layer<RedisServer, RedisFixtureError> = Layer.effect(
   })
 )
 
-const clusterStateOk = (node: RedisNode) => async (): Promise<boolean> =>
-  (await rawCommand(node.port, "CLUSTER INFO", node.host)).includes("cluster_state:ok")
+/** The node serves every slot and knows all six nodes (gossip reaches the last node a little after the first). */
+const clusterStateOk = (node: RedisNode) => async (): Promise<boolean> => {
+  const info = await rawCommand(node.port, "CLUSTER INFO", node.host)
+  return info.includes("cluster_state:ok") && info.includes("cluster_known_nodes:6") && info.includes("cluster_size:3")
+}
 
 /**
  * A Redis Cluster of 3 masters and 3 replicas: `REDIS_CLUSTER_NODES` when set,
  * otherwise six fresh `redis-server --cluster-enabled yes` processes joined by
- * `redis-cli --cluster create` and waited on until `cluster_state:ok`.
+ * `redis-cli --cluster create` and waited on until every node reports
+ * `cluster_state:ok` and knows all six nodes.
  */
 export const layerCluster: Layer.Layer<RedisCluster, RedisFixtureError> = Layer.effect(
   RedisCluster,
@@ -378,7 +382,7 @@ export const layerCluster: Layer.Layer<RedisCluster, RedisFixtureError> = Layer.
     }
     yield* Effect.forEach(
       nodes,
-      (node) => waitUntil(`cluster_state:ok on port ${node.port}`, clusterStateOk(node), "30 seconds"),
+      (node) => waitUntil(`cluster_state:ok with 6 nodes on port ${node.port}`, clusterStateOk(node), "30 seconds"),
       {
         concurrency: "unbounded",
         discard: true
