@@ -128,7 +128,9 @@ export type Rule = (
 
 /**
  * Normalizes the named `Duration.Input` fields of `input` to `Duration`s,
- * collecting an issue for each one that is not a duration.
+ * collecting an issue for each one that is not a duration. A field given as
+ * `undefined` is left out: options are written `x?: T | undefined`, and an
+ * explicit `undefined` means the default.
  *
  * @category validation
  * @since 0.1.0
@@ -137,7 +139,8 @@ export const normalizeDurations = (
   input: Readonly<Record<string, unknown>>,
   fields: ReadonlyArray<string>
 ): { readonly normalized: Record<string, unknown>; readonly issues: ReadonlyArray<Issue> } => {
-  const normalized: Record<string, unknown> = { ...input }
+  const normalized: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(input)) if (value !== undefined) normalized[key] = value
   const issues: Array<Issue> = []
   for (const field of fields) {
     const value = input[field]
