@@ -525,7 +525,8 @@ export const orElse: {
 /**
  * Answers a static value when the effect fails (the failures `when`
  * accepts; defects with `catchDefects`; never an interruption). The value is
- * used as given: for a computed or effectful answer use {@link orElse}.
+ * used as given, and cannot itself be an effect (it would be read as the
+ * data-first form): for a computed or effectful answer use {@link orElse}.
  *
  * **Example** (A default answer)
  *

@@ -458,6 +458,20 @@ describe("Fallback.orElseCached", () => {
     })
   )
 
+  it.effect("a flood of keys: the cache holds maxKeys, the most recent ones", () =>
+    Effect.gen(function* () {
+      const cache = yield* Fallback.make({ maxKeys: 1_000 })
+      for (let i = 0; i < 100_000; i++) yield* cache.orElseCached(Effect.succeed(i), { key: `user-${i}` })
+      const stats = yield* cache.stats
+      assert.deepStrictEqual([stats.keys, stats.stored, stats.evicted], [1_000, 100_000, 99_000])
+      assert.isTrue(Option.isNone(yield* cache.get("user-98999")))
+      assert.deepStrictEqual(
+        Option.map(yield* cache.get("user-99000"), (e) => e.value),
+        Option.some(99_000)
+      )
+    })
+  )
+
   it.effect("values older than maxStale are swept every sweepInterval; the sweep ends with the scope", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
@@ -752,6 +766,26 @@ describe("Fallback.coalesce", () => {
       assert.deepStrictEqual([runs.started, (yield* coalescer.stats).executions], [2, 2])
       yield* Deferred.succeed(gate, "done")
       assert.strictEqual(yield* Fiber.join(next), "done")
+    })
+  )
+
+  it.effect("ten thousand keys in flight at once: one execution each, and nothing kept once they complete", () =>
+    Effect.gen(function* () {
+      const coalescer = yield* Fallback.makeCoalescer()
+      const gate = yield* Deferred.make<void>()
+      const callers = yield* Effect.forkChild(
+        Effect.forEach(
+          Array.from({ length: 20_000 }, (_, i) => i),
+          (i) => coalescer.coalesce(Effect.as(Deferred.await(gate), i % 10_000), { key: `key-${i % 10_000}` }),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Effect.yieldNow
+      assert.deepStrictEqual(yield* coalescer.stats, { inFlight: 10_000, executions: 10_000, coalesced: 10_000 })
+      yield* Deferred.succeed(gate, undefined)
+      const results = yield* Fiber.join(callers)
+      assert.deepStrictEqual(results.slice(9_998, 10_002), [9_998, 9_999, 0, 1])
+      assert.deepStrictEqual((yield* coalescer.stats).inFlight, 0)
     })
   )
 
