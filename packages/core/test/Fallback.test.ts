@@ -860,6 +860,9 @@ describe("Fallback options", () => {
         { name: "default", maxKeys: 10_000, ttl: 0, maxStale: 300_000, sweepInterval: 30_000 }
       )
       assert.strictEqual(cache.name, "default")
+      // an option given as undefined takes its default (as `Input` allows)
+      const explicit = yield* Fallback.validateOptions({ name: undefined, maxKeys: undefined, ttl: undefined })
+      assert.deepStrictEqual([explicit.name, explicit.maxKeys, Duration.toMillis(explicit.ttl)], ["default", 10_000, 0])
     })
   )
 
