@@ -1378,13 +1378,16 @@ export const make: (
       }
     }
 
+    // An in-process circuit's last health, followed on every transition
+    // whether anyone listens or not (so a subscriber joining later sees the
+    // next change from the right state), and after outcomes while someone does.
     const healthOf = new WeakMap<engine.Circuit, Health>()
     const checkHealth = (key: string, circuit: engine.Circuit) => {
       const before = healthOf.get(circuit) ?? "healthy"
       const after = engine.health(circuit, config)
       if (before !== after) {
         healthOf.set(circuit, after)
-        emit({ _tag: "HealthChanged", breaker: name, key, from: before, to: after })
+        if (hub.listening()) emit({ _tag: "HealthChanged", breaker: name, key, from: before, to: after })
       }
     }
     // A remote store hands out copies of its circuits, so their health is
@@ -1560,7 +1563,7 @@ export const make: (
         const admission = engine.admit(circuit, now, config, openMillisFor, local.nextGeneration, scratch)
         if (admission.transition !== undefined) {
           onTransition(fiber, key, admission.transition, now)
-          if (hub.listening()) checkHealth(key, circuit)
+          checkHealth(key, circuit)
         }
         const verdict = admission.verdict
         if (verdict !== "Admit" && verdict !== "Probe") {
@@ -1624,6 +1627,8 @@ export const make: (
       if (transition !== undefined) onTransition(fiber, key, transition, at)
       if (spanOutcomes || hub.listening()) {
         afterOutcome(fiber, key, outcome, slow, durationMillis)
+        checkHealth(key, circuit)
+      } else if (transition !== undefined) {
         checkHealth(key, circuit)
       }
     }
@@ -1750,8 +1755,7 @@ export const make: (
             if (transition !== undefined)
               onTransition(undefined, keyOf(key), transition, clock.currentTimeMillisUnsafe())
             // even without a transition: a reset of a Closed circuit empties its window
-            if (!hub.listening()) return Effect.void
-            if (local === undefined) return readHealth(keyOf(key), clock)
+            if (local === undefined) return hub.listening() ? readHealth(keyOf(key), clock) : Effect.void
             const circuit = local.peek(keyOf(key))
             if (circuit !== undefined) checkHealth(keyOf(key), circuit)
             return Effect.void

@@ -862,6 +862,22 @@ describe("CircuitBreaker", () => {
       })
     )
 
+    it.effect("a subscriber joining after a change sees the next one from the right state", () =>
+      Effect.gen(function* () {
+        const breaker = yield* make({ consecutiveFailures: 1 })
+        // changes while nobody listens: forced open, then tripped on another key
+        yield* breaker.forceOpen()
+        yield* call(breaker, boom, "other")
+        const events = yield* breaker.subscribe
+        yield* breaker.reset()
+        yield* breaker.reset("other")
+        const changes = (yield* Queue.takeAll(events)).flatMap((e) =>
+          e._tag === "HealthChanged" ? [`${e.key}:${e.from}->${e.to}`] : []
+        )
+        assert.deepStrictEqual(changes, ["default:unhealthy->healthy", "other:unhealthy->healthy"])
+      })
+    )
+
     it.effect("health(): degraded once the slow-call rate reaches half its threshold", () =>
       Effect.gen(function* () {
         const breaker = yield* make({
