@@ -920,10 +920,11 @@ export const fromRateLimiter = (
 ): Source => {
   const { name, whenAlerting, ...rest } = options
   const alerting: Status = whenAlerting ?? "degraded"
+  // subscribed first, then the alert read: an alert raised before the source started counts too
   const statuses: Stream.Stream<Status> = Stream.unwrap(
-    Effect.map(limiter.subscribe, (queue) =>
+    Effect.zipWith(limiter.subscribe, limiter.alert, (queue, now) =>
       Stream.concat(
-        Stream.succeed<Status>("healthy"),
+        Stream.succeed<Status>(now.alerting ? alerting : "healthy"),
         Stream.fromQueue(queue).pipe(
           Stream.filter((event) => event._tag === "AlertTriggered" || event._tag === "AlertResolved"),
           Stream.map((event): Status => (event._tag === "AlertTriggered" ? alerting : "healthy"))

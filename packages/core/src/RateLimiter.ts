@@ -982,6 +982,16 @@ export interface RateLimiter {
     self: Effect.Effect<A, E, R>,
     options: LimitOptions
   ) => Effect.Effect<A, E | RateLimiterError, R>
+  /**
+   * The rejection-rate alert now (`alertRejectionRate`): whether it is raised,
+   * the rate over the last monitoring tick, and since when (clock millis)
+   * while raised.
+   */
+  readonly alert: Effect.Effect<{
+    readonly alerting: boolean
+    readonly rejectionRate: number
+    readonly since: number | undefined
+  }>
   /** The heaviest keys by cost seen (allowed or not), from a bounded sketch. */
   readonly topClients: (n: number) => Effect.Effect<ReadonlyArray<{ readonly key: string; readonly cost: number }>>
   readonly stats: Effect.Effect<{
@@ -1864,6 +1874,11 @@ export const make: (
           ),
     reward: (key, points) => refundNow(key, points),
     limit,
+    alert: Effect.sync(() => ({
+      alerting: monitor.alerting,
+      rejectionRate: monitor.lastRate,
+      since: monitor.alerting ? monitor.aboveSince : undefined
+    })),
     topClients: (n) => Effect.sync(() => hh.top(sketch, n).map(({ count, key }) => ({ key, cost: count }))),
     stats: Effect.sync(() => ({
       allowed: counters.allowed,

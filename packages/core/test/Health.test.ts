@@ -449,6 +449,25 @@ describe("Health.fromRateLimiter", () => {
       assert.deepStrictEqual(yield* read, ["healthy", "healthy"])
     }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
   )
+
+  it.effect("an alert raised before the source started counts from the start", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make({
+        name: "api",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 hour" }],
+        alertRejectionRate: 0.5,
+        alertFor: "2 seconds"
+      })
+      for (let tick = 0; tick < 12; tick++) {
+        for (let i = 0; i < 4; i++) yield* limiter.consume("hot")
+        yield* advance("200 millis")
+      }
+      assert.isTrue((yield* limiter.alert).alerting)
+      const health = yield* Health.make({ components: [Health.fromRateLimiter(limiter)] })
+      yield* settle
+      assert.strictEqual(componentOf(yield* health.status, "api").status, "degraded")
+    }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
+  )
 })
 
 describe("Health trends and flapping", () => {

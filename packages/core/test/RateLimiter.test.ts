@@ -443,12 +443,16 @@ describe("RateLimiter monitoring over time", () => {
         yield* TestClock.adjust("1 second")
       }
       assert.deepStrictEqual(yield* alerts(), ["AlertTriggered"])
+      const raised = yield* limiter.alert
+      assert.deepStrictEqual([raised.alerting, raised.rejectionRate], [true, 1])
+      assert.isDefined(raised.since)
       // traffic that passes: fresh keys
       for (let second = 0; second < 2; second++) {
         for (let i = 0; i < 4; i++) yield* limiter.consume(`fresh-${second}-${i}`)
         yield* TestClock.adjust("1 second")
       }
       assert.deepStrictEqual(yield* alerts(), ["AlertResolved"])
+      assert.deepStrictEqual(yield* limiter.alert, { alerting: false, rejectionRate: 0, since: undefined })
     })
   )
 })
