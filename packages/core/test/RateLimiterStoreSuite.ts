@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { TestClock } from "effect/testing"
+import * as engine from "../src/internal/rateLimiter.ts"
 
 export interface SuiteOptions {
   /** Moves the store's time forward. */
@@ -45,21 +46,13 @@ export const remoteOverMemory: Layer.Layer<RateLimiter.RateLimiterStore> = Layer
         Effect.sync(() => {
           const tiers = options.tiers.map((specs) => specs.map((spec) => RateLimiter.compileSpec(spec, 100_000)))
           const limitsOf = (tier: number) => tiers[tier] ?? []
-          const outcome = () => ({
-            allowed: false,
-            limit: 0,
-            remaining: 0,
-            resetMillis: 0,
-            retryAfterMillis: 0,
-            delayMillis: 0
-          })
           return {
             decide: (key, tier, cost, commit) =>
               Effect.clockWith((clock) =>
                 Effect.sync(() => {
                   const at = clock.currentTimeMillisUnsafe()
                   const limits = limitsOf(tier)
-                  const outs = limits.map(() => outcome())
+                  const outs = limits.map(() => engine.makeDecision())
                   if (limits.length === 1) {
                     const [only] = limits
                     const [out] = outs

@@ -245,19 +245,7 @@ const circuitsOf = (
   const base = `${tag}:c:`
   const index = `${tag}:i`
   const head: Args = [
-    numberArg(config.consecutiveFailures),
-    numberArg(config.failureRateThreshold),
-    numberArg(config.slowCallRateThreshold),
-    numberArg(config.slowCallMillis),
-    config.windowType,
-    numberArg(config.windowSize),
-    numberArg(config.bucketMillis),
-    numberArg(config.minimumCalls),
-    numberArg(config.halfOpenPermittedCalls),
-    numberArg(config.halfOpenSuccessesToClose),
-    numberArg(config.halfOpenSuccessRate),
-    numberArg(config.halfOpenMaxMillis),
-    numberArg(config.maxOpenMillis),
+    ...Lua.configArgs(config),
     numberArg(options.idleTimeToLiveMillis),
     numberArg(options.maxKeys),
     numberArg(leaseMillis),

@@ -12,7 +12,6 @@ import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import * as engine from "../../core/src/internal/circuitBreaker.ts"
 import * as Lua from "../src/internal/circuitBreakerLua.ts"
-import { numberArg } from "../src/internal/lua.ts"
 import * as fixtures from "./fixtures.ts"
 
 const standalone = fixtures.standalone()
@@ -240,19 +239,7 @@ const realistic = (ops: ReadonlyArray<Op>): ReadonlyArray<Op> => {
 }
 
 const argsOf = (config: engine.Config, ops: ReadonlyArray<Op>, start: number): ReadonlyArray<string> => [
-  numberArg(config.consecutiveFailures),
-  numberArg(config.failureRateThreshold),
-  numberArg(config.slowCallRateThreshold),
-  numberArg(config.slowCallMillis),
-  config.windowType,
-  numberArg(config.windowSize),
-  numberArg(config.bucketMillis),
-  numberArg(config.minimumCalls),
-  numberArg(config.halfOpenPermittedCalls),
-  numberArg(config.halfOpenSuccessesToClose),
-  numberArg(config.halfOpenSuccessRate),
-  numberArg(config.halfOpenMaxMillis),
-  numberArg(config.maxOpenMillis),
+  ...Lua.configArgs(config),
   "3600000",
   "1000",
   // probe leases never lapse here: the TypeScript engine has none

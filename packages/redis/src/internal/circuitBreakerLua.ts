@@ -25,7 +25,38 @@
  *
  * @internal
  */
-import { prelude } from "./lua.ts"
+import { numberArg, prelude } from "./lua.ts"
+
+/** The engine's `Config` as the scripts' first 13 arguments, in the order `engine` reads them. */
+export const configArgs = (config: {
+  readonly consecutiveFailures: number
+  readonly failureRateThreshold: number
+  readonly slowCallRateThreshold: number
+  readonly slowCallMillis: number
+  readonly windowType: "count" | "time"
+  readonly windowSize: number
+  readonly bucketMillis: number
+  readonly minimumCalls: number
+  readonly halfOpenPermittedCalls: number
+  readonly halfOpenSuccessesToClose: number
+  readonly halfOpenSuccessRate: number
+  readonly halfOpenMaxMillis: number
+  readonly maxOpenMillis: number
+}): ReadonlyArray<string> => [
+  numberArg(config.consecutiveFailures),
+  numberArg(config.failureRateThreshold),
+  numberArg(config.slowCallRateThreshold),
+  numberArg(config.slowCallMillis),
+  config.windowType,
+  numberArg(config.windowSize),
+  numberArg(config.bucketMillis),
+  numberArg(config.minimumCalls),
+  numberArg(config.halfOpenPermittedCalls),
+  numberArg(config.halfOpenSuccessesToClose),
+  numberArg(config.halfOpenSuccessRate),
+  numberArg(config.halfOpenMaxMillis),
+  numberArg(config.maxOpenMillis)
+]
 
 export const storeArgs = `${prelude}
 local store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
