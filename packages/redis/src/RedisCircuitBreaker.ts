@@ -57,7 +57,7 @@ import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
 import * as Lua from "./internal/circuitBreakerLua.ts"
-import { numberArg, numberReply } from "./internal/lua.ts"
+import { asFunction, numberArg, numberReply } from "./internal/lua.ts"
 
 /**
  * Options of the Redis store.
@@ -77,11 +77,19 @@ export interface StoreOptions {
 // ---------------------------------------------------------------------------
 
 type Args = ReadonlyArray<string>
-const script = <Result>(lua: string) =>
-  Redis.script((circuit: string, index: string, args: Args) => [circuit, index, ...args], {
-    numberOfKeys: 2,
-    lua
-  }).withReturnType<Result>()
+/**
+ * A script over the engine, runnable as a Redis function too: the engine's
+ * functions are then defined once, when the library loads, not on each call.
+ */
+const script = <Result>(body: string) =>
+  asFunction(
+    Redis.script((circuit: string, index: string, args: Args) => [circuit, index, ...args], {
+      numberOfKeys: 2,
+      lua: `${Lua.definitions}${body}`
+    }).withReturnType<Result>(),
+    Lua.definitions,
+    body
+  )
 
 type TransitionReply = readonly [from: string, to: string, openMillis: string, consecutiveOpenings: string]
 type Need = readonly [tag: "need", n: string]

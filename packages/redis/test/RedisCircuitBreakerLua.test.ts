@@ -37,7 +37,7 @@ const openMillisFor = (n: number): number => Math.min(50 * 2 ** (n - 1), 1_000)
  * a copy, redone with the opening's duration when the engine asks for it.
  * Returns, per op, `[verdict, from, to, openMillis, openings, circuit JSON]`.
  */
-const driver = `${Lua.storeArgs}${Lua.engine}
+const driver = `${Lua.definitions}${Lua.perCall}${Lua.configHead}
 local ops = cjson.decode(ARGV[OPS + 2])
 local start = tonumber(ARGV[OPS + 3])
 local function copy(c) return cjson.decode(cjson.encode(c)) end

@@ -25,7 +25,7 @@
  *
  * @internal
  */
-import { numberArg, prelude } from "./lua.ts"
+import { definitions as luaDefinitions, numberArg } from "./lua.ts"
 
 /** The engine's `Config` as the scripts' first 13 arguments, in the order `engine` reads them. */
 export const configArgs = (config: {
@@ -58,22 +58,46 @@ export const configArgs = (config: {
   numberArg(config.maxOpenMillis)
 ]
 
-export const storeArgs = `${prelude}
-local store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
-  base = ARGV[17] }
+/**
+ * The variables every call sets before it uses the engine (declared once, so
+ * the engine's functions can be defined once: as a Redis function library,
+ * when it loads).
+ */
+const declarations = `
+local config, store, index, touchEvery, now, nowMicros, openN, openMillisGiven
 local OPS = 18
-local index = KEYS[2]
--- a circuit's index score moves at most this often (its TTL with it)
-local touchEvery = math.max(1, math.floor(store.idleMillis / 8))
+-- fencing tokens never repeat, even after a key expired and came back
+local function nextGeneration(current)
+  return int(math.max((tonumber(current) or 0) + 1, nowMicros))
+end
 `
 
 /**
- * ARGV[1..17]: the engine's \`Config\` (13 values), then idle time to live,
- * maxKeys, probe lease (ms) and the key base. Defines \`config\`, \`load\`,
- * \`save\`, \`makeRoom\` and the engine functions.
+ * Each call: the time, the arguments' reader, and the store's settings
+ * (ARGV[14..17]: idle time to live, maxKeys, probe lease (ms), key base).
  */
-export const engine = `
-local config = {
+export const perCall = `
+local time = redis.call("TIME")
+nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
+now = math.floor(nowMicros / 1000)
+-- a numeric argument: "inf" is infinity; anything else must parse
+local function arg(i, name)
+  local v = ARGV[i]
+  if v == "inf" then return math.huge end
+  local n = tonumber(v)
+  if n == nil or n ~= n then error("bad argument " .. name .. ": " .. tostring(v)) end
+  return n
+end
+store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
+  base = ARGV[17] }
+index = KEYS[2]
+-- a circuit's index score moves at most this often (its TTL with it)
+touchEvery = math.max(1, math.floor(store.idleMillis / 8))
+`
+
+/** Each call, once past a fast path: the engine's \`Config\` (ARGV[1..13]) and the opening asked for (18, 19). */
+export const configHead = `
+config = {
   consecutiveFailures = arg(1, "consecutiveFailures"),
   failureRateThreshold = arg(2, "failureRateThreshold"),
   slowCallRateThreshold = arg(3, "slowCallRateThreshold"),
@@ -90,7 +114,15 @@ local config = {
 }
 if config.windowType ~= "count" and config.windowType ~= "time" then error("bad argument windowType") end
 if config.windowSize < 1 or config.bucketMillis <= 0 then error("bad argument windowSize/bucketMillis") end
+openN, openMillisGiven = arg(OPS, "openN"), arg(OPS + 1, "openMillis")
+`
 
+/**
+ * ARGV[1..17]: the engine's \`Config\` (13 values), then idle time to live,
+ * maxKeys, probe lease (ms) and the key base. Defines \`config\`, \`load\`,
+ * \`save\`, \`makeRoom\` and the engine functions.
+ */
+export const definitions = `${luaDefinitions}${declarations}
 -- ---------------------------------------------------------------------------
 -- the circuit
 -- ---------------------------------------------------------------------------
@@ -262,7 +294,6 @@ end
 
 -- The duration of the n-th consecutive opening: the caller's, if it computed
 -- it for that n; otherwise nil, and the script asks for it.
-local openN, openMillisGiven = arg(OPS, "openN"), arg(OPS + 1, "openMillis")
 local function openMillisFor(n)
   if n == openN then return openMillisGiven end
   return nil
@@ -384,7 +415,8 @@ end
 local NUMBERS = { "consecutive", "ringNext", "ringLength", "calls", "failures", "slow", "openedAt", "openUntil",
   "consecutiveOpenings", "lastOpenMillis", "backoffResetAt", "halfOpenSince", "probesAdmitted", "probesInFlight",
   "probeSuccesses", "probeFailures", "leaseUntil", "touchedAt" }
-local PACKED = "<" .. string.rep("d", #NUMBERS)
+-- (spelled out: a library's top level runs before the standard libraries can be reached)
+local PACKED = "<dddddddddddddddddd"
 
 local function unpackCircuit(state, generation, numbers, ring, buckets)
   local c = { state = state, generation = generation }
@@ -495,7 +527,7 @@ end
  * admit(name, openN, openMillis, initialState)
  * → { "ok", verdict, generation, retryAfterMillis, from, to, openMillis, consecutiveOpenings } | { "need", n }
  */
-export const admit = `${storeArgs}
+export const admit = `${perCall}
 -- the hot path: a closed circuit admits on two fields, decoding nothing
 local fast = redis.call("HMGET", KEYS[1], "s", "g", "t")
 if fast[1] == "Closed" or fast[1] == "Disabled" or fast[1] == "MetricsOnly" then
@@ -508,7 +540,7 @@ if fast[1] == "Closed" or fast[1] == "Disabled" or fast[1] == "MetricsOnly" then
   end
   return { "ok", "Admit", fast[2], "0", "", "", "0", "0" }
 end
-${engine}
+${configHead}
 local name = ARGV[OPS + 2]
 local initialState = ARGV[OPS + 3]
 local c, created = loadOrCreate(KEYS[1], name)
@@ -528,7 +560,7 @@ return reply
  * record(name, openN, openMillis, generation, outcome, durationMillis, hintMillis)
  * → { "ok", from, to, openMillis, consecutiveOpenings } (from "" for none) | { "need", n }
  */
-export const record = `${storeArgs}${engine}
+export const record = `${perCall}${configHead}
 local name = ARGV[OPS + 2]
 local generation = ARGV[OPS + 3]
 local outcome = ARGV[OPS + 4]
@@ -546,7 +578,7 @@ return reply
 `
 
 /** force(name, openN, openMillis, to) → { "ok", from, to, openMillis, consecutiveOpenings } */
-export const force = `${storeArgs}${engine}
+export const force = `${perCall}${configHead}
 local name = ARGV[OPS + 2]
 local to = ARGV[OPS + 3]
 if to ~= "Closed" and to ~= "Disabled" and to ~= "ForcedOpen" and to ~= "MetricsOnly" then error("bad argument to") end
@@ -559,14 +591,14 @@ return reply
 `
 
 /** read() → the circuit as JSON, or false when the key is unknown. */
-export const read = `${storeArgs}${engine}
+export const read = `${perCall}${configHead}
 local c = load(KEYS[1])
 if c == nil then return false end
 return cjson.encode(c)
 `
 
 /** exportAll() → { name, json, name, json, ... } of every live circuit, least recently used first. */
-export const exportAll = `${storeArgs}${engine}
+export const exportAll = `${perCall}${configHead}
 local names = redis.call("ZRANGE", index, 0, -1)
 local reply = {}
 for _, name in ipairs(names) do
@@ -584,7 +616,7 @@ return reply
  * (each with a fresh generation); a new key is skipped once the breaker
  * holds maxKeys circuits. → the number loaded
  */
-export const importAll = `${storeArgs}${engine}
+export const importAll = `${perCall}${configHead}
 local loaded = 0
 local i = OPS + 2
 while ARGV[i] ~= nil do
@@ -608,7 +640,7 @@ return loaded
 `
 
 /** size() → the number of live circuits (dropping index entries whose circuit expired). */
-export const size = `${storeArgs}${engine}
+export const size = `${perCall}${configHead}
 local stale = redis.call("ZRANGEBYSCORE", index, "-inf", "(" .. int(now - store.idleMillis))
 for _, name in ipairs(stale) do
   if redis.call("EXISTS", store.base .. name) == 0 then redis.call("ZREM", index, name) end
