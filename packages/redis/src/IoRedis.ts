@@ -15,6 +15,10 @@
  *   on `NOSCRIPT` the same call is sent as `EVAL`, which lands on the same
  *   node and caches the script there. Scripts touching several keys must
  *   hash-tag them (`{tenant}:a`, `{tenant}:b`).
+ * - The library's own scripts also have a Redis function form: on a server
+ *   with functions (Redis 7+) they run as `FCALL`, routed the same way, their
+ *   library loaded on every master where it is missing; on an older server,
+ *   as scripts.
  * - `subscribe` uses a dedicated connection per subscription; `reserve` a
  *   pooled duplicate connection (Effect's pool).
  *

@@ -5,10 +5,12 @@
  *
  * **Details**
  *
- * - Every operation is one atomic Lua script, a port of the in-process
- *   engine (same policies, windows, half-open probes, backoff and hints), so
- *   a breaker behaves the same on either store; the same conformance suite
- *   runs on both.
+ * - Every operation is one atomic Lua call, a port of the in-process engine
+ *   (same policies, windows, half-open probes, backoff and hints), so a
+ *   breaker behaves the same on either store; the same conformance suite
+ *   runs on both. On Redis 7+ it runs as a Redis function (`FCALL`; the
+ *   library is loaded on first use, on every master of a cluster), elsewhere
+ *   as a script (`EVALSHA`).
  * - Time comes from Redis `TIME`: processes with skewed clocks agree on when
  *   a circuit opened and when it half-opens.
  * - An outcome carries the generation (fencing token) its call was admitted

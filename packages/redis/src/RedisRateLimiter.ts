@@ -7,8 +7,10 @@
  * - Every algorithm of `RateLimiter` runs here, as a Lua port of the
  *   in-process decision logic that reproduces its decisions bit for bit
  *   (checked by differential property tests against a real server).
- * - A decision is one atomic script over all the limits of the key's tier:
- *   several limits pass together or none is charged, as in memory.
+ * - A decision is one atomic call over all the limits of the key's tier:
+ *   several limits pass together or none is charged, as in memory. On Redis
+ *   7+ it runs as a Redis function (`FCALL`, the algorithms defined once
+ *   when the library loads), elsewhere as a script (`EVALSHA`).
  * - Time comes from Redis `TIME`: processes with skewed clocks share one
  *   timeline.
  * - One hash per limiter and key, `<prefix>{<limiter>:<key>}` (a hash tag:
