@@ -8,6 +8,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import {
   Bulkhead,
+  Chaos,
   CircuitBreaker,
   Fallback,
   Health,
@@ -107,6 +108,21 @@ export const sections = (): Record<string, string> => ({
     "annotations). `layerConfig(path)` reads the same fields, and names the bulkhead `path`.",
     "",
     Options.defaultsTable(Bulkhead.optionsDocs)
+  ].join("\n"),
+  "chaos-defaults": [
+    "Every option is optional; the table is generated from `Chaos.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path)` reads the same fields, and names the instance `path`.",
+    "",
+    Options.defaultsTable(Chaos.optionsDocs)
+  ].join("\n"),
+  "chaos-telemetry": [
+    "Metrics (from `Telemetry.chaos`), read from the instance's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.chaos)),
+    "",
+    "Events on `chaos.events` (also recorded as a span event on the current span):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.chaosEvents))
   ].join("\n"),
   "bulkhead-telemetry": [
     "Metrics (from `Telemetry.bulkhead`), read from the bulkhead's counters when they are exported:",

@@ -683,6 +683,46 @@ export const fallbackEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * Chaos injection's metrics, named `resilience.chaos.*`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const chaos = {
+  calls: {
+    name: "resilience.chaos.calls",
+    kind: "counter",
+    unit: "{call}",
+    description: "Calls through a chaos instance, faults or not.",
+    attributes: [attributes.name]
+  },
+  injected: {
+    name: "resilience.chaos.injected",
+    kind: "counter",
+    unit: "{fault}",
+    description:
+      "Faults injected, by `resilience.reason`: `latency` (a delay before the call), `failure` (a `ChaosError` in its place), `defect`, `hang`.",
+    attributes: [attributes.name, attributes.reason]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * Chaos injection's events: the `_tag`s of `Chaos.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const chaosEvents = {
+  FaultInjected: {
+    pattern: "chaos",
+    name: "FaultInjected",
+    severity: "warning",
+    description:
+      "A fault was injected into a call (`fault`: latency, failure, defect, hang), with its key and, for latency, the delay; also a span event (name and fault only)."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -697,7 +737,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(rateLimiter),
   ...Object.values(bulkhead),
   ...Object.values(health),
-  ...Object.values(fallback)
+  ...Object.values(fallback),
+  ...Object.values(chaos)
 ]
 
 /**
@@ -713,7 +754,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(rateLimiterEvents),
   ...Object.values(bulkheadEvents),
   ...Object.values(healthEvents),
-  ...Object.values(fallbackEvents)
+  ...Object.values(fallbackEvents),
+  ...Object.values(chaosEvents)
 ]
 
 /**

@@ -6,6 +6,13 @@
 export * as Bulkhead from "./Bulkhead.ts"
 
 /**
+ * Chaos injection: latency, failures, defects and hangs put into calls on purpose, reproducibly under a seed.
+ *
+ * @since 0.1.0
+ */
+export * as Chaos from "./Chaos.ts"
+
+/**
  * Circuit breakers: stop calling a failing dependency, let it recover, probe it before letting traffic back.
  *
  * @since 0.1.0
