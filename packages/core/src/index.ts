@@ -50,6 +50,14 @@ export * as Hedge from "./Hedge.ts"
 export * as Options from "./Options.ts"
 
 /**
+ * Policies: the patterns composed in one well-defined order (fallback, total timeout, retry, circuit breaker, rate
+ * limit, bulkhead, hedging, attempt timeout), whatever order their parts are given in.
+ *
+ * @since 0.1.0
+ */
+export * as Policy from "./Policy.ts"
+
+/**
  * Rate limiting: every classic algorithm, several limits at once, weighted costs, the numbers the RateLimit headers need.
  *
  * @since 0.1.0
