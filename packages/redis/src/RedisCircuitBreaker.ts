@@ -68,7 +68,7 @@ import { asFunction, numberArg, numberReply } from "./internal/lua.ts"
  * @since 0.1.0
  */
 export interface StoreOptions {
-  /** Prepended to every key (default `"resilience:cb:"`); must not contain braces. */
+  /** Prepended to every key (default `"resilience:cb:"`). Braces in it would put every breaker on one cluster slot. */
   readonly prefix?: string | undefined
   /** How long a probe may run before its slot is written off (default 30 seconds). */
   readonly probeLease?: Duration.Input | undefined

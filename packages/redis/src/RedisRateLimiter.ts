@@ -68,7 +68,7 @@ import { type AlgorithmName, algorithmsFor, decodeDecision, inputArgs } from "./
  * @since 0.1.0
  */
 export interface StoreOptions {
-  /** Prepended to every key (default `"resilience:rl:"`); must not contain braces. */
+  /** Prepended to every key (default `"resilience:rl:"`). Braces in it would put every key on one cluster slot. */
   readonly prefix?: string | undefined
   /**
    * How long a call's concurrency permits are held without a renewal (default
