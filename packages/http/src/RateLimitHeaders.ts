@@ -24,9 +24,32 @@
  * // => "\"default\";r=42;t=13"
  * ```
  *
+ * **Example** (The headers of a limiter's decision)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimiter } from "@effect-resilience/core"
+ * import { RateLimitHeaders } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const limiter = yield* RateLimiter.make({
+ *     limits: [{ algorithm: "fixed-window", limit: 2, window: "1 minute", name: "api" }]
+ *   })
+ *   yield* limiter.consume("alice")
+ *   yield* limiter.consume("alice")
+ *   return RateLimitHeaders.fromDecision(yield* limiter.consume("alice"))
+ * }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()), Effect.provide(TestClock.layer()))
+ *
+ * await Effect.runPromise(program)
+ * // => { "ratelimit-policy": "\"api\";q=2;w=60", ratelimit: "\"api\";r=0;t=60", "retry-after": "60" }
+ * ```
+ *
  * @stability experimental
  * @since 0.1.0
  */
+import type { RateLimiter } from "@effect-resilience/core"
+import * as Duration from "effect/Duration"
 
 /**
  * One quota policy, as advertised in `RateLimit-Policy`.
@@ -113,3 +136,69 @@ export const rateLimit = (limits: ReadonlyArray<Limit>): string =>
       return item
     })
     .join(", ")
+
+/**
+ * Options of {@link fromDecision}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface DecisionOptions {
+  /**
+   * The quota unit advertised for the windowed policies (`qu`; omitted by
+   * default, which means `request`). A `concurrency` policy (no window) is
+   * always advertised as `concurrent-requests`.
+   */
+  readonly quotaUnit?: "request" | "content-bytes" | undefined
+}
+
+/**
+ * Seconds as `Retry-After` delay-seconds: rounded up, at least 1 (a refused
+ * client retrying at once only adds load). Undefined for an infinite wait.
+ */
+const retryAfterSeconds = (duration: Duration.Duration): string | undefined =>
+  Duration.isFinite(duration) ? String(Math.max(1, Math.ceil(Duration.toSeconds(duration)))) : undefined
+
+/**
+ * The response fields of a limiter's decision, lower-case named:
+ * `ratelimit-policy` and `ratelimit` (one item per policy, in the limiter's
+ * order), and `retry-after` (seconds, rounded up, at least 1) when the
+ * decision refuses and the wait is finite.
+ *
+ * **Details**
+ *
+ * - A policy's `t` is the time until its `reset`; it is left out when the
+ *   reset is infinite (a cost larger than the burst can never pass).
+ * - Allow- and deny-listed keys, and a decision taken while a remote store
+ *   failed, have no policies: no `ratelimit*` fields then.
+ *
+ * @see {@link policy} and {@link rateLimit} for the field syntax.
+ * @category rendering
+ * @since 0.1.0
+ */
+export const fromDecision = (decision: RateLimiter.Decision, options: DecisionOptions = {}): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const policies = decision.policies
+  if (policies.length > 0) {
+    out["ratelimit-policy"] = policy(
+      policies.map((p) => ({
+        name: p.policy,
+        quota: p.limit,
+        windowSeconds: p.windowSeconds,
+        quotaUnit: p.windowSeconds === undefined ? "concurrent-requests" : options.quotaUnit
+      }))
+    )
+    out.ratelimit = rateLimit(
+      policies.map((p) => ({
+        name: p.policy,
+        remaining: p.remaining,
+        resetSeconds: Duration.isFinite(p.reset) ? Duration.toSeconds(p.reset) : undefined
+      }))
+    )
+  }
+  if (!decision.allowed) {
+    const seconds = retryAfterSeconds(decision.retryAfter)
+    if (seconds !== undefined) out["retry-after"] = seconds
+  }
+  return out
+}

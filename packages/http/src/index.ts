@@ -12,3 +12,12 @@ export * as HealthHttp from "./HealthHttp.ts"
  * @since 0.1.0
  */
 export * as RateLimitHeaders from "./RateLimitHeaders.ts"
+
+/**
+ * Rate limiting for Effect's HTTP server: each request charged to a `RateLimiter` under a key of the request (client
+ * address, API key) at a cost; 429 with `Retry-After` and the IETF `RateLimit` fields when refused, the fields on
+ * allowed responses, excluded paths skipped.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimitMiddleware from "./RateLimitMiddleware.ts"
