@@ -12,7 +12,8 @@
  * **Details**
  *
  * - A part left out is absent: no layer, no cost. Every part keeps its own
- *   metrics, events and spans; the policy adds none.
+ *   metrics, events and spans; the policy adds no metric, only a
+ *   `Policy.apply` event on the caller's span naming its layers in order.
  * - The applied effect fails with exactly the errors of the parts present
  *   (`TimeoutError`, `RetryError`, `CircuitBreakerError`, `RateLimiterError`,
  *   `BulkheadError`; hedging adds none), minus what the fallback handles, and
@@ -62,10 +63,13 @@
  * @stability experimental
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Predicate from "effect/Predicate"
+import * as Tracer from "effect/Tracer"
 import * as Bulkhead from "./Bulkhead.ts"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Fallback from "./Fallback.ts"
@@ -74,6 +78,7 @@ import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Options_ from "./Options.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import * as Retry from "./Retry.ts"
+import * as Telemetry from "./Telemetry.ts"
 import * as Timeout from "./Timeout.ts"
 
 /**
@@ -147,7 +152,7 @@ export type FallbackPart =
       readonly name?: string | undefined
     }
   | {
-      /** `Fallback.orElseCached` under the call's key (or `key` here): the stored value answers a failure. */
+      /** `Fallback.orElseCached` under the call's key (else `key` here): the stored value answers a failure. */
       readonly cached: Omit<Fallback.CachedOptions<unknown>, "key"> & { readonly key?: string | undefined }
     }
 
@@ -476,6 +481,8 @@ export interface CallOptions {
         readonly cost?: number | undefined
       }
     | undefined
+  /** The key of a cached fallback's value (prefix it per call site: `quote:EURUSD`). */
+  readonly fallback?: { readonly key?: string | undefined } | undefined
 }
 
 type Any = Effect.Effect<unknown, unknown, unknown>
@@ -550,7 +557,7 @@ const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => 
           ? Fallback.orElse(effect, fallback.orElse, { name: fallback.name })
           : Fallback.orElse(effect, fallback.orElse, { when: fallback.when, name: fallback.name })
     } else {
-      const key = fallback.cached.key ?? call?.key
+      const key = call?.fallback?.key ?? call?.key ?? fallback.cached.key
       if (key === undefined) {
         return Effect.die(
           new Options_.InvalidOptions({
@@ -568,8 +575,30 @@ const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => 
       effect = Fallback.orElseCached(effect, { ...fallback.cached, key })
     }
   }
-  return effect
+  return withSpanEvent(effect, policy)
 }
+
+/**
+ * The name of the span event `apply` adds to the caller's span (when there is
+ * one): its attributes are the policy's name and its layers, outermost first.
+ *
+ * @category telemetry
+ * @since 0.1.0
+ */
+export const spanEventName = "Policy.apply"
+
+/** Adds the `Policy.apply` event to the caller's span, if any; nothing else when there is none. */
+const withSpanEvent = (effect: Any, policy: Policy): Any =>
+  Effect.withFiber((fiber) => {
+    const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+    if (span !== undefined && span._tag === "Span") {
+      span.event(spanEventName, fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), {
+        [Telemetry.attributes.name]: policy.name,
+        "resilience.policy.layers": policy.layers.join(" > ")
+      })
+    }
+    return effect
+  })
 
 /**
  * Wraps an effect in a policy's parts, in the one order (outermost first:

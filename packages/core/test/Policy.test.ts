@@ -412,6 +412,94 @@ describe("Policy", () => {
     )
   })
 
+  describe("the guide's table (docs/patterns/policy.md)", () => {
+    /** Against a dependency that hangs: what the caller sees, when, the calls made and the breaker's state. */
+    const measure = (
+      wrap: (
+        call: Effect.Effect<string>,
+        breaker: CircuitBreaker.CircuitBreaker,
+        retry: Retry.Policy
+      ) => Effect.Effect<string, unknown, never>
+    ) =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2 })
+        const retry = Retry.constant({ delay: 0, maxAttempts: 3 })
+        let calls = 0
+        const call = Effect.suspend(() => {
+          calls++
+          return Effect.never
+        })
+        const fiber = yield* wrap(call, breaker, retry).pipe(
+          Effect.flip,
+          Effect.flatMap((error) => Effect.map(Clock.currentTimeMillis, (at) => [error, at] as const)),
+          Effect.forkChild
+        )
+        yield* TestClock.adjust("1 second")
+        const [error, at] = yield* Fiber.join(fiber)
+        const reason =
+          typeof error === "object" && error !== null && "reason" in error
+            ? (error.reason as { readonly _tag: string })._tag
+            : String(error)
+        return { reason, at, calls, breaker: yield* stateOf(breaker) }
+      }).pipe(Effect.provide(stores))
+
+    it.effect("the policy's order: the timeouts trip the breaker, the retry stops at its rejection", () =>
+      Effect.gen(function* () {
+        const result = yield* measure((call, breaker, retry) =>
+          Effect.flatMap(
+            Effect.orDie(Policy.make({ retry, circuitBreaker: breaker, attemptTimeout: "100 millis" })),
+            (policy) => call.pipe(Policy.apply(policy))
+          )
+        )
+        assert.deepStrictEqual(result, { reason: "CircuitOpen", at: 200, calls: 2, breaker: "Open" })
+      })
+    )
+
+    it.effect("the same combinators piped the other way round: the timeout outside cuts everything", () =>
+      Effect.gen(function* () {
+        const result = yield* measure((call, breaker, retry) =>
+          call.pipe(Retry.retry(retry), CircuitBreaker.protect(breaker), Timeout.attempt("100 millis"))
+        )
+        assert.deepStrictEqual(result, { reason: "TimeoutExceeded", at: 100, calls: 1, breaker: "Closed" })
+      })
+    )
+
+    it.effect("the retry inside the breaker: three timeouts are one breaker outcome", () =>
+      Effect.gen(function* () {
+        const result = yield* measure((call, breaker, retry) =>
+          call.pipe(Timeout.attempt("100 millis"), Retry.retry(retry), CircuitBreaker.protect(breaker))
+        )
+        assert.deepStrictEqual(result, { reason: "TimeoutExceeded", at: 300, calls: 3, breaker: "Closed" })
+      })
+    )
+  })
+
+  describe("telemetry", () => {
+    it.effect("a Policy.apply span event on the caller's span names the layers in order", () =>
+      Effect.gen(function* () {
+        const policy = yield* Policy.make({
+          name: "quotes",
+          attemptTimeout: "1 second",
+          retry: Retry.constant({ delay: 0, maxAttempts: 2 }),
+          totalTimeout: "5 seconds"
+        })
+        const events = yield* Effect.gen(function* () {
+          yield* Effect.succeed("ok").pipe(Policy.apply(policy))
+          const span = yield* Effect.currentSpan
+          return "events" in span && Array.isArray(span.events)
+            ? span.events.map((e: ReadonlyArray<unknown>) => [e[0], e[2]])
+            : []
+        }).pipe(Effect.withSpan("request"))
+        assert.deepStrictEqual(events, [
+          [
+            Policy.spanEventName,
+            { "resilience.name": "quotes", "resilience.policy.layers": "totalTimeout > retry > attemptTimeout" }
+          ]
+        ])
+      })
+    )
+  })
+
   describe("options", () => {
     it.effect("an invalid combination fails with one InvalidOptions listing every problem", () =>
       Effect.gen(function* () {
