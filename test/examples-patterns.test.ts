@@ -1,5 +1,5 @@
 /**
- * Runs the retry, timeout, hedging, rate-limiting, bulkhead and fallback example programs under
+ * Runs the retry, timeout, hedging, rate-limiting, bulkhead, fallback and policy example programs under
  * `TestClock` and checks the exact log each returns, so the examples stay
  * correct as well as type-checked. Jittered delays never appear in a log:
  * those examples log attempts and counts instead.
@@ -11,6 +11,7 @@ import { TestClock } from "effect/testing"
 import { program as tenantIsolation } from "../examples/bulkhead/tenant-isolation.ts"
 import { program as quotes } from "../examples/fallback/quotes.ts"
 import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
+import { program as policyQuotes } from "../examples/policy/quotes.ts"
 import { program as apiQuotas } from "../examples/rate-limiting/api-quotas.ts"
 import { program as shaping } from "../examples/rate-limiting/shaping.ts"
 import { program as backoffAndHints } from "../examples/retry/backoff-and-hints.ts"
@@ -154,6 +155,31 @@ describe("examples/fallback", () => {
           "maintenance: over, upstream back",
           "EURUSD at 2500ms: 1.0842",
           "upstream calls: 6, coalesced: 2, stale answers: 1, answered while degraded: 1"
+        ])
+      })
+  )
+})
+
+describe("examples/policy", () => {
+  it.effect(
+    "quotes.ts: retried, timed out into an open circuit, answered from the cache, a quota the breaker ignores",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(policyQuotes)
+        yield* TestClock.adjust("3 seconds") // the upstream's 20 ms answers, the timeouts, the waits and the 1.9 s sleep
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "alice EURUSD at 20ms: 1.0842 (upstream calls: 1)",
+          // a connection reset, 50 ms, then an answer: retried
+          "bob GBPUSD at 90ms: 1.265 (upstream calls: 2)",
+          // three 100 ms timeouts 50 ms apart: three breaker failures, the circuit opens, the cache answers
+          "alice EURUSD at 490ms: 1.0842 (upstream calls: 3), circuit Open",
+          // CircuitOpen's retryAfter (2 s) ends past the 1 s total timeout: not waited for, the cache answers
+          "carol EURUSD at 490ms: 1.0842 (upstream calls: 0)",
+          "mallory GBPUSD x5 at 590ms: 1.265 (upstream calls: 5)",
+          // over the quota: RateLimitExceeded, answered from the cache, ignored by the breaker
+          "mallory GBPUSD #6 at 590ms: 1.265 (upstream calls: 0), circuit Closed",
+          // the open duration has passed: a probe answers and closes the circuit
+          "alice EURUSD at 2510ms: 1.0842 (upstream calls: 1), circuit Closed"
         ])
       })
   )
