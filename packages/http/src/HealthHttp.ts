@@ -50,13 +50,14 @@
  * @stability experimental
  * @since 0.1.0
  */
-import { Health } from "@effect-resilience/core"
+import { Health, Options as Options_ } from "@effect-resilience/core"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 
 // ---------------------------------------------------------------------------
 // options
@@ -70,6 +71,38 @@ import type * as Layer from "effect/Layer"
  * @since 0.1.0
  */
 export type Detail = "full" | "compact"
+
+const Path = Schema.String.check(Schema.isStartingWith("/"))
+const StatusCode = Schema.Int.check(Schema.isBetween({ minimum: 100, maximum: 599 }))
+
+/**
+ * The endpoints' options as a schema: the single source of their rules and
+ * of the Defaults table. Every field is optional.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const OptionsSchema = Schema.Struct({
+  path: Schema.optionalKey(Path.annotate({ description: "The full report's path.", default: "/health" })),
+  readinessPath: Schema.optionalKey(
+    Path.annotate({ description: "The readiness view's path.", default: "/health/ready" })
+  ),
+  livenessPath: Schema.optionalKey(
+    Path.annotate({ description: "The liveness view's path.", default: "/health/live" })
+  ),
+  degradedStatus: Schema.optionalKey(
+    StatusCode.annotate({ description: "The status code of a `degraded` view (100 to 599).", default: 200 })
+  ),
+  unhealthyStatus: Schema.optionalKey(
+    StatusCode.annotate({ description: "The status code of an `unhealthy` view (100 to 599).", default: 503 })
+  ),
+  detail: Schema.optionalKey(
+    Schema.Literals(["full", "compact"]).annotate({
+      description: 'The body: the `full` report, or `compact` (`{"status":"…"}` only).',
+      default: "full"
+    })
+  )
+})
 
 /**
  * Options of the endpoints. Every field is optional.
@@ -124,7 +157,8 @@ export const defaults: ResolvedOptions = {
 }
 
 /**
- * Fills in the defaults of the fields left out (or given as undefined).
+ * Fills in the defaults of the fields left out (or given as undefined),
+ * without checking the values: see {@link validateOptions}.
  *
  * @category options
  * @since 0.1.0
@@ -137,6 +171,63 @@ export const resolveOptions = (options: Options = {}): ResolvedOptions => ({
   unhealthyStatus: options.unhealthyStatus ?? defaults.unhealthyStatus,
   detail: options.detail ?? defaults.detail
 })
+
+/** Two views on one path: the issue names the field given (of the two), the other one in its message. */
+const distinctPaths: Options_.Rule = (o) => {
+  const seen = new Map<unknown, "path" | "readinessPath" | "livenessPath">()
+  const found: Array<{ readonly path: string; readonly message: string }> = []
+  for (const field of ["path", "readinessPath", "livenessPath"] as const) {
+    const value = o[field] ?? defaults[field]
+    const before = seen.get(value)
+    if (before === undefined) {
+      seen.set(value, field)
+      continue
+    }
+    const [given, other] = o[field] !== undefined ? [field, before] : [before, field]
+    found.push({ path: given, message: `Expected a path other than ${other}'s` })
+  }
+  return found
+}
+
+/**
+ * Checks the options and fills in the defaults: fails with
+ * `Options.InvalidOptions` listing every bad field (a path not starting with
+ * `/`, two views on one path, a status code outside 100 to 599).
+ *
+ * **Example** (Every bad field at once)
+ *
+ * ```ts import.meta.vitest
+ * import { HealthHttp } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ *
+ * const error = await Effect.runPromise(
+ *   Effect.flip(HealthHttp.validateOptions({ readinessPath: "/health", degradedStatus: 1000 }))
+ * )
+ * error.issues.map((issue) => issue.path)
+ * // => ["degradedStatus", "readinessPath"]
+ * ```
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const validateOptions = (options: Options = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> =>
+  Effect.map(
+    Options_.validate(
+      "HealthHttp",
+      OptionsSchema,
+      Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+      [distinctPaths]
+    ),
+    () => resolveOptions(options)
+  )
+
+/**
+ * The Defaults table of the options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(OptionsSchema)
 
 // ---------------------------------------------------------------------------
 // rendering
@@ -332,13 +423,15 @@ export const handler = (
 
 /**
  * The three routes (`GET` on `path`, `readinessPath` and `livenessPath`)
- * over a registry, for `HttpRouter.addAll` or a router of one's own.
+ * over a registry, for `HttpRouter.addAll` or a router of one's own. The
+ * options are taken as given: check them first with {@link validateOptions}
+ * (`layer` does).
  *
  * **Example** (Routes over a registry made earlier)
  *
  * ```ts
  * import { HealthHttp } from "@effect-resilience/http"
- * import { Health } from "@effect-resilience/core"
+ * import type { Health } from "@effect-resilience/core"
  * import { Layer } from "effect"
  * import { HttpRouter } from "effect/http"
  *
@@ -365,17 +458,20 @@ export const routesWith = (
 
 /**
  * A layer adding the three routes to the `HttpRouter`, over the `Health`
- * service (read once, when the layer is built).
+ * service (read once, when the layer is built). Fails with
+ * `Options.InvalidOptions` listing every bad option.
  *
  * **Example** (Probes for Kubernetes on their own paths)
  *
  * ```ts
  * import { HealthHttp } from "@effect-resilience/http"
- * import { Health } from "@effect-resilience/core"
- * import { Layer } from "effect"
- * import { HttpRouter } from "effect/http"
+ * import type { Health, Options } from "@effect-resilience/core"
+ * import type { Layer } from "effect"
+ * import type { HttpRouter } from "effect/http"
  *
- * const Probes: Layer.Layer<never, never, HttpRouter.HttpRouter | Health.Health> = HealthHttp.layer({
+ * type Needs = HttpRouter.HttpRouter | Health.Health
+ *
+ * const Probes: Layer.Layer<never, Options.InvalidOptions, Needs> = HealthHttp.layer({
  *   readinessPath: "/readyz",
  *   livenessPath: "/livez",
  *   detail: "compact"
@@ -385,5 +481,11 @@ export const routesWith = (
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | Health.Health> =>
-  HttpRouter.use((router) => Effect.flatMap(Health.Health, (health) => router.addAll(routesWith(health, options))))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<never, Options_.InvalidOptions, HttpRouter.HttpRouter | Health.Health> =>
+  HttpRouter.use((router) =>
+    Effect.flatMap(validateOptions(options), (resolved) =>
+      Effect.flatMap(Health.Health, (health) => router.addAll(routesWith(health, resolved)))
+    )
+  )

@@ -154,4 +154,48 @@ describe("HealthHttp", () => {
       assert.deepStrictEqual([res.status, res.json], [503, { status: "unhealthy" }])
     }).pipe(Effect.scoped)
   )
+
+  it.effect("options: the layer fails listing every bad field; defaults fill what is left out", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(
+          HealthHttp.layer({
+            path: "health" as HttpRouter.PathInput,
+            readinessPath: "/health/live",
+            degradedStatus: 99,
+            unhealthyStatus: 503.5
+          }).pipe(Layer.provide([Health.layer(), HttpRouter.layer]))
+        )
+      )
+      assert.strictEqual(error._tag, "InvalidOptions")
+      assert.deepStrictEqual(
+        error.issues.map((issue) => [issue.path, issue.value]),
+        [
+          ["path", '"health"'],
+          ["degradedStatus", "99"],
+          ["unhealthyStatus", "503.5"],
+          ["readinessPath", '"/health/live"'] // the liveness view's default path
+        ]
+      )
+      assert.strictEqual(
+        error.message,
+        'HealthHttp options are invalid: path = "health": Expected a string starting with "/"; ' +
+          "degradedStatus = 99: Expected a value between 100 and 599; unhealthyStatus = 503.5: Expected an integer; " +
+          `readinessPath = "/health/live": Expected a path other than livenessPath's`
+      )
+      const resolved = yield* HealthHttp.validateOptions({ detail: "compact", degradedStatus: undefined })
+      assert.deepStrictEqual(resolved, { ...HealthHttp.defaults, detail: "compact" })
+      assert.deepStrictEqual(
+        HealthHttp.optionsDocs.map((doc) => [doc.name, doc.default]),
+        [
+          ["path", '"/health"'],
+          ["readinessPath", '"/health/ready"'],
+          ["livenessPath", '"/health/live"'],
+          ["degradedStatus", "200"],
+          ["unhealthyStatus", "503"],
+          ["detail", '"full"']
+        ]
+      )
+    })
+  )
 })
