@@ -397,6 +397,90 @@ describe("Policy", () => {
       }).pipe(Effect.provide(stores))
     )
 
+    it.effect(
+      "parts with options: the breaker's own isIgnored is kept beside the policy's, retry's while is honoured",
+      () =>
+        Effect.gen(function* () {
+          const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+          const limiter = yield* RateLimiter.make({
+            limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }]
+          })
+          let calls = 0
+          const policy = yield* Policy.make({
+            circuitBreaker: { breaker, key: "catalog", isIgnored: (error) => error === "not found" },
+            rateLimiter: { limiter, key: "catalog" },
+            retry: { policy: Retry.constant({ delay: 0, maxAttempts: 3 }), while: (error) => error !== "not found" }
+          })
+          const call = (error: string) =>
+            Effect.suspend(() => {
+              calls++
+              return Effect.fail(error)
+            }).pipe(Policy.apply(policy))
+          // not retried (while), not a breaker failure (the part's isIgnored)
+          assert.strictEqual(yield* Effect.flip(call("not found")), "not found")
+          assert.strictEqual(calls, 1)
+          assert.strictEqual(yield* stateOf(breaker, "catalog"), "Closed")
+          // the limiter's quota (its key from the part) is spent: its rejection reaches the breaker (ignored), and the
+          // retry waits its retryAfter, to the next window, where the call runs again
+          const fiber = yield* Effect.forkChild(
+            Effect.flip(call("not found")).pipe(
+              Effect.flatMap((error) => Effect.map(Clock.currentTimeMillis, (at) => [error, at] as const))
+            )
+          )
+          yield* TestClock.adjust("3 minutes")
+          assert.deepStrictEqual(yield* Fiber.join(fiber), ["not found", 60_000])
+          assert.strictEqual(calls, 2)
+          assert.strictEqual(yield* stateOf(breaker, "catalog"), "Closed")
+          const stats = yield* limiter.stats
+          assert.deepStrictEqual([stats.allowed, stats.rejected], [2, 1])
+        }).pipe(Effect.provide(stores))
+    )
+
+    it.effect("the call's options take precedence over a part's key", () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const policy = yield* Policy.make({ circuitBreaker: { breaker, key: "static" } })
+        yield* Effect.flip(Effect.fail("down").pipe(Policy.apply(policy)))
+        yield* Effect.flip(Effect.fail("down").pipe(Policy.apply(policy, { key: "per-call" })))
+        yield* Effect.succeed("ok").pipe(Policy.apply(policy, { key: "per-call", circuitBreaker: { key: "override" } }))
+        assert.deepStrictEqual(
+          [yield* stateOf(breaker, "static"), yield* stateOf(breaker, "per-call"), yield* stateOf(breaker, "override")],
+          ["Open", "Open", "Closed"]
+        )
+      }).pipe(Effect.provide(stores))
+    )
+
+    it.effect("a hedge inside the policy: each hedged attempt has its own attempt timeout", () =>
+      Effect.gen(function* () {
+        const policy = yield* Policy.make({
+          hedge: { policy: Hedge.make({ delay: "100 millis" }) },
+          attemptTimeout: "150 millis"
+        })
+        let calls = 0
+        const call = Effect.suspend(() =>
+          ++calls === 1 ? Effect.never : Effect.as(Effect.sleep("20 millis"), "hedge")
+        )
+        const fiber = yield* call.pipe(
+          Policy.apply(policy),
+          Effect.flatMap((answer) => Effect.map(Clock.currentTimeMillis, (at) => [answer, at] as const)),
+          Effect.forkChild
+        )
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), ["hedge", 120])
+        assert.strictEqual(calls, 2)
+      })
+    )
+
+    it.effect("a cached fallback without a key dies with the missing key", () =>
+      Effect.gen(function* () {
+        const policy = yield* Policy.make({ fallback: { cached: {} } })
+        const exit = yield* Effect.exit(Effect.succeed(1).pipe(Policy.apply(policy)))
+        assert.isTrue(Exit.isFailure(exit))
+        const defect = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Die") : undefined
+        assert.isTrue(defect?._tag === "Die" && defect.defect instanceof Options.InvalidOptions)
+      }).pipe(Effect.provide(Fallback.layer({ name: "quotes" })))
+    )
+
     it.effect("a part left out is absent: an empty policy runs the effect as it is", () =>
       Effect.gen(function* () {
         const policy = yield* Policy.make({})
