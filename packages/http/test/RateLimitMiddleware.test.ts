@@ -2,9 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Health, RateLimiter } from "@effect-resilience/core"
 import { HealthHttp, RateLimitMiddleware } from "@effect-resilience/http"
 import * as Effect from "effect/Effect"
+import * as HttpMiddleware from "effect/http/HttpMiddleware"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
+import * as IpNetwork from "effect/net/IpNetwork"
 import { TestClock } from "effect/testing"
 import { type Reply, serveLoopback } from "./server.ts"
 
@@ -204,6 +206,28 @@ describe("RateLimitMiddleware", () => {
           retryAfter: null
         })
       }).pipe(Effect.scoped)
+  )
+
+  it.effect("behind a trusted proxy: xForwardedHeaders first, then each forwarded client has its own quota", () =>
+    Effect.gen(function* () {
+      const behindProxy = HttpRouter.middleware(
+        Effect.map(
+          RateLimiter.RateLimiter,
+          (limiter) => (app) =>
+            RateLimitMiddleware.make(limiter)(app).pipe(
+              HttpMiddleware.xForwardedHeaders({ trustedProxies: [IpNetwork.fromStringUnsafe("127.0.0.0/8")] })
+            )
+        ),
+        { global: true }
+      )
+      const { get } = yield* serveLoopback(Layer.mergeAll(hello, behindProxy), RateLimiter.layerMemory(perMinute(1)))
+      const client = (address: string) => get("/api", { "x-forwarded-for": address })
+      assert.strictEqual((yield* client("198.51.100.7")).status, 200)
+      assert.strictEqual((yield* client("198.51.100.7")).status, 429)
+      assert.strictEqual((yield* client("203.0.113.9")).status, 200)
+      // a spoofed entry before the client's own address (appended by the proxy) changes nothing
+      assert.strictEqual((yield* client("6.6.6.6, 198.51.100.7")).status, 429)
+    }).pipe(Effect.scoped)
   )
 
   it.effect("make: per-route middleware on one route, the other route unlimited", () =>
