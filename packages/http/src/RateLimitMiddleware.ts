@@ -55,7 +55,7 @@
  * @stability experimental
  * @since 0.1.0
  */
-import { RateLimiter } from "@effect-resilience/core"
+import { Options as Options_, RateLimiter } from "@effect-resilience/core"
 import * as Effect from "effect/Effect"
 import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -99,6 +99,57 @@ export interface Options {
         request: HttpServerRequest.HttpServerRequest
       ) => HttpServerResponse.HttpServerResponse)
     | undefined
+}
+
+/**
+ * Checks the options that are data (the functions are taken as given):
+ * fails with `Options.InvalidOptions` listing every bad field: an `exclude`
+ * path not starting with `/` (it would never match, and the probes it was
+ * meant for would be limited), or an unknown `quotaUnit`.
+ *
+ * **Example** (A path without its slash)
+ *
+ * ```ts import.meta.vitest
+ * import { RateLimitMiddleware } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ *
+ * const options = { exclude: ["/metrics", "health"] }
+ * const error = await Effect.runPromise(Effect.flip(RateLimitMiddleware.validateOptions(options)))
+ * error.issues.map((issue) => `${issue.path} = ${issue.value}`)
+ * // => ["exclude.1 = \"health\""]
+ * ```
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const validateOptions = (options: Options = {}): Effect.Effect<Options, Options_.InvalidOptions> => {
+  const issues: Array<Options_.Issue> = []
+  const exclude = options.exclude
+  if (exclude !== undefined && typeof exclude !== "function") {
+    exclude.forEach((pattern, i) => {
+      if (typeof pattern === "string" && pattern.startsWith("/")) return
+      issues.push(
+        new Options_.Issue({
+          path: `exclude.${i}`,
+          value: Options_.renderValue(pattern),
+          message: 'Expected a path starting with "/" (or "/prefix/*")'
+        })
+      )
+    })
+  }
+  const unit = options.quotaUnit
+  if (unit !== undefined && unit !== "request" && unit !== "content-bytes") {
+    issues.push(
+      new Options_.Issue({
+        path: "quotaUnit",
+        value: Options_.renderValue(unit),
+        message: 'Expected "request" or "content-bytes"'
+      })
+    )
+  }
+  return issues.length > 0
+    ? Effect.fail(new Options_.InvalidOptions({ pattern: "RateLimitMiddleware", issues }))
+    : Effect.succeed(options)
 }
 
 // ---------------------------------------------------------------------------
@@ -221,7 +272,8 @@ const storeUnavailable = (): HttpServerResponse.HttpServerResponse =>
  * The middleware over a limiter: a function from an HTTP app (an effect
  * answering the current request) to the limited app. Use it with
  * `HttpRouter.middleware` (global or per route), `HttpServer.serve`, or by
- * hand.
+ * hand. The options are taken as given: check them first with
+ * {@link validateOptions} (`layer` does).
  *
  * **Example** (On some routes only)
  *
@@ -282,17 +334,18 @@ export const make = (
 /**
  * A global router middleware over the `RateLimiter` service: every request
  * the `HttpRouter` answers, unmatched ones included, goes through the
- * limiter unless `exclude`d.
+ * limiter unless `exclude`d. Fails with `Options.InvalidOptions` for bad
+ * options (see {@link validateOptions}).
  *
  * **Example** (Keyed by API key, probes excluded)
  *
  * ```ts
  * import { RateLimitMiddleware } from "@effect-resilience/http"
- * import type { RateLimiter } from "@effect-resilience/core"
+ * import type { Options, RateLimiter } from "@effect-resilience/core"
  * import type { Layer } from "effect"
  * import type { HttpRouter } from "effect/http"
  *
- * const Limiting: Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =
+ * const Limiting: Layer.Layer<never, Options.InvalidOptions, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =
  *   RateLimitMiddleware.layer({
  *     key: RateLimitMiddleware.keyByHeader("x-api-key"),
  *     exclude: ["/health", "/health/*"]
@@ -304,8 +357,10 @@ export const make = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<never, never, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =>
+): Layer.Layer<never, Options_.InvalidOptions, HttpRouter.HttpRouter | RateLimiter.RateLimiter> =>
   HttpRouter.middleware(
-    Effect.map(RateLimiter.RateLimiter, (limiter) => make(limiter, options)),
+    Effect.flatMap(validateOptions(options), (valid) =>
+      Effect.map(RateLimiter.RateLimiter, (limiter) => make(limiter, valid))
+    ),
     { global: true }
   )

@@ -230,6 +230,37 @@ describe("RateLimitMiddleware", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("concurrent requests: exactly the limit passes", () =>
+    Effect.gen(function* () {
+      const { get } = yield* serveLimited(perMinute(3))
+      const replies = yield* Effect.forEach(Array.from({ length: 10 }), () => get("/api"), { concurrency: "unbounded" })
+      const statuses = replies.map((reply) => reply.status).sort()
+      assert.deepStrictEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429, 429, 429])
+      const remaining = replies
+        .filter((reply) => reply.status === 200)
+        .map((reply) => reply.headers.get("ratelimit"))
+        .sort()
+      assert.deepStrictEqual(remaining, ['"per-minute";r=0;t=60', '"per-minute";r=1;t=60', '"per-minute";r=2;t=60'])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("options: the layer fails listing every bad field", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        serveLimited(perMinute(1), {
+          exclude: ["health", "/metrics", "health/*"],
+          quotaUnit: "bytes" as "content-bytes"
+        })
+      )
+      assert.strictEqual(
+        String((error as { readonly message?: unknown }).message),
+        'RateLimitMiddleware options are invalid: exclude.0 = "health": Expected a path starting with "/" ' +
+          '(or "/prefix/*"); exclude.2 = "health/*": Expected a path starting with "/" (or "/prefix/*"); ' +
+          'quotaUnit = "bytes": Expected "request" or "content-bytes"'
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("make: per-route middleware on one route, the other route unlimited", () =>
     Effect.gen(function* () {
       const limiter = yield* RateLimiter.make(perMinute(1)).pipe(Effect.provide(RateLimiter.layerStoreMemory()))
