@@ -71,6 +71,12 @@ describe("HealthHttp", () => {
           ["cache", "healthy"]
         ]
       )
+      // HEAD (some load balancers probe with it) answers like GET, without the body
+      const head = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${critical.port}/health/ready`, { method: "HEAD", headers: { connection: "close" } })
+      )
+      assert.deepStrictEqual([head.status, head.headers.get("cache-control")], [503, "no-store"])
+      assert.strictEqual(yield* Effect.promise(() => head.text()), "")
       const custom = yield* serveLoopback(withHealth([fixed("db", "unhealthy")], { unhealthyStatus: 500 }))
       assert.strictEqual((yield* custom.get("/health/live")).status, 500)
       const optional = yield* serveLoopback(withHealth([fixed("recs", "unhealthy", { critical: false })]))
