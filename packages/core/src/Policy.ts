@@ -585,7 +585,7 @@ const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => 
  * @category telemetry
  * @since 0.1.0
  */
-export const spanEventName = "Policy.apply"
+export const spanEventName = Telemetry.policyEvents["Policy.apply"].name
 
 /** Adds the `Policy.apply` event to the caller's span, if any; nothing else when there is none. */
 const withSpanEvent = (effect: Any, policy: Policy): Any =>
@@ -594,7 +594,7 @@ const withSpanEvent = (effect: Any, policy: Policy): Any =>
     if (span !== undefined && span._tag === "Span") {
       span.event(spanEventName, fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), {
         [Telemetry.attributes.name]: policy.name,
-        "resilience.policy.layers": policy.layers.join(" > ")
+        [Telemetry.attributes.layers]: policy.layers.join(" > ")
       })
     }
     return effect

@@ -53,6 +53,8 @@ export const attributes: {
   readonly policy: "resilience.policy"
   /** A health component's configured name (configuration, never request data). */
   readonly component: "resilience.component"
+  /** A policy's layers, outermost first: `retry > circuitBreaker > attemptTimeout`. */
+  readonly layers: "resilience.policy.layers"
   /** The unit, read by `@effect/opentelemetry` when it exports a metric. */
   readonly unit: "unit"
 } = {
@@ -65,6 +67,7 @@ export const attributes: {
   reason: "resilience.reason",
   policy: "resilience.policy",
   component: "resilience.component",
+  layers: "resilience.policy.layers",
   unit: "unit"
 }
 
@@ -683,6 +686,23 @@ export const fallbackEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * Policies' events: span events only (a policy records no metrics of its
+ * own; each of its parts keeps its own).
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const policyEvents = {
+  "Policy.apply": {
+    pattern: "policy",
+    name: "Policy.apply",
+    severity: "debug",
+    description:
+      "A span event on the caller's span when `Policy.apply` runs a call, with the policy's `resilience.name` and its `resilience.policy.layers`, outermost first."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Chaos injection's metrics, named `resilience.chaos.*`.
  *
  * @category catalogue
@@ -755,7 +775,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(bulkheadEvents),
   ...Object.values(healthEvents),
   ...Object.values(fallbackEvents),
-  ...Object.values(chaosEvents)
+  ...Object.values(chaosEvents),
+  ...Object.values(policyEvents)
 ]
 
 /**
