@@ -1419,8 +1419,13 @@ export const make: (
       windowSeconds
     )
 
-  /** Several limits' decision: every part, and the deciding one's numbers. */
-  const combine = (tier: Tier, outs: ReadonlyArray<LimitOutcome>, allowed: boolean): DecisionImpl => {
+  /**
+   * Several limits' decision: every part, and the deciding one's numbers. A
+   * limit's `remaining` counts the request as charged; when another limit
+   * refuses, nothing is charged, so the limits that would have allowed it
+   * report what they hold (their `remaining` plus the cost).
+   */
+  const combine = (tier: Tier, outs: ReadonlyArray<LimitOutcome>, allowed: boolean, cost: number): DecisionImpl => {
     let deciding = 0
     const policies: Array<DecisionImpl> = []
     for (let i = 0; i < outs.length; i++) {
@@ -1432,7 +1437,7 @@ export const make: (
           out.allowed,
           name,
           out.limit,
-          out.remaining,
+          !allowed && out.allowed ? out.remaining + cost : out.remaining,
           out.resetMillis,
           out.retryAfterMillis,
           tier.windows[i]
@@ -1482,7 +1487,7 @@ export const make: (
       for (let i = 0; i < limits.length; i++)
         limits[i]?.consume(key, now, cost, scratch[i] ?? algorithms.makeDecision())
     }
-    return combine(tier, scratch, allowed)
+    return combine(tier, scratch, allowed, cost)
   }
 
   // ---- over a remote store: the same decisions, one store round trip each
@@ -1509,7 +1514,8 @@ export const make: (
             : combine(
                 tier,
                 outs,
-                outs.every((out) => out.allowed)
+                outs.every((out) => out.allowed),
+                cost
               )
         if (commit && !decision.allowed) hold(key, cost, now, decision)
         return decision

@@ -177,8 +177,8 @@ describe("RateLimiter", () => {
           ["per-hour", false]
         ]
       )
-      // the per-second bucket was not charged by the refused request
-      assert.strictEqual(hourly.policies[0]?.remaining, 1)
+      // the per-second bucket was not charged by the refused request: it still holds 2
+      assert.strictEqual(hourly.policies[0]?.remaining, 2)
     })
   )
 
@@ -657,7 +657,7 @@ describe("RateLimiter block cache (audit)", () => {
             policy: "hourly",
             allowed: true,
             limit: 100,
-            remaining: 96,
+            remaining: 97,
             reset: 3_600_000 - 7_000,
             retryAfter: 0,
             windowSeconds: 3_600

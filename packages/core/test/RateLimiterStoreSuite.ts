@@ -190,9 +190,17 @@ export const suite = (
           assert.strictEqual(yield* allowedOf(limiter, k, 5), 2)
           const refused = yield* limiter.consume(k)
           assert.deepStrictEqual([refused.allowed, refused.policy], [false, "narrow"])
+          // nothing charged by the refusal: the wide limit reports what it holds
+          assert.deepStrictEqual(
+            refused.policies.map((p) => [p.policy, p.allowed, p.remaining]),
+            [
+              ["wide", true, 8],
+              ["narrow", false, 0]
+            ]
+          )
           const wide = (yield* limiter.check(k)).policies.find((p) => p.policy === "wide")
-          // only the two allowed requests were charged to the wide limit (remaining counts this request too)
-          assert.strictEqual(wide?.remaining, 7)
+          // a check the narrow limit refuses: the wide limit, charged for the two allowed requests only, holds 8
+          assert.strictEqual(wide?.remaining, 8)
         })
       )
     )
