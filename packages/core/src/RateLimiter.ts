@@ -407,6 +407,11 @@ export interface Decision {
   /** Zero when allowed. */
   readonly retryAfter: Duration.Duration
   readonly policies: ReadonlyArray<PolicyDecision>
+  /**
+   * The remote store failed and `onStoreError: "fail"` refused the request
+   * (its `policy` is `"store-error"`): not a limit's refusal.
+   */
+  readonly storeError: boolean
 }
 
 /**
@@ -1202,6 +1207,9 @@ class DecisionImpl implements Decision, PolicyDecision {
   get retryAfter(): Duration.Duration {
     return toDuration(this.retryAfterMillis)
   }
+  get storeError(): boolean {
+    return this === storeFailedDecision
+  }
   get policies(): ReadonlyArray<PolicyDecision> {
     return this.list ?? (this.policy === "allow" || this.policy === "deny" ? [] : [this])
   }
@@ -1230,6 +1238,9 @@ class DecisionImpl implements Decision, PolicyDecision {
     )
   }
 }
+
+/** The refusal of a request whose remote store failed, under `onStoreError: "fail"`. */
+const storeFailedDecision = new DecisionImpl(false, "store-error", 0, 0, 0, 0, undefined, [])
 
 const allowDecision: Decision = new DecisionImpl(
   true,
@@ -1522,7 +1533,6 @@ export const make: (
       })
     })
   /** A store that failed: the request passes (`allow`) or is refused (`fail`), never lost silently. */
-  const storeFailedDecision = new DecisionImpl(false, "store-error", 0, 0, 0, 0, undefined, [])
   const afterStoreError = (): Decision => {
     counters.storeErrors++
     return onStoreError === "allow" ? allowDecision : storeFailedDecision
@@ -1786,7 +1796,7 @@ export const make: (
     decision: Decision,
     permit?: string | undefined
   ): Effect.Effect<A, E | RateLimiterError, R> => {
-    if (!decision.allowed && shaping && decision.policy !== "deny" && decision.policy !== "store-error") {
+    if (!decision.allowed && shaping && decision.policy !== "deny" && !decision.storeError) {
       if (Duration.toMillis(decision.retryAfter) <= maxWaitMillis) return shape(self, key, cost, decision)
     }
     record(key, cost, decision)

@@ -38,7 +38,8 @@ describe("RateLimiter over a remote store that fails", () => {
       const limiter = yield* RateLimiter.make({
         limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }]
       }).pipe(Effect.provide(failing(calls)))
-      assert.isTrue((yield* limiter.consume("k")).allowed)
+      const passed = yield* limiter.consume("k")
+      assert.deepStrictEqual([passed.allowed, passed.storeError], [true, false])
       assert.strictEqual(yield* RateLimiter.limit(Effect.succeed("ran"), limiter, { key: "k" }), "ran")
       yield* limiter.penalize("k", 1)
       assert.strictEqual((yield* limiter.stats).storeErrors, 3)
@@ -60,7 +61,7 @@ describe("RateLimiter over a remote store that fails", () => {
         ["strict", "k"]
       )
       const refused = yield* limiter.consume("k")
-      assert.deepStrictEqual([refused.allowed, refused.policy], [false, "store-error"])
+      assert.deepStrictEqual([refused.allowed, refused.policy, refused.storeError], [false, "store-error", true])
     }).pipe(Effect.scoped)
   )
 

@@ -249,8 +249,7 @@ const excluder = (
 // ---------------------------------------------------------------------------
 
 /** A decision taken while the limiter's remote store failed, under `onStoreError: "fail"`. */
-const isStoreFailure = (decision: RateLimiter.Decision): boolean =>
-  !decision.allowed && decision.policy === "store-error" && decision.policies.length === 0
+const isStoreFailure = (decision: RateLimiter.Decision): boolean => decision.storeError
 
 /**
  * The default answer to a refused request: `429 Too Many Requests`.
