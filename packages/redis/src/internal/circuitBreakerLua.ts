@@ -25,24 +25,11 @@
  *
  * @internal
  */
-import { definitions as luaDefinitions, numberArg } from "./lua.ts"
+import type { CircuitBreaker } from "@effect-resilience/core"
+import { argLua, definitions as luaDefinitions, numberArg } from "./lua.ts"
 
 /** The engine's `Config` as the scripts' first 13 arguments, in the order `engine` reads them. */
-export const configArgs = (config: {
-  readonly consecutiveFailures: number
-  readonly failureRateThreshold: number
-  readonly slowCallRateThreshold: number
-  readonly slowCallMillis: number
-  readonly windowType: "count" | "time"
-  readonly windowSize: number
-  readonly bucketMillis: number
-  readonly minimumCalls: number
-  readonly halfOpenPermittedCalls: number
-  readonly halfOpenSuccessesToClose: number
-  readonly halfOpenSuccessRate: number
-  readonly halfOpenMaxMillis: number
-  readonly maxOpenMillis: number
-}): ReadonlyArray<string> => [
+export const configArgs = (config: CircuitBreaker.CircuitsOptions["config"]): ReadonlyArray<string> => [
   numberArg(config.consecutiveFailures),
   numberArg(config.failureRateThreshold),
   numberArg(config.slowCallRateThreshold),
@@ -80,15 +67,7 @@ export const perCall = `
 local time = redis.call("TIME")
 nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
 now = math.floor(nowMicros / 1000)
--- a numeric argument: "inf" is infinity; anything else must parse
-local function arg(i, name)
-  local v = ARGV[i]
-  if v == "inf" then return math.huge end
-  local n = tonumber(v)
-  if n == nil or n ~= n then error("bad argument " .. name .. ": " .. tostring(v)) end
-  return n
-end
-store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
+${argLua}store = { idleMillis = arg(14, "idleMillis"), maxKeys = arg(15, "maxKeys"), leaseMillis = arg(16, "leaseMillis"),
   base = ARGV[17] }
 index = KEYS[2]
 -- a circuit's index score moves at most this often (its TTL with it)

@@ -25,11 +25,8 @@ local function num(n)
 end
 `
 
-/** What each call needs (after `definitions`): `now` (ms), `nowMicros`, `arg` and `nextGeneration`. */
-export const perCall = `
-local time = redis.call("TIME")
-local nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local now = math.floor(nowMicros / 1000)
+/** `arg(i, name)`: the numeric argument `ARGV[i]` ("inf" is infinity), or an error naming it. */
+export const argLua = `
 -- a numeric argument: "inf" is infinity; anything else must parse
 local function arg(i, name)
   local v = ARGV[i]
@@ -38,7 +35,14 @@ local function arg(i, name)
   if n == nil or n ~= n then error("bad argument " .. name .. ": " .. tostring(v)) end
   return n
 end
--- fencing tokens never repeat, even after a key expired and came back
+`
+
+/** What each call needs (after `definitions`): `now` (ms), `nowMicros`, `arg` and `nextGeneration`. */
+export const perCall = `
+local time = redis.call("TIME")
+local nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local now = math.floor(nowMicros / 1000)
+${argLua}-- fencing tokens never repeat, even after a key expired and came back
 local function nextGeneration(current)
   return int(math.max((tonumber(current) or 0) + 1, nowMicros))
 end
