@@ -19,6 +19,7 @@ import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
+import { policySuite } from "./suites/policy.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
 import { retrySuites } from "./suites/retry.ts"
@@ -32,7 +33,8 @@ export const suites: ReadonlyArray<Suite> = [
   ...rateLimiterSuites,
   rateLimiterRedis,
   ...bulkheadSuites,
-  ...fallbackSuites
+  ...fallbackSuites,
+  policySuite
 ]
 
 const args = process.argv.slice(2)
