@@ -52,6 +52,7 @@
  * @stability experimental
  * @since 0.1.0
  */
+import { createHash } from "node:crypto"
 import { RateLimiter } from "@effect-resilience/core"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -83,86 +84,104 @@ export interface StoreOptions {
 // ---------------------------------------------------------------------------
 
 /**
- * KEYS: the limits' states (a hash), and the concurrency permits held (a
- * sorted set of \`<permit>|<cost>\` scored by when each lease runs out).
- * ARGV: the permit lease (ms), the limit count, then per limit its
- * algorithm, field and config (arity first), then the operation's own
- * arguments. Defines \`specs\`, \`states\` (loaded, or fresh, with the
- * permits whose lease ran out given back), \`save\` and \`OP\` (the index of the
- * first operation argument).
+ * The store's functions, beside the algorithms' (in a Redis function library
+ * they are made once, when it loads).
  */
-const limits = `${perCall}
-local lease = arg(1, "permitLease")
-local count = arg(2, "limits")
-local specs = {}
-local at = 3
-for j = 1, count do
-  local algorithm = ALGORITHMS[ARGV[at]]
-  if algorithm == nil then error("bad argument algorithm: " .. tostring(ARGV[at])) end
-  local arity = arg(at + 2, "arity")
-  local values = {}
-  for v = 1, arity do values[v] = arg(at + 2 + v, "config") end
-  specs[j] = { algorithm = algorithm, name = ARGV[at], field = ARGV[at + 1], config = algorithm.configOf(values, 1) }
-  at = at + 3 + arity
-end
-local OP = at
-local fields = {}
-for j = 1, count do fields[j] = specs[j].field end
-local stored = redis.call("HMGET", KEYS[1], unpack(fields))
-local states = {}
-for j = 1, count do
-  local spec = specs[j]
-  states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
-end
--- Concurrency permits as leases.
-local permitsKey = KEYS[2]
-local function releasePermits(cost)
+const storeDefinitions = `
+-- A tier's limits as parsed from the arguments: a library keeps them by the
+-- id the client computed from the arguments' text, so a tier is parsed once
+-- (as a script, every call parses its own). At most 1,000 kept.
+local parsedSpecs, parsedCount = {}, 0
+local function parseSpecs(argv, arg)
+  local specId = argv[2]
+  local cached = parsedSpecs[specId]
+  if cached then return cached end
+  local count = arg(3, "limits")
+  local specs = { count = count, fields = {}, concurrency = false }
+  local at = 4
   for j = 1, count do
+    local algorithm = ALGORITHMS[argv[at]]
+    if algorithm == nil then error("bad argument algorithm: " .. tostring(argv[at])) end
+    local arity = arg(at + 2, "arity")
+    local values = {}
+    for v = 1, arity do values[v] = arg(at + 2 + v, "config") end
+    specs[j] = { algorithm = algorithm, name = argv[at], field = argv[at + 1], config = algorithm.configOf(values, 1) }
+    specs.fields[j] = argv[at + 1]
+    if algorithm.release then specs.concurrency = true end
+    at = at + 3 + arity
+  end
+  specs.op = at
+  if parsedCount >= 1000 then parsedSpecs, parsedCount = {}, 0 end
+  parsedSpecs[specId] = specs
+  parsedCount = parsedCount + 1
+  return specs
+end
+
+-- Concurrency permits as leases: a sorted set of "<permit>|<cost>" by when each lease runs out.
+local function costOf(member) return tonumber(string.match(member, "|([^|]+)$")) or 0 end
+local function releasePermits(specs, states, cost)
+  for j = 1, specs.count do
     local spec = specs[j]
     if spec.algorithm.release then spec.algorithm.release(states[j], cost, spec.config) end
   end
 end
-local function costOf(member) return tonumber(string.match(member, "|([^|]+)$")) or 0 end
-local concurrency = false
-for j = 1, count do
-  if specs[j].algorithm.release then concurrency = true end
-end
--- permits whose lease ran out: their process is gone, they are given back
-local dirty = false
-if concurrency then
-  local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
-  for _, member in ipairs(expired) do releasePermits(costOf(member)) end
-  if #expired > 0 then
-    redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
-    dirty = true
-  end
-end
-local function holdPermit(permit, cost)
+local function holdPermit(permitsKey, now, lease, permit, cost)
   redis.call("ZADD", permitsKey, now + lease, permit .. "|" .. cost)
   redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
 end
 -- A permit given back once: true when it was still held (its lease not run out).
-local function dropPermit(permit, cost)
+local function dropPermit(permitsKey, permit, cost)
   return redis.call("ZREM", permitsKey, permit .. "|" .. cost) == 1
 end
 
 -- Writes the states back: an idle one is deleted (it decides as a fresh one
 -- would); the key lives until every state would be idle (a concurrency
 -- state, as long as a lease).
-local function save()
+local function save(key, specs, states, now, lease)
   local ttl = 0
-  for j = 1, count do
+  for j = 1, specs.count do
     local spec = specs[j]
     if spec.algorithm.isIdle(states[j], now, spec.config) then
-      redis.call("HDEL", KEYS[1], spec.field)
+      redis.call("HDEL", key, spec.field)
     else
-      redis.call("HSET", KEYS[1], spec.field, spec.algorithm.encode(states[j]))
+      redis.call("HSET", key, spec.field, spec.algorithm.encode(states[j]))
       local limitTtl = spec.algorithm.ttlMillis(spec.config)
       if limitTtl == math.huge then limitTtl = lease end
       if limitTtl > ttl then ttl = limitTtl end
     end
   end
-  if ttl > 0 then redis.call("PEXPIRE", KEYS[1], int(math.ceil(ttl))) end
+  if ttl > 0 then redis.call("PEXPIRE", key, int(math.ceil(ttl))) end
+end
+`
+
+/**
+ * KEYS: the limits' states (a hash), and the concurrency permits held.
+ * Each call: the arguments (ARGV[1] the permit lease, [2] the tier's id, [3]
+ * the limit count, then per limit its algorithm, field and config, arity
+ * first, then the operation's own arguments from \`OP\`), the states loaded
+ * (or fresh), and the permits whose lease ran out given back.
+ */
+const limits = `${perCall}
+local lease = arg(1, "permitLease")
+local specs = parseSpecs(ARGV, arg)
+local count = specs.count
+local OP = specs.op
+local stored = redis.call("HMGET", KEYS[1], unpack(specs.fields))
+local states = {}
+for j = 1, count do
+  local spec = specs[j]
+  states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
+end
+local permitsKey = KEYS[2]
+-- permits whose lease ran out: their process is gone, they are given back
+local dirty = false
+if specs.concurrency then
+  local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+  for _, member in ipairs(expired) do releasePermits(specs, states, costOf(member)) end
+  if #expired > 0 then
+    redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+    dirty = true
+  end
 end
 `
 
@@ -198,8 +217,8 @@ else
     charged = true
   end
 end
-if charged and permit ~= "" then holdPermit(permit, cost) end
-if charged or dirty then save() end
+if charged and permit ~= "" then holdPermit(permitsKey, now, lease, permit, cost) end
+if charged or dirty then save(KEYS[1], specs, states, now, lease) end
 local reply = {}
 for j = 1, count do
   for _, v in ipairs(decisionReply(outs[j])) do reply[#reply + 1] = v end
@@ -223,10 +242,10 @@ if operation == "renew" then
     redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
     redis.call("PEXPIRE", KEYS[1], int(math.ceil(lease)))
   end
-  if dirty then save() end
+  if dirty then save(KEYS[1], specs, states, now, lease) end
   return count
 end
-local permitHeld = permit ~= "" and (operation == "release" or operation == "refund") and dropPermit(permit, cost)
+local permitHeld = permit ~= "" and (operation == "release" or operation == "refund") and dropPermit(permitsKey, permit, cost)
 for j = 1, count do
   local spec = specs[j]
   local concurrency = spec.algorithm.release ~= nil
@@ -238,7 +257,7 @@ for j = 1, count do
     if concurrency then spec.algorithm.release(states[j], cost, spec.config) end
   else error("bad argument operation: " .. tostring(operation)) end
 end
-save()
+save(KEYS[1], specs, states, now, lease)
 return count
 `
 
@@ -248,7 +267,7 @@ return count
  * of on every call.
  */
 const scriptOf = <Result>(algorithms: string, body: string) => {
-  const definitions = `${luaDefinitions}${algorithms}`
+  const definitions = `${luaDefinitions}${algorithms}${storeDefinitions}`
   return asFunction(
     Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
       numberOfKeys: 2,
@@ -296,17 +315,18 @@ const remoteOf = (
   prefix: string,
   leaseMillis: number
 ): RateLimiter.RemoteLimits => {
-  // per tier: the limit count and every limit's algorithm, field and config
-  const tierArgs = options.tiers.map(
-    (specs, tier): ReadonlyArray<string> => [
-      String(leaseMillis),
+  // per tier: the permit lease, the tier's id (a digest of what follows), the limit count and every limit's
+  // algorithm, field and config
+  const tierArgs = options.tiers.map((specs, tier): ReadonlyArray<string> => {
+    const limitArgs = [
       String(specs.length),
       ...specs.flatMap((spec) => {
         const config = inputArgs(spec)
         return [spec.algorithm, `${tier}:${spec.name}:${spec.algorithm}`, String(config.length), ...config]
       })
     ]
-  )
+    return [String(leaseMillis), createHash("sha1").update(limitArgs.join("\u0000")).digest("hex"), ...limitArgs]
+  })
   const keyOf = (key: string) => `${prefix}{${options.name}:${key}}`
   const scripts = scriptsFor(options.tiers.flatMap((specs) => specs.map((spec) => spec.algorithm)))
   const decide = redis.eval(scripts.decide)
