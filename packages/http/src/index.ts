@@ -21,3 +21,12 @@ export * as RateLimitHeaders from "./RateLimitHeaders.ts"
  * @since 0.1.0
  */
 export * as RateLimitMiddleware from "./RateLimitMiddleware.ts"
+
+/**
+ * A resilient `HttpClient`: every request through a `Policy` (attempt timeout, retry, circuit breaker, rate limiter,
+ * bulkhead) keyed by its host; 5xx, 408 and 429 retried and counted by the breaker, other 4xx neither; `Retry-After`
+ * honoured; only idempotent requests (or those with an `Idempotency-Key`) repeated.
+ *
+ * @since 0.1.0
+ */
+export * as ResilientHttpClient from "./ResilientHttpClient.ts"

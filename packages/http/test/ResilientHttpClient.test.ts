@@ -1,0 +1,297 @@
+import { assert, describe, it } from "@effect/vitest"
+import { CircuitBreaker, Retry, Timeout } from "@effect-resilience/core"
+import { ResilientHttpClient } from "@effect-resilience/http"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Queue from "effect/Queue"
+import { TestClock } from "effect/testing"
+import { serveLoopback } from "./server.ts"
+
+/** One scripted answer of the loopback server; `hang` waits until the test ends. */
+interface Step {
+  readonly status: number
+  readonly headers?: Record<string, string>
+  readonly hang?: boolean
+}
+
+/**
+ * A real Node HTTP server on 127.0.0.1 answering each path from a script
+ * (200 once the script is spent), recording every request it receives.
+ */
+const scriptedServer = Effect.gen(function* () {
+  const scripts = new Map<string, Array<Step>>()
+  const seen: Array<{ readonly method: string; readonly path: string }> = []
+  const release = yield* Deferred.make<void>()
+  const app = HttpRouter.add("*", "*", (request) =>
+    Effect.gen(function* () {
+      seen.push({ method: request.method, path: request.url })
+      const step = scripts.get(request.url)?.shift() ?? { status: 200 }
+      if (step.hang === true) yield* Deferred.await(release)
+      return HttpServerResponse.text(String(step.status), { status: step.status, headers: step.headers ?? {} })
+    })
+  )
+  const { port } = yield* serveLoopback(app)
+  // runs before the server closes (finalizers run in reverse): a hanging handler ends
+  yield* Effect.addFinalizer(() => Deferred.succeed(release, undefined))
+  return {
+    host: `127.0.0.1:${port}`,
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    script: (path: string, ...steps: ReadonlyArray<Step>) => void scripts.set(path, [...steps]),
+    hits: (path: string, method?: string) =>
+      seen.filter((r) => r.path === path && (method === undefined || r.method === method)).length
+  }
+})
+
+/** Fetch underneath, one connection per request (the server closes cleanly). */
+const fetchClient = Effect.map(HttpClient.HttpClient, (client) =>
+  client.pipe(HttpClient.mapRequest(HttpClientRequest.setHeader("connection", "close")))
+).pipe(Effect.provide(FetchHttpClient.layer))
+
+/** Waits in real time (the server runs on real I/O) until `condition` holds. */
+const eventually = (condition: () => boolean, what: string) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 400; i++) {
+      if (condition()) return
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+    }
+    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+  })
+
+/** A short real-time pause: lets a request that should not happen show up. */
+const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 30)))
+
+const breakerLayer = CircuitBreaker.layerStoreMemory()
+
+describe("ResilientHttpClient", () => {
+  describe("retry", () => {
+    it.effect("retries 503 until a 200: exactly three attempts, one answer", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/flaky", { status: 503 }, { status: 503 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 5 })
+        })
+        const response = yield* client.get(server.url("/flaky"))
+        assert.strictEqual(response.status, 200)
+        assert.strictEqual(yield* response.text, "200")
+        assert.strictEqual(server.hits("/flaky"), 3)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("when retries run out, the last failure response is returned as a response", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/down", { status: 502 }, { status: 500 }, { status: 503 }, { status: 504 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 })
+        })
+        const response = yield* client.get(server.url("/down"))
+        assert.strictEqual(response.status, 503)
+        assert.strictEqual(server.hits("/down"), 3)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("429 and 408 are retried too", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/busy", { status: 429 }, { status: 408 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 5 })
+        })
+        assert.strictEqual((yield* client.get(server.url("/busy"))).status, 200)
+        assert.strictEqual(server.hits("/busy"), 3)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("POST is not retried; POST with an Idempotency-Key is; PUT and DELETE are", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/orders", { status: 503 }, { status: 503 }, { status: 503 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 })
+        })
+        const post = yield* client.post(server.url("/orders"), { body: undefined })
+        assert.strictEqual(post.status, 503)
+        assert.strictEqual(server.hits("/orders"), 1)
+        const keyed = yield* client.post(server.url("/orders"), { headers: { "Idempotency-Key": "order-42" } })
+        assert.strictEqual(keyed.status, 200)
+        assert.strictEqual(server.hits("/orders", "POST"), 4) // 1, then 503, 503, 200
+        server.script("/orders/1", { status: 503 }, { status: 503 })
+        assert.strictEqual((yield* client.put(server.url("/orders/1"))).status, 200)
+        assert.strictEqual((yield* client.del(server.url("/orders/1"))).status, 200)
+        assert.deepStrictEqual([server.hits("/orders/1", "PUT"), server.hits("/orders/1", "DELETE")], [3, 1])
+        // PATCH neither, unless `retryable` says so
+        server.script("/orders/2", { status: 503 })
+        assert.strictEqual((yield* client.patch(server.url("/orders/2"))).status, 503)
+        const patching = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          retryable: () => true
+        })
+        server.script("/orders/3", { status: 503 })
+        assert.strictEqual((yield* patching.patch(server.url("/orders/3"))).status, 200)
+        assert.deepStrictEqual([server.hits("/orders/2"), server.hits("/orders/3")], [1, 2])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("Retry-After in seconds on a 503 is the retry's delay (TestClock)", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/busy", { status: 503, headers: { "retry-after": "5" } })
+        const policy = Retry.constant({ delay: "100 millis", maxAttempts: 3 })
+        const events = yield* policy.subscribe
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { retry: policy })
+        const fiber = yield* Effect.forkChild(client.get(server.url("/busy")))
+        const scheduled = yield* Queue.take(events)
+        assert.strictEqual(scheduled._tag, "RetryScheduled")
+        assert.strictEqual(scheduled._tag === "RetryScheduled" && Duration.toMillis(scheduled.delay), 5000)
+        yield* TestClock.adjust("4999 millis")
+        yield* settle
+        assert.strictEqual(server.hits("/busy"), 1) // not the policy's 100 ms
+        yield* TestClock.adjust("1 millis")
+        const response = yield* Fiber.join(fiber)
+        assert.strictEqual(response.status, 200)
+        assert.strictEqual(server.hits("/busy"), 2)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("Retry-After as an HTTP date on a 429 is the retry's delay, bounded by maxRetryAfter", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        // the test clock starts at the epoch: the date is 7 s from now
+        server.script("/date", { status: 429, headers: { "retry-after": new Date(7_000).toUTCString() } })
+        server.script("/long", { status: 429, headers: { "retry-after": "3600" } })
+        const policy = Retry.constant({ delay: 0, maxAttempts: 2, maxRetryAfter: "10 seconds" })
+        const events = yield* policy.subscribe
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { retry: policy })
+        const delayOf = Effect.map(Queue.take(events), (event) =>
+          event._tag === "RetryScheduled" ? Duration.toMillis(event.delay) : -1
+        )
+
+        const dated = yield* Effect.forkChild(client.get(server.url("/date")))
+        assert.strictEqual(yield* delayOf, 7000)
+        yield* TestClock.adjust("7 seconds")
+        assert.strictEqual((yield* Fiber.join(dated)).status, 200)
+
+        const long = yield* Effect.forkChild(client.get(server.url("/long")))
+        assert.strictEqual(yield* delayOf, 10_000) // an hour asked, 10 s allowed
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual((yield* Fiber.join(long)).status, 200)
+        assert.deepStrictEqual([server.hits("/date"), server.hits("/long")], [2, 2])
+      }).pipe(Effect.scoped)
+    )
+  })
+
+  describe("circuit breaker", () => {
+    it.effect("opens for a failing host while another host keeps working", () =>
+      Effect.gen(function* () {
+        const failing = yield* scriptedServer
+        const healthy = yield* scriptedServer
+        failing.script("/api", { status: 500 }, { status: 500 }, { status: 500 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2, openDuration: "30 seconds" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { circuitBreaker: breaker })
+        assert.strictEqual((yield* client.get(failing.url("/api"))).status, 500)
+        assert.strictEqual((yield* client.get(failing.url("/api"))).status, 500)
+        const rejected = yield* Effect.flip(client.get(failing.url("/api")))
+        assert.isTrue(CircuitBreaker.isCircuitBreakerError(rejected))
+        assert.strictEqual(failing.hits("/api"), 2) // rejected without a request
+        assert.strictEqual((yield* client.get(healthy.url("/api"))).status, 200)
+        assert.strictEqual((yield* breaker.state(failing.host))._tag, "Open")
+        assert.strictEqual((yield* breaker.state(healthy.host))._tag, "Closed")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("404 is neither retried nor counted; a 503 is counted", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/missing", { status: 404 }, { status: 404 }, { status: 404 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          circuitBreaker: breaker
+        })
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* client.get(server.url("/missing"))).status, 404)
+        assert.strictEqual(server.hits("/missing"), 3) // one attempt each
+        const metrics = yield* breaker.metrics(server.host)
+        assert.deepStrictEqual([metrics.state, metrics.bufferedCalls, metrics.failedCalls], ["Closed", 0, 0])
+        assert.strictEqual((yield* breaker.stats).ignored, 3)
+        server.script("/gone", { status: 503 })
+        // a POST (not retried): its 503 is returned, and counted
+        assert.strictEqual((yield* client.post(server.url("/gone"))).status, 503)
+        assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("Retry-After on a 503 keeps the circuit open that long (past openDuration)", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/api", { status: 503, headers: { "retry-after": "60" } })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1, openDuration: "1 second" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { circuitBreaker: breaker })
+        assert.strictEqual((yield* client.get(server.url("/api"))).status, 503)
+        const state = yield* breaker.state(server.host)
+        assert.strictEqual(state._tag === "Open" && Duration.toMillis(state.retryAfter), 60_000)
+        yield* TestClock.adjust("59 seconds")
+        assert.isTrue(CircuitBreaker.isCircuitBreakerError(yield* Effect.flip(client.get(server.url("/api")))))
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* client.get(server.url("/api"))).status, 200) // the probe goes through
+        assert.strictEqual(server.hits("/api"), 2)
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+  })
+
+  describe("attempt timeout", () => {
+    it.effect("a slow endpoint times out per attempt; each timeout is a breaker failure (TestClock)", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/slow", { status: 200, hang: true }, { status: 200, hang: true })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          attemptTimeout: "1 second",
+          retry: Retry.constant({ delay: 0, maxAttempts: 2 }),
+          circuitBreaker: breaker
+        })
+        const fiber = yield* Effect.forkChild(Effect.flip(client.get(server.url("/slow"))))
+        yield* eventually(() => server.hits("/slow") === 1, "the first attempt")
+        yield* TestClock.adjust("1 second")
+        yield* eventually(() => server.hits("/slow") === 2, "the second attempt")
+        yield* TestClock.adjust("1 second")
+        const error = yield* Fiber.join(fiber)
+        assert.isTrue(Timeout.isTimeoutError(error))
+        assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+  })
+
+  describe("options", () => {
+    it.effect("hosts get parts of their own; invalid parts fail make with every issue", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/a", { status: 503 }, { status: 503 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          hosts: { [server.host]: { name: "no-retry" } }
+        })
+        assert.strictEqual((yield* client.get(server.url("/a"))).status, 503)
+        assert.strictEqual(server.hits("/a"), 1)
+
+        const error = yield* Effect.flip(
+          ResilientHttpClient.make(yield* fetchClient, {
+            attemptTimeout: 0,
+            hosts: { "slow.internal": { attemptTimeout: "2 seconds", totalTimeout: "1 second" } }
+          })
+        )
+        assert.deepStrictEqual(
+          error.issues.map((issue) => issue.path),
+          ["attemptTimeout", "hosts.slow.internal.attemptTimeout"]
+        )
+      }).pipe(Effect.scoped)
+    )
+  })
+})
