@@ -10,6 +10,7 @@ import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import { TestClock } from "effect/testing"
 import { serveLoopback } from "./server.ts"
@@ -270,6 +271,29 @@ describe("ResilientHttpClient", () => {
   })
 
   describe("options", () => {
+    it.effect("layer: the service over the HttpClient service; invalid parts fail the layer", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/l", { status: 503 })
+        const FetchLive = Layer.effect(HttpClient.HttpClient, fetchClient)
+        const client = yield* Effect.provide(
+          ResilientHttpClient.ResilientHttpClient,
+          ResilientHttpClient.layer({ retry: Retry.constant({ delay: 0, maxAttempts: 2 }) }).pipe(
+            Layer.provide(FetchLive)
+          )
+        )
+        assert.strictEqual((yield* client.get(server.url("/l"))).status, 200)
+        assert.strictEqual(server.hits("/l"), 2)
+        const error = yield* Effect.flip(
+          Layer.build(ResilientHttpClient.layer({ attemptTimeout: -1 }).pipe(Layer.provide(FetchLive)))
+        )
+        assert.deepStrictEqual(
+          [error.pattern, error.issues.map((issue) => issue.path)],
+          ["ResilientHttpClient", ["attemptTimeout"]]
+        )
+      }).pipe(Effect.scoped)
+    )
+
     it.effect("hosts get parts of their own; invalid parts fail make with every issue", () =>
       Effect.gen(function* () {
         const server = yield* scriptedServer
