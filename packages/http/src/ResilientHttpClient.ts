@@ -30,7 +30,8 @@
  *
  * **Gotchas**
  *
- * - The response of a retried attempt is dropped without reading its body.
+ * - The response of a retried attempt is dropped without reading its body:
+ *   Effect's client aborts its request once it is garbage-collected.
  * - A `fallback` part is not accepted: put `Effect.catch` (or a
  *   `Fallback` combinator) around the call, where the response type is known.
  *

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, Retry, Timeout } from "@effect-resilience/core"
+import { CircuitBreaker, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
 import { ResilientHttpClient } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as HttpClient from "effect/http/HttpClient"
+import * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -244,6 +245,47 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual((yield* client.get(server.url("/api"))).status, 200) // the probe goes through
         assert.strictEqual(server.hits("/api"), 2)
       }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("a refused connection is retried and counted", () =>
+      Effect.gen(function* () {
+        const closed = yield* Effect.scoped(scriptedServer) // its port refuses connections now
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 2 }),
+          circuitBreaker: breaker
+        })
+        const error = yield* Effect.flip(client.get(closed.url("/api")))
+        assert.isTrue(HttpClientError.isHttpClientError(error) && error.reason._tag === "TransportError")
+        // two attempts, two failures: the circuit opens
+        assert.strictEqual((yield* breaker.stats).failures, 2)
+        assert.strictEqual((yield* breaker.state(closed.host))._tag, "Open")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+  })
+
+  describe("rate limiter", () => {
+    it.effect("keyed by host: one host over its quota is refused without a request, another passes", () =>
+      Effect.gen(function* () {
+        const busy = yield* scriptedServer
+        const other = yield* scriptedServer
+        const limiter = yield* RateLimiter.make({
+          name: "upstream",
+          limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }]
+        })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          rateLimiter: limiter,
+          circuitBreaker: breaker
+        })
+        assert.strictEqual((yield* client.get(busy.url("/api"))).status, 200)
+        const refused = yield* Effect.flip(client.get(busy.url("/api")))
+        assert.isTrue(RateLimiter.isRateLimiterError(refused))
+        assert.strictEqual(busy.hits("/api"), 1)
+        assert.strictEqual((yield* client.get(other.url("/api"))).status, 200)
+        // the refusal says this process is busy, not that the host fails
+        assert.strictEqual((yield* breaker.state(busy.host))._tag, "Closed")
+      }).pipe(Effect.scoped, Effect.provide([breakerLayer, RateLimiter.layerStoreMemory()]))
     )
   })
 
