@@ -6,10 +6,12 @@
  *
  * **Details**
  *
- * - One order: the parts are composed by `Policy` (total timeout → retry →
- *   circuit breaker → rate limit → bulkhead → hedging → attempt timeout), so
- *   every attempt is one breaker outcome and a timed-out attempt is a breaker
- *   failure. The breaker, the limiter and the bulkhead are keyed by the
+ * - One order, `Policy`'s: total timeout → retry → circuit breaker → rate
+ *   limit → bulkhead → hedging → attempt timeout, so every attempt is one
+ *   breaker outcome and a timed-out attempt is a breaker failure. `Policy`
+ *   applies the outer layers; the client applies the hedge and the attempt
+ *   timeout itself, in the same order, before it classifies the response: a
+ *   hedge races for the first *response*, whatever its status. The breaker, the limiter and the bulkhead are keyed by the
  *   request's host (`host:port`): one failing host opens its own circuit only.
  *   `hosts` gives some hosts parts of their own.
  * - Responses are classified by status (`classify`): 5xx, 408 and 429 are
@@ -68,11 +70,12 @@
 import {
   type Bulkhead,
   CircuitBreaker,
+  Hedge,
   Options as Options_,
   Policy,
   type RateLimiter,
   Retry,
-  type Timeout
+  Timeout
 } from "@effect-resilience/core"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -321,11 +324,38 @@ const isBreaker = (u: unknown): u is CircuitBreaker.CircuitBreaker =>
   typeof u === "object" && u !== null && CircuitBreaker.TypeId in u
 const isRetryPolicy = (u: unknown): u is Retry.Policy => typeof u === "object" && u !== null && Retry.TypeId in u
 
+const isHedgePolicy = (u: unknown): u is Hedge.Policy => typeof u === "object" && u !== null && Hedge.TypeId in u
+
 interface Policies {
-  /** For requests that may be repeated. */
+  /** The outer layers (total timeout to bulkhead) for requests that may be repeated. */
   readonly repeatable: Policy.Policy
-  /** For the others: no retry, no hedge. */
+  /** The outer layers for the others: no retry. */
   readonly once: Policy.Policy
+  /** The two innermost layers, applied here (see `inner`): the hedge (repeatable requests only), the attempt timeout. */
+  readonly hedge: Policy.HedgePart | undefined
+  readonly attemptTimeout: Duration.Input | undefined
+}
+
+/**
+ * The innermost layers, in `Policy`'s order — the attempt timeout inside the
+ * hedge — applied before the response is classified: a hedge races for the
+ * first *response*, whatever its status (a 404 or a 503 must not start the
+ * next hedged attempt at once, as a failed attempt does).
+ */
+const inner = <E, R>(
+  effect: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>,
+  policies: Policies,
+  repeatable: boolean
+): Effect.Effect<HttpClientResponse.HttpClientResponse, E | Timeout.TimeoutError, R> => {
+  let attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, E | Timeout.TimeoutError, R> = effect
+  if (policies.attemptTimeout !== undefined) attempt = Timeout.attempt(attempt, policies.attemptTimeout)
+  const hedge = policies.hedge
+  if (repeatable && hedge !== undefined) {
+    attempt = isHedgePolicy(hedge)
+      ? Hedge.hedge(attempt, hedge)
+      : Hedge.hedge(attempt, hedge.policy, { key: hedge.key })
+  }
+  return attempt
 }
 
 /** The parts with the HTTP classification added to the retry and the breaker (the caller's own predicates win). */
@@ -358,12 +388,18 @@ const policiesOf = (
   prefix: string
 ): Effect.Effect<Result.Result<Policies, ReadonlyArray<Options_.Issue>>> => {
   const parts = httpParts(input, isPermanent)
-  const { retry: _retry, hedge: _hedge, ...onceParts } = parts
+  const { hedge, attemptTimeout, ...outer } = parts
+  const { retry: _retry, ...outerOnce } = outer
   return Effect.map(
-    Effect.result(Effect.all({ repeatable: Policy.make(parts), once: Policy.make(onceParts) })),
-    Result.mapError((error) =>
-      error.issues.map((issue) => new Options_.Issue({ ...issue, path: `${prefix}${issue.path}` }))
-    )
+    Effect.result(
+      // the whole combination is validated (a hedge delay against the attempt timeout, say)
+      Effect.andThen(Policy.make(parts), Effect.all({ repeatable: Policy.make(outer), once: Policy.make(outerOnce) }))
+    ),
+    Result.match({
+      onSuccess: (policies) => Result.succeed({ ...policies, hedge, attemptTimeout }),
+      onFailure: (error) =>
+        Result.fail(error.issues.map((issue) => new Options_.Issue({ ...issue, path: `${prefix}${issue.path}` })))
+    })
   )
 }
 
@@ -424,8 +460,9 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never>
     const fallbackPolicies = defaults.success
     return HttpClient.transform(client, (effect, request) => {
       const policies = perHost.size === 0 ? fallbackPolicies : (perHost.get(hostOf(request)) ?? fallbackPolicies)
-      const policy = retryable(request) ? policies.repeatable : policies.once
-      const attempt = Effect.flatMap(effect, (response) => {
+      const repeatable = retryable(request)
+      const policy = repeatable ? policies.repeatable : policies.once
+      const attempt = Effect.flatMap(inner(effect, policies, repeatable), (response) => {
         const classification = classify(response)
         if (classification === "success") return Effect.succeed(response)
         const status = response.status

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
+import { CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
 import { ResilientHttpClient } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -153,6 +153,7 @@ describe("ResilientHttpClient", () => {
         const scheduled = yield* Queue.take(events)
         assert.strictEqual(scheduled._tag, "RetryScheduled")
         assert.strictEqual(scheduled._tag === "RetryScheduled" && Duration.toMillis(scheduled.delay), 5000)
+        yield* settle // the retry's sleep is registered before the clock moves
         yield* TestClock.adjust("4999 millis")
         yield* settle
         assert.strictEqual(server.hits("/busy"), 1) // not the policy's 100 ms
@@ -172,9 +173,10 @@ describe("ResilientHttpClient", () => {
         const policy = Retry.constant({ delay: 0, maxAttempts: 2, maxRetryAfter: "10 seconds" })
         const events = yield* policy.subscribe
         const client = yield* ResilientHttpClient.make(yield* fetchClient, { retry: policy })
+        // the scheduled delay, once the retry's sleep is registered
         const delayOf = Effect.map(Queue.take(events), (event) =>
           event._tag === "RetryScheduled" ? Duration.toMillis(event.delay) : -1
-        )
+        ).pipe(Effect.tap(() => settle))
 
         const dated = yield* Effect.forkChild(client.get(server.url("/date")))
         assert.strictEqual(yield* delayOf, 7000)
@@ -309,6 +311,38 @@ describe("ResilientHttpClient", () => {
         assert.isTrue(Timeout.isTimeoutError(error))
         assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
       }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+  })
+
+  describe("hedge", () => {
+    it.effect("a slow GET is hedged; a 404 or a POST is not (TestClock)", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/quote", { status: 200, hang: true })
+        server.script("/missing", { status: 404 }, { status: 404 })
+        server.script("/orders", { status: 200, hang: true }, { status: 200, hang: true })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          hedge: Hedge.make({ delay: "100 millis" }),
+          attemptTimeout: "5 seconds"
+        })
+        const fiber = yield* Effect.forkChild(client.get(server.url("/quote")))
+        yield* eventually(() => server.hits("/quote") === 1, "the first attempt")
+        yield* TestClock.adjust("100 millis")
+        const response = yield* Fiber.join(fiber) // the hedge's answer; the first attempt is interrupted
+        assert.deepStrictEqual([response.status, server.hits("/quote")], [200, 2])
+
+        // the first response wins whatever its status: a 404 does not start the next attempt
+        assert.strictEqual((yield* client.get(server.url("/missing"))).status, 404)
+        yield* settle
+        assert.strictEqual(server.hits("/missing"), 1)
+
+        const post = yield* Effect.forkChild(client.post(server.url("/orders")))
+        yield* eventually(() => server.hits("/orders") === 1, "the POST")
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+        assert.strictEqual(server.hits("/orders"), 1) // not hedged
+        yield* Fiber.interrupt(post)
+      }).pipe(Effect.scoped)
     )
   })
 
