@@ -13,6 +13,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import { serveLoopback } from "./server.ts"
 
@@ -347,6 +348,31 @@ describe("ResilientHttpClient", () => {
   })
 
   describe("options", () => {
+    it("isRetryable: idempotent methods or an Idempotency-Key, never a stream body", () => {
+      const url = "http://api.internal/orders"
+      const stream = HttpClientRequest.bodyStream(Stream.make(new Uint8Array([1])))
+      const requests = [
+        HttpClientRequest.get(url),
+        HttpClientRequest.head(url),
+        HttpClientRequest.options(url),
+        HttpClientRequest.post(url),
+        HttpClientRequest.patch(url),
+        HttpClientRequest.patch(url, { headers: { "idempotency-key": "k" } }),
+        stream(HttpClientRequest.put(url)),
+        stream(HttpClientRequest.post(url, { headers: { "Idempotency-Key": "k" } }))
+      ]
+      assert.deepStrictEqual(requests.map(ResilientHttpClient.isRetryable), [
+        true,
+        true,
+        true,
+        false,
+        false,
+        true,
+        false,
+        false
+      ])
+    })
+
     it.effect("layer: the service over the HttpClient service; invalid parts fail the layer", () =>
       Effect.gen(function* () {
         const server = yield* scriptedServer
