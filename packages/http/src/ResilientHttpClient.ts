@@ -11,8 +11,9 @@
  *   breaker outcome and a timed-out attempt is a breaker failure. `Policy`
  *   applies the outer layers; the client applies the hedge and the attempt
  *   timeout itself, in the same order, before it classifies the response: a
- *   hedge races for the first *response*, whatever its status. The breaker, the limiter and the bulkhead are keyed by the
- *   request's host (`host:port`): one failing host opens its own circuit only.
+ *   hedge races for the first *response*, whatever its status.
+ * - The breaker, the limiter and the bulkhead are keyed by the request's host
+ *   (`host:port`, or `key`): one failing host opens its own circuit only.
  *   `hosts` gives some hosts parts of their own.
  * - Responses are classified by status (`classify`): 5xx, 408 and 429 are
  *   failures (counted by the breaker, retried); other 4xx are *permanent*

@@ -396,6 +396,23 @@ describe("ResilientHttpClient", () => {
       }).pipe(Effect.scoped)
     )
 
+    it.effect("key: a custom key shares one circuit between two hosts", () =>
+      Effect.gen(function* () {
+        const first = yield* scriptedServer
+        const second = yield* scriptedServer
+        first.script("/api", { status: 500 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          circuitBreaker: breaker,
+          key: () => "upstream"
+        })
+        assert.strictEqual((yield* client.get(first.url("/api"))).status, 500)
+        assert.isTrue(CircuitBreaker.isCircuitBreakerError(yield* Effect.flip(client.get(second.url("/api")))))
+        assert.strictEqual(second.hits("/api"), 0)
+        assert.strictEqual((yield* breaker.state("upstream"))._tag, "Open")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
     it.effect("hosts get parts of their own; invalid parts fail make with every issue", () =>
       Effect.gen(function* () {
         const server = yield* scriptedServer
