@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
+import { Bulkhead, CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
 import { ResilientHttpClient } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -289,6 +289,28 @@ describe("ResilientHttpClient", () => {
         // the refusal says this process is busy, not that the host fails
         assert.strictEqual((yield* breaker.state(busy.host))._tag, "Closed")
       }).pipe(Effect.scoped, Effect.provide([breakerLayer, RateLimiter.layerStoreMemory()]))
+    )
+  })
+
+  describe("bulkhead", () => {
+    it.effect("keyed by host: a host with its permit taken rejects the next call, another host passes", () =>
+      Effect.gen(function* () {
+        const slow = yield* scriptedServer
+        const other = yield* scriptedServer
+        slow.script("/report", { status: 200, hang: true })
+        const bulkhead = yield* Bulkhead.make({ name: "upstream", maxConcurrent: 1, maxQueue: 0 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { bulkhead, circuitBreaker: breaker })
+        const running = yield* Effect.forkChild(client.get(slow.url("/report")))
+        yield* eventually(() => slow.hits("/report") === 1, "the first call")
+        const rejected = yield* Effect.flip(client.get(slow.url("/report")))
+        assert.isTrue(Bulkhead.isBulkheadError(rejected))
+        assert.strictEqual(slow.hits("/report"), 1)
+        assert.strictEqual((yield* client.get(other.url("/report"))).status, 200)
+        // a full bulkhead is this process being busy, not the host failing
+        assert.strictEqual((yield* breaker.state(slow.host))._tag, "Closed")
+        yield* Fiber.interrupt(running)
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
     )
   })
 
