@@ -7,6 +7,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import {
+  Alert,
   Bulkhead,
   Chaos,
   CircuitBreaker,
@@ -173,6 +174,27 @@ export const sections = (): Record<string, string> => ({
     "`resilience.component`, `resilience.outcome`):",
     "",
     Telemetry.eventsTable(Object.values(Telemetry.healthEvents))
+  ].join("\n"),
+  "alert-rules": [
+    "Generated from `Alert.builtins`, the catalogue the constructors take their defaults from. `{name}` is the watched",
+    "instance's name; every default (name, severity, `for`, description) can be overridden per rule.",
+    "",
+    Alert.rulesTable()
+  ].join("\n"),
+  "alert-defaults": [
+    "Every option is optional; the table is generated from `Alert.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path, { rules, sinks })` reads the same fields, and names the registry `path`.",
+    "",
+    Options.defaultsTable(Alert.optionsDocs)
+  ].join("\n"),
+  "alert-telemetry": [
+    "Metrics (from `Telemetry.alert`), read from the registry's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.alert)),
+    "",
+    "Events on `alerts.events` (each carries the rule's own severity):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.alertEvents))
   ].join("\n"),
   "rate-limiter-telemetry": [
     Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),

@@ -55,6 +55,8 @@ export const attributes: {
   readonly component: "resilience.component"
   /** A policy's layers, outermost first: `retry > circuitBreaker > attemptTimeout`. */
   readonly layers: "resilience.policy.layers"
+  /** An alert rule's configured name (configuration, never request data). */
+  readonly rule: "resilience.alert.rule"
   /** The unit, read by `@effect/opentelemetry` when it exports a metric. */
   readonly unit: "unit"
 } = {
@@ -68,6 +70,7 @@ export const attributes: {
   policy: "resilience.policy",
   component: "resilience.component",
   layers: "resilience.policy.layers",
+  rule: "resilience.alert.rule",
   unit: "unit"
 }
 
@@ -743,6 +746,58 @@ export const chaosEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The alert registry's metrics, named `resilience.alert.*`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const alert = {
+  firing: {
+    name: "resilience.alert.firing",
+    kind: "gauge",
+    unit: "1",
+    description: "1 while the rule is firing, else 0; one series per rule (rule names are configuration).",
+    attributes: [attributes.name, attributes.rule]
+  },
+  transitions: {
+    name: "resilience.alert.transitions",
+    kind: "counter",
+    unit: "{transition}",
+    description: "Rules that fired (`resilience.to` = `firing`) or resolved (`resolved`).",
+    attributes: [attributes.name, attributes.rule, attributes.to]
+  },
+  sinkErrors: {
+    name: "resilience.alert.sink_errors",
+    kind: "counter",
+    unit: "{error}",
+    description: "Sinks that failed or died on an event (the evaluation goes on).",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The alert registry's events: the `_tag`s of `Alert.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const alertEvents = {
+  AlertFiring: {
+    pattern: "alert",
+    name: "AlertFiring",
+    severity: "warning",
+    description:
+      "A rule's condition held for its `for`: the rule fires (the event carries the rule's own severity, its `since` and the reading's value)."
+  },
+  AlertResolved: {
+    pattern: "alert",
+    name: "AlertResolved",
+    severity: "info",
+    description: "A firing rule's condition was clear for its `resolveAfter`: the rule resolves."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -758,7 +813,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(bulkhead),
   ...Object.values(health),
   ...Object.values(fallback),
-  ...Object.values(chaos)
+  ...Object.values(chaos),
+  ...Object.values(alert)
 ]
 
 /**
@@ -776,7 +832,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(healthEvents),
   ...Object.values(fallbackEvents),
   ...Object.values(chaosEvents),
-  ...Object.values(policyEvents)
+  ...Object.values(policyEvents),
+  ...Object.values(alertEvents)
 ]
 
 /**

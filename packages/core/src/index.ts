@@ -1,4 +1,13 @@
 /**
+ * Alerts: rules defined once in code (a circuit open, a rejection rate, a health status, a saturated bulkhead, any
+ * stream or effect), firing when their condition held for `for` and resolving with hysteresis; events, status,
+ * metrics and sinks.
+ *
+ * @since 0.1.0
+ */
+export * as Alert from "./Alert.ts"
+
+/**
  * Bulkheads: a bound on the calls running at once per key, with a waiting line (priorities, weighted costs, maxWait).
  *
  * @since 0.1.0
