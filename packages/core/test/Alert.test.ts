@@ -10,6 +10,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
 
 /** Lets the forked evaluators reach their next suspension. */
 const settle = Effect.gen(function* () {
@@ -109,6 +110,69 @@ describe("Alert", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("property: on the TestClock, a pushed condition fires exactly when it held for `for`, and resolves", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 20 }), fc.boolean()), { minLength: 1, maxLength: 12 }),
+          fc.integer({ min: 1, max: 15 }),
+          fc.integer({ min: 0, max: 15 }),
+          (steps, forSeconds, resolveSeconds) =>
+            Effect.runPromise(
+              Effect.gen(function* () {
+                const condition = yield* pushed
+                const alerts = yield* Alert.make({
+                  rules: [
+                    Alert.fromStream("p", condition.stream, {
+                      for: Duration.seconds(forSeconds),
+                      resolveAfter: Duration.seconds(resolveSeconds)
+                    })
+                  ]
+                })
+                const events = yield* alerts.subscribe
+                yield* settle
+                // the naive model: the condition as runs of one value, each reading holding until the next; a
+                // reading pushed at the very instant `for` (or `resolveAfter`) elapses comes after the wake-up
+                // there, so a run of exactly `for` fires (the pure machine's test covers the other order)
+                const expected: Array<readonly [string, number]> = []
+                let firing = false
+                let runValue = false
+                let runStart = 0
+                let time = 0
+                const close = (end: number) => {
+                  const length = end - runStart
+                  if (!firing && runValue && length >= forSeconds) {
+                    expected.push(["AlertFiring", (runStart + forSeconds) * 1000])
+                    firing = true
+                  } else if (firing && !runValue && length >= resolveSeconds) {
+                    expected.push(["AlertResolved", (runStart + resolveSeconds) * 1000])
+                    firing = false
+                  }
+                }
+                for (const [gap, value] of steps) {
+                  yield* advance(Duration.seconds(gap))
+                  time += gap
+                  yield* condition.set(value)
+                  if (value !== runValue) {
+                    close(time)
+                    runValue = value
+                    runStart = time
+                  }
+                }
+                yield* advance("100 seconds")
+                close(time + 100)
+                assert.deepStrictEqual(
+                  (yield* Queue.clear(events)).map((e) => [e._tag, e.at] as const),
+                  expected
+                )
+              }).pipe(Effect.scoped, Effect.provide(TestClock.layer()))
+            )
+        ),
+        { numRuns: 100 }
+      )
+    )
+  )
+
   it.effect("circuitOpen: a breaker forced open fires after `for` and resolves when it closes", () =>
     Effect.gen(function* () {
       const breaker = yield* CircuitBreaker.make({ name: "payments" })
@@ -146,12 +210,16 @@ describe("Alert", () => {
       yield* fail
       yield* settle
       assert.strictEqual(yield* stateOf(alerts, "circuit-open:db"), "pending")
-      // every 10 s a probe fails: Open → HalfOpen → Open, the wait goes on
-      for (let i = 0; i < 3; i++) {
-        yield* advance("10 seconds")
-        yield* fail
-        yield* settle
-      }
+      // at 10 s a probe starts (HalfOpen) and fails 5 s later (Open again): the wait goes on from 0 s
+      yield* advance("10 seconds")
+      yield* Effect.forkChild(
+        Effect.ignore(breaker.protect(Effect.andThen(Effect.sleep("5 seconds"), Effect.fail("down"))))
+      )
+      yield* settle
+      assert.strictEqual((yield* breaker.state())._tag, "HalfOpen")
+      yield* advance("5 seconds")
+      assert.strictEqual((yield* breaker.state())._tag, "Open")
+      yield* advance("11 seconds")
       assert.strictEqual(yield* stateOf(alerts, "circuit-open:db"), "firing")
     }).pipe(Effect.scoped, Effect.provide(breakerStore))
   )

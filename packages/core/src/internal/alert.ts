@@ -10,9 +10,11 @@
  *   condition has been false for `resolveAfter` (hysteresis), `clearSince`
  *   being when it last became false.
  *
- * "Held for `for`" is strict on the reading side: the condition must still
- * be true when read at `since + for` (a condition that turns false at exactly
- * that time never fired).
+ * "Held for `for`" means: still true when stepped at `since + for`. Which
+ * of a wake-up and a reading at the same instant comes first is the
+ * evaluator's: in `Alert` the wake-up (a timer on the clock) runs before a
+ * reading pushed at that instant, so a condition true for exactly `for`
+ * fires.
  *
  * @internal
  */
