@@ -185,7 +185,11 @@ export interface Rule<R = never> {
   readonly for: Duration.Input
   /** How long the condition must be clear before a firing rule resolves (default: the registry's). */
   readonly resolveAfter: Duration.Input | undefined
-  readonly condition: Condition<R>
+  /**
+   * The condition, or a function making it when the condition keeps state
+   * of its own (a rate between two readings): called once per registry.
+   */
+  readonly condition: Condition<R> | (() => Condition<R>)
   /** Problems with the rule's own parameters (a threshold out of range), reported by `make`. */
   readonly issues: ReadonlyArray<{ readonly field: string; readonly value: unknown; readonly message: string }>
 }
@@ -402,7 +406,7 @@ const fromSpec = <R>(
   spec: BuiltinSpec,
   instance: string,
   options: RuleOptions | undefined,
-  condition: Condition<R>,
+  condition: Condition<R> | (() => Condition<R>),
   issues: Rule["issues"] = []
 ): Rule<R> => ({
   [RuleTypeId]: RuleTypeId,
@@ -424,7 +428,7 @@ const fromSpec = <R>(
  */
 export const rule = <R = never>(
   name: string,
-  condition: Condition<R>,
+  condition: Condition<R> | (() => Condition<R>),
   options?: Omit<RuleOptions, "name"> | undefined
 ): Rule<R> => ({
   [RuleTypeId]: RuleTypeId,
@@ -528,20 +532,23 @@ export const rejectionRate = (
   options?: (RuleOptions & { readonly threshold?: number | undefined }) | undefined
 ): Rule => {
   const threshold = options?.threshold ?? 0.5
-  let previous: { allowed: number; rejected: number } | undefined
   return fromSpec(
     builtins.rejectionRate,
     limiter.name,
     options,
-    {
-      read: Effect.map(limiter.stats, (stats) => {
-        const allowed = stats.allowed - (previous?.allowed ?? 0)
-        const rejected = stats.rejected - (previous?.rejected ?? 0)
-        previous = { allowed: stats.allowed, rejected: stats.rejected }
-        const total = allowed + rejected
-        const rate = total === 0 ? 0 : rejected / total
-        return { active: total > 0 && rate >= threshold, value: rate }
-      })
+    // the counts of the previous reading: state of each registry's own
+    () => {
+      let previous: { allowed: number; rejected: number } | undefined
+      return {
+        read: Effect.map(limiter.stats, (stats) => {
+          const allowed = stats.allowed - (previous?.allowed ?? 0)
+          const rejected = stats.rejected - (previous?.rejected ?? 0)
+          previous = { allowed: stats.allowed, rejected: stats.rejected }
+          const total = allowed + rejected
+          const rate = total === 0 ? 0 : rejected / total
+          return { active: total > 0 && rate >= threshold, value: rate }
+        })
+      }
     },
     ratioIssue("threshold", threshold, true)
   )
@@ -700,6 +707,8 @@ export interface Input<R = never> {
  * @since 0.1.0
  */
 export interface ResolvedRule<R = never> extends Rule<R> {
+  /** The condition this registry evaluates (made by `condition` when it is a function). */
+  readonly evaluated: Condition<R>
   readonly forDuration: Duration.Duration
   readonly resolveAfterDuration: Duration.Duration
   readonly intervalDuration: Duration.Duration
@@ -765,6 +774,7 @@ export const validateOptions = <R = never>(
     ruleIssues.push(new Options_.Issue({ path, value: Options_.renderValue(value), message }))
   const seen = new Set<string>()
   const resolved: Array<{
+    evaluated: Condition<R>
     rule: Rule<R>
     for: Duration.Duration
     resolveAfter?: Duration.Duration
@@ -782,12 +792,17 @@ export const validateOptions = <R = never>(
     if (resolveAfter !== undefined && Option.isNone(resolveAfter)) {
       issue(`${at}.resolveAfter`, rule.resolveAfter, "Expected a non-negative duration")
     }
-    const interval = rule.condition.interval === undefined ? undefined : duration(rule.condition.interval)
+    const evaluated = typeof rule.condition === "function" ? rule.condition() : rule.condition
+    if (evaluated.read === undefined && evaluated.readings === undefined) {
+      issue(`${at}.condition`, undefined, "Expected a condition with a read effect or a readings stream")
+    }
+    const interval = evaluated.interval === undefined ? undefined : duration(evaluated.interval)
     if (interval !== undefined && (Option.isNone(interval) || Duration.toMillis(interval.value) <= 0)) {
-      issue(`${at}.interval`, rule.condition.interval, "Expected a duration greater than zero")
+      issue(`${at}.interval`, evaluated.interval, "Expected a duration greater than zero")
     }
     for (const found of rule.issues) issue(`${at}.${found.field}`, found.value, found.message)
     resolved.push({
+      evaluated,
       rule,
       for: Option.getOrElse(forDuration, () => Duration.zero),
       ...(resolveAfter !== undefined && Option.isSome(resolveAfter) ? { resolveAfter: resolveAfter.value } : {}),
@@ -805,6 +820,7 @@ export const validateOptions = <R = never>(
         resolveAfter,
         rules: resolved.map((r) => ({
           ...r.rule,
+          evaluated: r.evaluated,
           forDuration: r.for,
           resolveAfterDuration: r.resolveAfter ?? resolveAfter,
           intervalDuration: r.interval ?? interval
@@ -984,7 +1000,7 @@ const makeWith = <R>(
       )
 
       const signals = yield* Queue.unbounded<Signal>()
-      const { read, readings, triggers } = rule.condition
+      const { read, readings, triggers } = rule.evaluated
 
       /** Steps the machine with the entry's reading at `at`; returns when to wake next. */
       const apply = (at: number): number | undefined => {

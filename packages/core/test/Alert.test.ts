@@ -278,6 +278,23 @@ describe("Alert", () => {
     }).pipe(Effect.scoped, Effect.provide(limiterStore))
   )
 
+  it.effect("rejectionRate: one rule value in two registries, each with its own window", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make({
+        name: "shared",
+        limits: [{ algorithm: "fixed-window", limit: 1, window: "1 hour" }]
+      })
+      const rule = Alert.rejectionRate(limiter, { threshold: 0.5, for: 0 })
+      const first = yield* Alert.make({ interval: "1 second", rules: [rule] })
+      const second = yield* Alert.make({ interval: "1 second", rules: [rule] })
+      yield* settle
+      for (let i = 0; i < 4; i++) yield* limiter.consume("k")
+      yield* advance("1 second")
+      // with the counts shared, the second read would see no new decisions and stay clear
+      assert.deepStrictEqual([(yield* first.status)[0]?.value, (yield* second.status)[0]?.value], [0.75, 0.75])
+    }).pipe(Effect.scoped, Effect.provide(limiterStore))
+  )
+
   it.effect("healthStatus: a component unhealthy fires; degraded does not unless atLeast is degraded", () =>
     Effect.gen(function* () {
       let failing = false
@@ -466,7 +483,8 @@ describe("Alert", () => {
             Alert.fromStream("a", Stream.empty, { for: -5 }),
             Alert.fromStream("a", Stream.empty),
             Alert.fromEffect("", Effect.succeed(true), { resolveAfter: "never" as Duration.Input, interval: 0 }),
-            Alert.rejectionRate(limiter, { threshold: 1.5 })
+            Alert.rejectionRate(limiter, { threshold: 1.5 }),
+            Alert.rule("nothing", {})
           ]
         })
       )
@@ -480,6 +498,7 @@ describe("Alert", () => {
           ["rules.2.resolveAfter", '"never"', "Expected a non-negative duration"],
           ["rules.2.interval", "0", "Expected a duration greater than zero"],
           ["rules.rejection-rate:api.threshold", "1.5", "Expected a number greater than 0 and at most 1"],
+          ["rules.nothing.condition", "undefined", "Expected a condition with a read effect or a readings stream"],
           ["resolveAfter", '"soon"', "Expected a non-negative duration"],
           ["interval", "0", "Expected a duration greater than zero"]
         ]
