@@ -17,8 +17,11 @@
  *   `hosts` gives some hosts parts of their own.
  * - Responses are classified by status (`classify`): 5xx, 408 and 429 are
  *   failures (counted by the breaker, retried); other 4xx are *permanent*
- *   (neither retried nor counted: the breaker ignores them); the rest
- *   succeed. Transport errors and attempt timeouts are failures too.
+ *   (not retried; a success for the breaker, since the host answered — a
+ *   half-open probe answered with a 404 closes the circuit); the rest
+ *   succeed. Transport errors and attempt timeouts are failures too; a
+ *   request that never left (an invalid URL, a body that does not encode)
+ *   is neither retried nor counted.
  * - `Retry-After` (seconds or an HTTP date) on a 429 or 503 is the retry's
  *   delay hint (bounded by the retry policy's `maxRetryAfter`) and the
  *   breaker's open-duration hint (bounded by its `maxOpenDuration`).
@@ -101,7 +104,8 @@ import * as Result from "effect/Result"
  * - `"success"`: returned as it is, a success for the breaker;
  * - `"failure"`: counted by the breaker, retried (when the request may be
  *   repeated), returned once retries run out;
- * - `"permanent"`: neither retried nor counted (the breaker ignores it), returned.
+ * - `"permanent"`: not retried, returned; a success for the breaker (the host
+ *   answered: the request itself was wrong).
  *
  * @category models
  * @since 0.1.0
@@ -223,22 +227,25 @@ class StatusFailure extends Data.TaggedError("StatusFailure")<{
 const isStatusFailure = (u: unknown): u is StatusFailure => u instanceof StatusFailure
 
 /**
- * Whether an error says the request itself is wrong, not the host: neither
- * retried nor counted by the breaker. A permanent response, an invalid URL,
- * a body that does not encode, a status code error (from a client filtering
- * statuses) of a permanent status.
+ * What an error says: `"answered"` — the host answered that the request
+ * itself is wrong (a permanent response, or a status code error of a
+ * permanent status from a client filtering statuses); `"local"` — the
+ * request never left (an invalid URL, a body that does not encode);
+ * `"failure"` — anything else (a failure response, a transport error, a
+ * timeout). Only failures are retried.
  */
-const isPermanentWith =
+type ErrorKind = "answered" | "local" | "failure"
+const errorKindWith =
   (classify: (response: HttpClientResponse.HttpClientResponse) => Classification) =>
-  (error: unknown): boolean => {
-    if (isStatusFailure(error)) return !error.counted
+  (error: unknown): ErrorKind => {
+    if (isStatusFailure(error)) return error.counted ? "failure" : "answered"
     if (HttpClientError.isHttpClientError(error)) {
       const reason = error.reason
-      if (reason._tag === "TransportError") return false
-      if (reason._tag === "StatusCodeError") return classify(reason.response) !== "failure"
-      return true
+      if (reason._tag === "TransportError") return "failure"
+      if (reason._tag === "StatusCodeError") return classify(reason.response) === "failure" ? "failure" : "answered"
+      return "local"
     }
-    return false
+    return "failure"
   }
 
 const breakerHint = (error: unknown): Duration.Duration | undefined =>
@@ -360,7 +367,8 @@ const inner = <E, R>(
 }
 
 /** The parts with the HTTP classification added to the retry and the breaker (the caller's own predicates win). */
-const httpParts = (input: Parts, isPermanent: (error: unknown) => boolean): Policy.Parts => {
+const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Policy.Parts => {
+  const isPermanent = (error: unknown) => errorKind(error) !== "failure"
   const parts: Record<string, unknown> = {}
   for (const name of partNames) if (input[name] !== undefined) parts[name] = input[name]
   const retry = input.retry
@@ -372,10 +380,15 @@ const httpParts = (input: Parts, isPermanent: (error: unknown) => boolean): Poli
   const breaker = input.circuitBreaker
   if (breaker !== undefined) {
     const part = isBreaker(breaker) ? { breaker } : breaker
-    const own = part.isIgnored
+    const ownFailure = part.isFailure
+    const ownIgnored = part.isIgnored
     parts.circuitBreaker = {
       ...part,
-      isIgnored: own === undefined ? isPermanent : (error: unknown) => isPermanent(error) || own(error),
+      // a request that never left says nothing of the host: ignored
+      isIgnored: (error: unknown) => errorKind(error) === "local" || ownIgnored?.(error) === true,
+      // a permanent answer (a 404, a 400) shows the host at work: a success for the breaker, so it also closes a
+      // half-open circuit; failures are failures unless the part says otherwise
+      isFailure: (error: unknown) => errorKind(error) === "failure" && (ownFailure === undefined || ownFailure(error)),
       retryAfter: part.retryAfter ?? breakerHint
     }
   }
@@ -385,10 +398,10 @@ const httpParts = (input: Parts, isPermanent: (error: unknown) => boolean): Poli
 /** The two policies of a set of parts, or the issues of the parts (their paths prefixed with `prefix`). */
 const policiesOf = (
   input: Parts,
-  isPermanent: (error: unknown) => boolean,
+  errorKind: (error: unknown) => ErrorKind,
   prefix: string
 ): Effect.Effect<Result.Result<Policies, ReadonlyArray<Options_.Issue>>> => {
-  const parts = httpParts(input, isPermanent)
+  const parts = httpParts(input, errorKind)
   const { hedge, attemptTimeout, ...outer } = parts
   const { retry: _retry, ...outerOnce } = outer
   return Effect.map(
@@ -443,15 +456,15 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never>
 ): Effect.Effect<HttpClient.HttpClient.With<E | Errors<P> | Errors<H>, R>, Options_.InvalidOptions> =>
   Effect.gen(function* () {
     const classify = options.classify ?? ((response) => classifyStatus(response.status))
-    const isPermanent = isPermanentWith(classify)
+    const errorKind = errorKindWith(classify)
     const keyOf = options.key ?? hostOf
     const retryable = options.retryable ?? isRetryable
     const issues: Array<Options_.Issue> = []
-    const defaults = yield* policiesOf(options, isPermanent, "")
+    const defaults = yield* policiesOf(options, errorKind, "")
     if (Result.isFailure(defaults)) issues.push(...defaults.failure)
     const perHost = new Map<string, Policies>()
     for (const [host, parts] of Object.entries(options.hosts ?? {})) {
-      const policies = yield* policiesOf(parts as Parts, isPermanent, `hosts.${host}.`)
+      const policies = yield* policiesOf(parts as Parts, errorKind, `hosts.${host}.`)
       if (Result.isFailure(policies)) issues.push(...policies.failure)
       else perHost.set(host, policies.success)
     }

@@ -212,7 +212,7 @@ describe("ResilientHttpClient", () => {
       }).pipe(Effect.scoped, Effect.provide(breakerLayer))
     )
 
-    it.effect("404 is neither retried nor counted; a 503 is counted", () =>
+    it.effect("a 404 is not retried and is a breaker success (the host answered); a 503 is counted", () =>
       Effect.gen(function* () {
         const server = yield* scriptedServer
         server.script("/missing", { status: 404 }, { status: 404 }, { status: 404 })
@@ -224,12 +224,43 @@ describe("ResilientHttpClient", () => {
         for (let i = 0; i < 3; i++) assert.strictEqual((yield* client.get(server.url("/missing"))).status, 404)
         assert.strictEqual(server.hits("/missing"), 3) // one attempt each
         const metrics = yield* breaker.metrics(server.host)
-        assert.deepStrictEqual([metrics.state, metrics.bufferedCalls, metrics.failedCalls], ["Closed", 0, 0])
-        assert.strictEqual((yield* breaker.stats).ignored, 3)
+        assert.deepStrictEqual([metrics.state, metrics.failedCalls], ["Closed", 0])
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.successes, stats.failures, stats.ignored], [3, 0, 0])
         server.script("/gone", { status: 503 })
         // a POST (not retried): its 503 is returned, and counted
         assert.strictEqual((yield* client.post(server.url("/gone"))).status, 503)
         assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("a half-open probe answered with a 404 closes the circuit", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        server.script("/api", { status: 503 }, { status: 404 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1, openDuration: "1 second" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { circuitBreaker: breaker })
+        assert.strictEqual((yield* client.get(server.url("/api"))).status, 503)
+        assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* client.get(server.url("/api"))).status, 404)
+        assert.strictEqual((yield* breaker.state(server.host))._tag, "Closed")
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("a request that never leaves (a URL that does not parse) is neither retried nor counted", () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          circuitBreaker: breaker,
+          key: () => "one"
+        })
+        const error = yield* Effect.flip(client.get("http://[::1"))
+        assert.isTrue(HttpClientError.isHttpClientError(error))
+        const stats = yield* breaker.stats
+        assert.deepStrictEqual([stats.successes, stats.failures, stats.ignored], [0, 0, 1])
+        assert.strictEqual((yield* breaker.state("one"))._tag, "Closed")
       }).pipe(Effect.scoped, Effect.provide(breakerLayer))
     )
 
