@@ -975,6 +975,13 @@ export interface RateLimiter {
   readonly [TypeId]: TypeId
   readonly name: string
   readonly options: Options
+  /**
+   * Whether `limit` holds a call beyond its admission: a `concurrency` limit
+   * (in any tier) gives its permits back when the call ends, and shape mode
+   * makes calls wait in line. Such a limiter must guard calls with `limit`;
+   * `consume` alone would keep the permits and never wait.
+   */
+  readonly holdsCalls: boolean
   /** Decides for `key` and, when allowed, charges every limit `cost` (default 1). */
   readonly consume: (key: string, cost?: number | undefined) => Effect.Effect<Decision>
   /** Decides without charging. */
@@ -1869,6 +1876,7 @@ export const make: (
     [TypeId]: TypeId,
     name,
     options,
+    holdsCalls: options.mode === "shape" || allLimits.some((l) => l.concurrency),
     consume,
     check,
     penalize: (key, points) =>

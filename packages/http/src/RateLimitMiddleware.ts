@@ -26,9 +26,12 @@
  * - Behind a proxy every request comes from the proxy's address: put
  *   Effect's `HttpMiddleware.xForwardedHeaders` (trusted proxies only) before
  *   this middleware, or key by an API key (`keyByHeader`).
- * - The middleware charges at admission (`consume`): a `concurrency` limit
- *   would never get its permits back, and `shape` mode does not make a
- *   request wait. Use windowed limits here, and a `Bulkhead` for concurrency.
+ * - A limiter with a `concurrency` limit (or in `shape` mode) holds each
+ *   request through `limit`: the permits are taken at admission and given
+ *   back when the response is ready (or the request is interrupted), and a
+ *   request in shape mode waits its turn. Allowed responses then carry no
+ *   `RateLimit` fields (a refusal still does: they are read with `check`).
+ *   Other limiters charge at admission (`consume`) and add the fields.
  * - A cost function returning a negative or infinite number is a defect
  *   (the limiter dies on it): the server answers 500.
  *
@@ -260,6 +263,31 @@ const isStoreFailure = (decision: RateLimiter.Decision): boolean => decision.sto
 export const tooManyRequests = (): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text("Too Many Requests", { status: 429 })
 
+/** A refusal as `limit` saw it, over the fields of a later `check` that found the key free again. */
+const refusedAs = (decision: RateLimiter.Decision, exceeded: RateLimiter.RateLimitExceeded): RateLimiter.Decision => ({
+  allowed: false,
+  policy: exceeded.policy,
+  limit: exceeded.limit,
+  remaining: exceeded.remaining,
+  reset: decision.reset,
+  retryAfter: exceeded.retryAfter,
+  storeError: false,
+  policies: decision.policies.map(
+    (p): RateLimiter.PolicyDecision =>
+      p.policy === exceeded.policy
+        ? {
+            policy: p.policy,
+            allowed: false,
+            limit: exceeded.limit,
+            remaining: exceeded.remaining,
+            reset: p.reset,
+            retryAfter: exceeded.retryAfter,
+            windowSeconds: p.windowSeconds
+          }
+        : p
+  )
+})
+
 const storeUnavailable = (): HttpServerResponse.HttpServerResponse =>
   HttpServerResponse.text("Service Unavailable", { status: 503 })
 
@@ -307,6 +335,34 @@ export const make = (
   const withHeaders = options.headers ?? true
   const headerOptions: RateLimitHeaders.DecisionOptions = { quotaUnit: options.quotaUnit }
   const rejected = options.onRejected ?? tooManyRequests
+  const refusal = (decision: RateLimiter.Decision, request: HttpServerRequest.HttpServerRequest) =>
+    isStoreFailure(decision)
+      ? storeUnavailable()
+      : HttpServerResponse.setHeaders(
+          rejected(decision, request),
+          RateLimitHeaders.fromDecision(decision, headerOptions)
+        )
+  if (limiter.holdsCalls) {
+    return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        if (skip?.(request)) return app
+        const key = keyOf(request)
+        const cost = costOf === undefined ? 1 : costOf(request)
+        const refusedWith = (exceeded: RateLimiter.RateLimitExceeded) =>
+          Effect.map(limiter.check(key, cost), (decision) =>
+            // the refusal's own numbers win if the key freed up in between
+            refusal(decision.allowed ? refusedAs(decision, exceeded) : decision, request)
+          )
+        // the app's own failures travel inside the Exit, so the only failure `limit` adds is the limiter's refusal
+        return Effect.matchEffect(limiter.limit(Effect.exit(app), { key, cost }), {
+          onSuccess: (exit) => exit,
+          onFailure: (error) =>
+            error.reason._tag === "RateLimiterStoreError"
+              ? Effect.succeed(storeUnavailable())
+              : refusedWith(error.reason)
+        })
+      })
+  }
   return <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       if (skip?.(request)) return app
@@ -322,9 +378,7 @@ export const make = (
               Effect.succeed(HttpServerResponse.setHeaders(response, headers))
             )
           }
-          if (isStoreFailure(decision)) return Effect.succeed(storeUnavailable())
-          const headers = RateLimitHeaders.fromDecision(decision, headerOptions)
-          return Effect.succeed(HttpServerResponse.setHeaders(rejected(decision, request), headers))
+          return Effect.succeed(refusal(decision, request))
         }
       )
     })

@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Health, RateLimiter } from "@effect-resilience/core"
 import { HealthHttp, RateLimitMiddleware } from "@effect-resilience/http"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as HttpMiddleware from "effect/http/HttpMiddleware"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -271,6 +273,74 @@ describe("RateLimitMiddleware", () => {
       assert.strictEqual((yield* get("/search")).status, 200)
       assert.strictEqual((yield* get("/search")).status, 429)
       for (let i = 0; i < 3; i++) assert.strictEqual((yield* get("/api")).status, 200)
+    }).pipe(Effect.scoped)
+  )
+
+  // live clock: Effect's HTTP server stalls a second concurrent request under the TestClock
+  it.live("a concurrency limit holds each request: a second is refused while the first runs, then passes", () =>
+    Effect.gen(function* () {
+      const entered = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const routes = Layer.mergeAll(
+        hello,
+        HttpRouter.add(
+          "GET",
+          "/slow",
+          Deferred.succeed(entered, undefined).pipe(
+            Effect.andThen(Deferred.await(gate)),
+            Effect.as(HttpServerResponse.text("slow"))
+          )
+        ),
+        HttpRouter.add("GET", "/broken", Effect.die("broken"))
+      )
+      const { get } = yield* serveLimited(
+        { name: "api", limits: [{ algorithm: "concurrency", limit: 1, name: "in-flight" }] },
+        {},
+        routes
+      )
+      const slow = yield* Effect.forkChild(get("/slow"))
+      yield* Effect.log("forked")
+      yield* Deferred.await(entered)
+      const refused = yield* get("/api")
+      assert.strictEqual(refused.status, 429)
+      assert.strictEqual(refused.headers.get("ratelimit"), '"in-flight";r=0;t=0')
+      yield* Deferred.succeed(gate, undefined)
+      assert.strictEqual((yield* Fiber.join(slow)).text, "slow")
+      // the permit came back with the response: the next requests pass, one after the other
+      assert.strictEqual((yield* get("/api")).status, 200)
+      // a failing app is answered by the server (500), not as a refusal, and gives its permit back
+      assert.strictEqual((yield* get("/broken")).status, 500)
+      assert.strictEqual((yield* get("/api")).status, 200)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("shape mode: a request over the limit waits its turn instead of a 429 (TestClock)", () =>
+    Effect.gen(function* () {
+      let arrivals = 0
+      const secondArrived = yield* Deferred.make<void>()
+      const { get } = yield* serveLimited(
+        {
+          name: "api",
+          mode: "shape",
+          maxWait: "10 seconds",
+          limits: [{ algorithm: "fixed-window", limit: 1, window: "1 second", name: "per-second" }]
+        },
+        {
+          key: () => {
+            if (++arrivals === 2) Deferred.doneUnsafe(secondArrived, Effect.void)
+            return "client"
+          }
+        }
+      )
+      assert.strictEqual((yield* get("/api")).status, 200)
+      const second = yield* Effect.forkChild(get("/api"))
+      // the second request reached the limiter in the first window: in reject mode it would be a 429
+      yield* Deferred.await(secondArrived)
+      yield* Effect.yieldNow
+      assert.isUndefined(second.pollUnsafe())
+      yield* TestClock.adjust("1 second")
+      const reply = yield* Fiber.join(second)
+      assert.deepStrictEqual([reply.status, reply.text], [200, "hello"])
     }).pipe(Effect.scoped)
   )
 })
