@@ -276,7 +276,7 @@ describe("RateLimitMiddleware", () => {
     }).pipe(Effect.scoped)
   )
 
-  // live clock: Effect's HTTP server stalls a second concurrent request under the TestClock
+  // live clock: under the TestClock a second request stalls while the first is held in the app (cause not found yet)
   it.live("a concurrency limit holds each request: a second is refused while the first runs, then passes", () =>
     Effect.gen(function* () {
       const entered = yield* Deferred.make<void>()
