@@ -24,9 +24,16 @@
  *   built without a stack trace. Full and timeout carry a `retryAfter` hint
  *   once the key has seen contention: the mean duration of its calls times
  *   the rounds needed to serve the calls ahead.
- * - Monitoring: `events` (rejections, and queued and acquired waiters),
- *   metrics named in `Telemetry.bulkhead`, span events for rejections, and
- *   `stats`.
+ * - Adaptive limits: with `limit` (`aimd`, `gradient` or `vegas`), each
+ *   key's limit moves between `minLimit` and `maxLimit` from the duration and
+ *   outcome of its calls (after Netflix's concurrency-limits and Envoy's
+ *   adaptive concurrency filter), starting at `maxConcurrent`. A limit that
+ *   falls below the calls running lets them finish; new calls wait (or are
+ *   rejected) until fewer run. One that rises admits the head of the line at
+ *   once. Without `limit` nothing is timed, and the fixed path is unchanged.
+ * - Monitoring: `events` (rejections, queued and acquired waiters, limit
+ *   changes), metrics named in `Telemetry.bulkhead`, span events for
+ *   rejections, and `stats`.
  *
  * **Gotchas**
  *
@@ -59,7 +66,7 @@
  * @stability experimental
  * @since 0.1.0
  */
-import type * as Cause from "effect/Cause"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -69,11 +76,13 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
+import * as adaptive from "./internal/adaptiveLimit.ts"
 import * as engine from "./internal/bulkhead.ts"
 import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
@@ -148,7 +157,7 @@ export interface IsolateOptions {
   readonly key?: string | undefined
   /** Higher is served first among waiters; any finite number (default 0). */
   readonly priority?: number | undefined
-  /** Permits the call takes: an integer from 1 to `maxConcurrent` (default 1). */
+  /** Permits the call takes: an integer from 1 to `maxConcurrent` (to `minLimit` with an adaptive `limit`; default 1). */
   readonly cost?: number | undefined
 }
 
@@ -164,8 +173,13 @@ export interface CompartmentState {
   readonly active: number
   /** Calls waiting. */
   readonly queued: number
-  /** Permits free: `maxConcurrent - active`. */
+  /** Permits free: `limit - active`, at least 0. */
   readonly available: number
+  /**
+   * The key's limit now: `maxConcurrent` for a fixed bulkhead; the current
+   * adaptive limit with `limit` (the initial one for a key not held).
+   */
+  readonly limit: number
 }
 
 /**
@@ -185,6 +199,10 @@ export interface Stats {
   readonly rejected: number
   /** Keys held in memory (the bulkhead's own compartment, for calls without a key, not counted). */
   readonly keys: number
+  /** The limit of the bulkhead's own compartment (calls without a key): see `CompartmentState.limit`. */
+  readonly limit: number
+  /** Changes of an integer limit, over every key, since the start (0 for a fixed bulkhead). */
+  readonly limitChanges: number
 }
 
 /**
@@ -193,7 +211,7 @@ export interface Stats {
  * @category models
  * @since 0.1.0
  */
-export type Event = Event.Rejected | Event.Queued | Event.Acquired
+export type Event = Event.Rejected | Event.Queued | Event.Acquired | Event.LimitChanged
 
 /**
  * The members of {@link Event}.
@@ -249,6 +267,21 @@ export declare namespace Event {
     readonly priority: number
     readonly waited: Duration.Duration
   }
+  /**
+   * An adaptive key's integer limit changed (emitted only when it does, so
+   * at most once per call that ends).
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export interface LimitChanged {
+    readonly _tag: "LimitChanged"
+    readonly bulkhead: string
+    readonly key: string
+    readonly algorithm: LimitAlgorithm
+    readonly from: number
+    readonly to: number
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -257,6 +290,10 @@ export declare namespace Event {
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const NonNegative = Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+const Smoothing = Schema.Number.check(
+  Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: false })
+)
 
 const defaults = {
   name: "default",
@@ -266,6 +303,267 @@ const defaults = {
   maxKeys: 10_000,
   sweepInterval: Duration.seconds(30)
 } as const
+
+const limitDefaults = {
+  minLimit: 1,
+  maxLimit: 200,
+  backoffRatio: 0.9,
+  latencyThreshold: Duration.seconds(5),
+  gradientSmoothing: 0.2,
+  longWindow: 600,
+  window: Duration.seconds(1),
+  minWindowSamples: 10,
+  vegasSmoothing: 1,
+  probeMultiplier: 30
+} as const
+
+const limitBounds = {
+  minLimit: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "The lowest the limit goes, whatever the calls do (and the most a call's `cost` may be).",
+      default: limitDefaults.minLimit
+    })
+  ),
+  maxLimit: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "The highest the limit goes; at least `minLimit`.",
+      default: limitDefaults.maxLimit
+    })
+  )
+}
+
+/**
+ * AIMD (additive increase, multiplicative decrease; loss based, like TCP
+ * Reno): +1 per window of `limit` successes while the limit is in use (at
+ * least half of it in flight), × `backoffRatio` on a failure or a call
+ * slower than `latencyThreshold` (once per episode: calls that started
+ * before the last decrease do not decrease it again).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const AimdLimit = Schema.Struct({
+  algorithm: Schema.Literal("aimd"),
+  ...limitBounds,
+  backoffRatio: Schema.optionalKey(
+    Schema.Number.check(
+      Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+    ).annotate({
+      description: "The factor the limit is multiplied by on a drop (at least 1 less each time), in (0, 1).",
+      default: limitDefaults.backoffRatio
+    })
+  ),
+  latencyThreshold: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "A call that takes longer counts as a drop, as a failure does; above zero.",
+      default: limitDefaults.latencyThreshold
+    })
+  )
+}).annotate({ identifier: "AimdLimit" })
+
+/**
+ * Gradient (Netflix's Gradient2; delay based): at the end of each window,
+ * `limit × clamp(longRtt / shortRtt, 0.5, 1) + queueSize`, smoothed, where
+ * the short-term RTT is the window's mean and the long-term one an
+ * exponential average of the windows that drifts down when the short term
+ * is lower. Failures are not a signal: latency is.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const GradientLimit = Schema.Struct({
+  algorithm: Schema.Literal("gradient"),
+  ...limitBounds,
+  smoothing: Schema.optionalKey(
+    Smoothing.annotate({
+      description: "Weight of each new estimate, in (0, 1]: 1 follows it at once; lower values move slower.",
+      default: limitDefaults.gradientSmoothing
+    })
+  ),
+  queueSize: Schema.optionalKey(
+    NonNegative.annotate({
+      description: "Headroom added to each estimate, so the limit can grow when the RTT holds; `√limit` when unset."
+    })
+  ),
+  longWindow: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Windows the long-term RTT averages over (exponential, factor `2 / (longWindow + 1)`).",
+      default: limitDefaults.longWindow
+    })
+  ),
+  window: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "The shortest sampling window: the limit is recomputed at most once per window; above zero.",
+      default: limitDefaults.window
+    })
+  ),
+  minWindowSamples: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Calls a window needs before it ends (a quiet key keeps its limit until it has them).",
+      default: limitDefaults.minWindowSamples
+    })
+  )
+}).annotate({ identifier: "GradientLimit" })
+
+/**
+ * Vegas (TCP Vegas; delay based): estimates the calls queued at the
+ * dependency, `limit × (1 − rttNoLoad / rtt)` with `rttNoLoad` the lowest RTT
+ * seen (reset by a periodic probe), and grows the limit below `alpha`,
+ * shrinks it above `beta` and on a failure.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const VegasLimit = Schema.Struct({
+  algorithm: Schema.Literal("vegas"),
+  ...limitBounds,
+  alpha: Schema.optionalKey(
+    NonNegative.annotate({
+      description: "Below this estimated queue the limit grows; `3 × log10(limit)` when unset."
+    })
+  ),
+  beta: Schema.optionalKey(
+    NonNegative.annotate({
+      description: "Above this estimated queue the limit shrinks; `6 × log10(limit)` when unset; above `alpha`."
+    })
+  ),
+  smoothing: Schema.optionalKey(
+    Smoothing.annotate({
+      description: "Weight of each new estimate, in (0, 1]: 1 follows it at once; lower values move slower.",
+      default: limitDefaults.vegasSmoothing
+    })
+  ),
+  probeMultiplier: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "`rttNoLoad` is reset to the current RTT after `probeMultiplier × limit` calls.",
+      default: limitDefaults.probeMultiplier
+    })
+  )
+}).annotate({ identifier: "VegasLimit" })
+
+/**
+ * An adaptive limit: one of {@link AimdLimit}, {@link GradientLimit},
+ * {@link VegasLimit}, chosen by `algorithm`.
+ *
+ * **When to use**
+ *
+ * When the right `maxConcurrent` is not known or changes (the dependency
+ * autoscales, shares its capacity with other clients, slows down under
+ * load). `aimd` reacts to failures and to calls slower than a threshold you
+ * choose; `gradient` and `vegas` to latency rising above what the key has
+ * seen, with no threshold to pick.
+ *
+ * **Gotchas**
+ *
+ * - Every failure is a drop for `aimd` and `vegas`, a 404 included: make
+ *   answers that are not overload succeed (map them to a value) inside the
+ *   bulkhead. Interruption is never recorded.
+ * - A call's `cost` may be at most `minLimit` (it must always fit).
+ * - A key's limit is forgotten when the key is swept (idle a whole
+ *   `sweepInterval`, or dropped to respect `maxKeys`).
+ *
+ * **Example** (A failure lowers the limit)
+ *
+ * ```ts import.meta.vitest
+ * import { Bulkhead } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const bulkhead = yield* Bulkhead.make({
+ *     maxConcurrent: 10, // the initial limit
+ *     limit: { algorithm: "aimd", minLimit: 2, maxLimit: 50 }
+ *   })
+ *   // a drop: the limit is multiplied by backoffRatio (0.9)
+ *   yield* Effect.exit(Effect.fail("overloaded").pipe(Bulkhead.isolate(bulkhead)))
+ *   const state = yield* bulkhead.state()
+ *   return state.limit
+ * }).pipe(Effect.scoped)
+ *
+ * await Effect.runPromise(program)
+ * // => 9
+ * ```
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Limit = Schema.Union([AimdLimit, GradientLimit, VegasLimit])
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type Limit = typeof Limit.Type
+
+/**
+ * The adaptive algorithms.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type LimitAlgorithm = Limit["algorithm"]
+
+/**
+ * An adaptive limit as `make` takes it: durations as any `Duration.Input`.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type LimitInput =
+  | (Omit<typeof AimdLimit.Type, "latencyThreshold"> & { readonly latencyThreshold?: Duration.Input | undefined })
+  | (Omit<typeof GradientLimit.Type, "window"> & { readonly window?: Duration.Input | undefined })
+  | typeof VegasLimit.Type
+
+/**
+ * An adaptive limit with every default applied (`queueSize`, `alpha` and
+ * `beta` stay undefined when they follow the limit).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type ResolvedLimit =
+  | {
+      readonly algorithm: "aimd"
+      readonly minLimit: number
+      readonly maxLimit: number
+      readonly backoffRatio: number
+      readonly latencyThreshold: Duration.Duration
+    }
+  | {
+      readonly algorithm: "gradient"
+      readonly minLimit: number
+      readonly maxLimit: number
+      readonly smoothing: number
+      readonly queueSize: number | undefined
+      readonly longWindow: number
+      readonly window: Duration.Duration
+      readonly minWindowSamples: number
+    }
+  | {
+      readonly algorithm: "vegas"
+      readonly minLimit: number
+      readonly maxLimit: number
+      readonly alpha: number | undefined
+      readonly beta: number | undefined
+      readonly smoothing: number
+      readonly probeMultiplier: number
+    }
+
+/**
+ * The Defaults tables of each adaptive algorithm's options, generated from
+ * their schemas.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const limitOptionsDocs: {
+  readonly aimd: ReadonlyArray<Options_.FieldDoc>
+  readonly gradient: ReadonlyArray<Options_.FieldDoc>
+  readonly vegas: ReadonlyArray<Options_.FieldDoc>
+} = {
+  aimd: Options_.fieldDocs(AimdLimit),
+  gradient: Options_.fieldDocs(GradientLimit),
+  vegas: Options_.fieldDocs(VegasLimit)
+}
 
 /**
  * The bulkhead's options: the source of the type, the rules, `layerConfig`
@@ -283,7 +581,8 @@ export const Options = Schema.Struct({
   ),
   maxConcurrent: Schema.optionalKey(
     PositiveInt.annotate({
-      description: "Permits per key: the most calls (of cost 1) running at once.",
+      description:
+        "Permits per key: the most calls (of cost 1) running at once. With `limit`, the initial limit (within its bounds).",
       default: defaults.maxConcurrent
     })
   ),
@@ -307,8 +606,15 @@ export const Options = Schema.Struct({
   ),
   sweepInterval: Schema.optionalKey(
     Schema.DurationFromString.annotate({
-      description: "How often the background fiber drops idle keys; above zero.",
+      description:
+        "How often the background fiber drops idle keys; above zero. With `limit`, a key must also have been idle that long.",
       default: defaults.sweepInterval
+    })
+  ),
+  limit: Schema.optionalKey(
+    Limit.annotate({
+      description:
+        "An adaptive limit per key (`aimd`, `gradient` or `vegas`), moved between `minLimit` and `maxLimit` by the calls' latency and failures; fixed at `maxConcurrent` when unset."
     })
   )
 })
@@ -332,6 +638,8 @@ export interface Input {
   readonly maxWait?: Duration.Input | undefined
   readonly maxKeys?: number | undefined
   readonly sweepInterval?: Duration.Input | undefined
+  /** An adaptive limit per key; see {@link Limit}. */
+  readonly limit?: LimitInput | undefined
 }
 
 /**
@@ -347,6 +655,8 @@ export interface ResolvedOptions {
   readonly maxWait: Duration.Duration
   readonly maxKeys: number
   readonly sweepInterval: Duration.Duration
+  /** The adaptive limit, when set; `maxConcurrent` is then the initial limit. */
+  readonly limit?: ResolvedLimit | undefined
 }
 
 const positiveDuration =
@@ -358,7 +668,97 @@ const positiveDuration =
       : []
   }
 
-const rules: ReadonlyArray<Options_.Rule> = [positiveDuration("maxWait"), positiveDuration("sweepInterval")]
+const fieldOf = (o: unknown, field: string): unknown => (Predicate.hasProperty(o, field) ? o[field] : undefined)
+
+const numberAt = (o: unknown, field: string): number | undefined => {
+  const value = fieldOf(o, field)
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined
+}
+
+/** The adaptive limit's cross-field rules: bounds in order, the initial limit within them, alpha below beta. */
+const limitRule: Options_.Rule = (o) => {
+  const limit = o.limit
+  if (typeof limit !== "object" || limit === null) return []
+  const issues: Array<{ readonly path: string; readonly message: string }> = []
+  const min = numberAt(limit, "minLimit") ?? limitDefaults.minLimit
+  const max = numberAt(limit, "maxLimit") ?? limitDefaults.maxLimit
+  if (max < min) issues.push({ path: "limit.maxLimit", message: `Expected a value at least minLimit (${min})` })
+  else {
+    const initial = numberAt(o, "maxConcurrent")
+    if (initial !== undefined && (initial < min || initial > max)) {
+      issues.push({
+        path: "maxConcurrent",
+        message: `Expected the initial limit within [minLimit, maxLimit] = [${min}, ${max}]`
+      })
+    }
+  }
+  for (const field of ["latencyThreshold", "window"]) {
+    const value = fieldOf(limit, field)
+    if (Duration.isDuration(value) && Duration.toMillis(value) <= 0) {
+      issues.push({ path: `limit.${field}`, message: "Expected a duration greater than zero" })
+    }
+  }
+  const alpha = numberAt(limit, "alpha")
+  const beta = numberAt(limit, "beta")
+  if (alpha !== undefined && beta !== undefined && beta <= alpha) {
+    issues.push({ path: "limit.beta", message: `Expected a value above alpha (${alpha})` })
+  }
+  return issues
+}
+
+const rules: ReadonlyArray<Options_.Rule> = [positiveDuration("maxWait"), positiveDuration("sweepInterval"), limitRule]
+
+/** Normalizes the durations of `limit` (its issues named `limit.<field>`). */
+const normalizeLimit = (
+  normalized: Record<string, unknown>,
+  issues: ReadonlyArray<Options_.Issue>
+): ReadonlyArray<Options_.Issue> => {
+  const limit = normalized.limit
+  if (typeof limit !== "object" || limit === null) return issues
+  const inner = Options_.normalizeDurations({ ...limit }, ["latencyThreshold", "window"])
+  normalized.limit = inner.normalized
+  return [
+    ...issues,
+    ...inner.issues.map(
+      (issue) => new Options_.Issue({ path: `limit.${issue.path}`, value: issue.value, message: issue.message })
+    )
+  ]
+}
+
+const resolveLimit = (limit: Limit): ResolvedLimit => {
+  const bounds = {
+    minLimit: limit.minLimit ?? limitDefaults.minLimit,
+    maxLimit: limit.maxLimit ?? limitDefaults.maxLimit
+  }
+  switch (limit.algorithm) {
+    case "aimd":
+      return {
+        algorithm: "aimd",
+        ...bounds,
+        backoffRatio: limit.backoffRatio ?? limitDefaults.backoffRatio,
+        latencyThreshold: limit.latencyThreshold ?? limitDefaults.latencyThreshold
+      }
+    case "gradient":
+      return {
+        algorithm: "gradient",
+        ...bounds,
+        smoothing: limit.smoothing ?? limitDefaults.gradientSmoothing,
+        queueSize: limit.queueSize,
+        longWindow: limit.longWindow ?? limitDefaults.longWindow,
+        window: limit.window ?? limitDefaults.window,
+        minWindowSamples: limit.minWindowSamples ?? limitDefaults.minWindowSamples
+      }
+    case "vegas":
+      return {
+        algorithm: "vegas",
+        ...bounds,
+        alpha: limit.alpha,
+        beta: limit.beta,
+        smoothing: limit.smoothing ?? limitDefaults.vegasSmoothing,
+        probeMultiplier: limit.probeMultiplier ?? limitDefaults.probeMultiplier
+      }
+  }
+}
 
 /**
  * Validates options: succeeds with them resolved (defaults applied), or fails
@@ -381,15 +781,22 @@ const rules: ReadonlyArray<Options_.Rule> = [positiveDuration("maxWait"), positi
 export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> => {
   const { issues, normalized } = Options_.normalizeDurations({ ...input }, ["maxWait", "sweepInterval"])
   return Effect.map(
-    Options_.validate("Bulkhead", Options, normalized, rules, issues),
-    (o: Options): ResolvedOptions => ({
-      name: o.name ?? defaults.name,
-      maxConcurrent: o.maxConcurrent ?? defaults.maxConcurrent,
-      maxQueue: o.maxQueue ?? defaults.maxQueue,
-      maxWait: o.maxWait ?? defaults.maxWait,
-      maxKeys: o.maxKeys ?? defaults.maxKeys,
-      sweepInterval: o.sweepInterval ?? defaults.sweepInterval
-    })
+    Options_.validate("Bulkhead", Options, normalized, rules, normalizeLimit(normalized, issues)),
+    (o: Options): ResolvedOptions => {
+      const resolved = {
+        name: o.name ?? defaults.name,
+        maxConcurrent: o.maxConcurrent ?? defaults.maxConcurrent,
+        maxQueue: o.maxQueue ?? defaults.maxQueue,
+        maxWait: o.maxWait ?? defaults.maxWait,
+        maxKeys: o.maxKeys ?? defaults.maxKeys,
+        sweepInterval: o.sweepInterval ?? defaults.sweepInterval
+      }
+      if (o.limit === undefined) return resolved
+      const limit = resolveLimit(o.limit)
+      // the initial limit: maxConcurrent when given (checked within the bounds), else the default within them
+      const initial = o.maxConcurrent ?? Math.min(limit.maxLimit, Math.max(limit.minLimit, defaults.maxConcurrent))
+      return { ...resolved, maxConcurrent: initial, limit }
+    }
   )
 }
 
@@ -617,7 +1024,8 @@ export const make: (input?: Input | undefined) => Effect.Effect<Bulkhead, Option
     const context = yield* Effect.context<never>()
     const { close, service, sweep } = makeWith(options, context)
     // idle keys are swept by a fiber that lives as long as the bulkhead
-    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(options.sweepInterval), Effect.sync(sweep))), scope)
+    const sweepNow = Clock.clockWith((clock) => Effect.sync(() => sweep(monotonicMillis(clock))))
+    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(options.sweepInterval), sweepNow)), scope)
     yield* Scope.addFinalizer(scope, close)
     return service
   })
@@ -681,8 +1089,9 @@ export const layerConfig = (path: string): Layer.Layer<Bulkhead, Options_.Invali
  * - Calls without options share the bulkhead's own compartment; `key`
  *   selects another (each key has `maxConcurrent` permits of its own).
  * - `priority` orders the line (higher first, FIFO within a priority);
- *   `cost` takes several permits (an integer, at most `maxConcurrent`, else
- *   `BulkheadCostExceeded`). A cost that is not a positive integer, or a
+ *   `cost` takes several permits (an integer, at most `maxConcurrent`, or
+ *   `minLimit` with an adaptive `limit`, else `BulkheadCostExceeded`). A
+ *   cost that is not a positive integer, or a
  *   priority that is not finite, is a defect.
  * - An interrupted waiter leaves the line; one interrupted just as it was
  *   granted gives its permits back.
@@ -779,8 +1188,20 @@ class Ticket implements engine.Waiter {
 
 type Release = (c: Compartment, cost: number, start: number, fiber: Fiber.Fiber<unknown, unknown>) => void
 
+/** A compartment's limits: shared by every key of a fixed bulkhead; one per key, its limit moving, when adaptive. */
+interface Limits {
+  maxConcurrent: number
+  readonly maxQueue: number
+}
+
 /** One key's permits and line (`internal/bulkhead.ts` decides), with what the wiring needs. */
 class Compartment implements engine.Compartment<Ticket> {
+  /** The limits `internal/bulkhead.ts` enforces for this key. */
+  readonly config: Limits
+  /** The adaptive limit's state (`internal/adaptiveLimit.ts`); undefined for a fixed bulkhead. */
+  limiter: adaptive.State | undefined
+  /** When a call last ended (monotonic ms; adaptive keys only): a key is swept once idle a whole `sweepInterval`. */
+  lastUsed = Number.NEGATIVE_INFINITY
   active = 0
   queued = 0
   queuedCost = 0
@@ -791,8 +1212,10 @@ class Compartment implements engine.Compartment<Ticket> {
   readonly key: string
   /** The continuation of its calls of cost 1 that are not timed, shared. */
   observer: ReleaseObserver | undefined = undefined
-  constructor(key: string) {
+  constructor(key: string, config: Limits, limiter: adaptive.State | undefined) {
     this.key = key
+    this.config = config
+    this.limiter = limiter
   }
 }
 
@@ -815,7 +1238,79 @@ class ReleaseObserver extends Frame.Observer {
   }
 }
 
+/** Records an adaptive call's sample and gives its permits back (`makeWith`'s `finish`). */
+type Finish = (
+  c: Compartment,
+  cost: number,
+  start: number,
+  inflight: number,
+  exit: Exit.Exit<unknown, unknown>,
+  fiber: Fiber.Fiber<unknown, unknown>
+) => void
+
+/** The continuation of a call under an adaptive limit: its duration and outcome feed the key's limit. */
+class SampleObserver extends Frame.Observer {
+  readonly finish: Finish
+  readonly compartment: Compartment
+  readonly cost: number
+  /** When the call started, monotonic milliseconds (`monotonicMillis`). */
+  readonly start: number
+  /** Permits held in the compartment once the call had its own. */
+  readonly inflight: number
+  constructor(finish: Finish, compartment: Compartment, cost: number, start: number, inflight: number) {
+    super()
+    this.finish = finish
+    this.compartment = compartment
+    this.cost = cost
+    this.start = start
+    this.inflight = inflight
+  }
+  observe(exit: Exit.Exit<unknown, unknown>, fiber: Fiber.Fiber<unknown, unknown>): void {
+    this.finish(this.compartment, this.cost, this.start, this.inflight, exit, fiber)
+  }
+}
+
 const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
+
+// Durations of adaptive calls: the live clock's monotonic source (performance.now), as the
+// breaker times its calls; under any other clock (TestClock), that clock's milliseconds.
+const monotonicMillis = (clock: Clock.Clock): number =>
+  clock.constructor === liveClockConstructor ? Now.monotonicMillis() : clock.currentTimeMillisUnsafe()
+
+/** The pure algorithm's parameters, in milliseconds. */
+const algorithmConfig = (limit: ResolvedLimit): adaptive.Config => {
+  switch (limit.algorithm) {
+    case "aimd":
+      return {
+        algorithm: "aimd",
+        minLimit: limit.minLimit,
+        maxLimit: limit.maxLimit,
+        backoffRatio: limit.backoffRatio,
+        latencyThresholdMillis: Duration.toMillis(limit.latencyThreshold)
+      }
+    case "gradient":
+      return {
+        algorithm: "gradient",
+        minLimit: limit.minLimit,
+        maxLimit: limit.maxLimit,
+        smoothing: limit.smoothing,
+        queueSize: limit.queueSize,
+        longWindow: limit.longWindow,
+        windowMillis: Duration.toMillis(limit.window),
+        minWindowSamples: limit.minWindowSamples
+      }
+    case "vegas":
+      return {
+        algorithm: "vegas",
+        minLimit: limit.minLimit,
+        maxLimit: limit.maxLimit,
+        alpha: limit.alpha,
+        beta: limit.beta,
+        smoothing: limit.smoothing,
+        probeMultiplier: limit.probeMultiplier
+      }
+  }
+}
 
 /** Calls `fire` after `millis` on `clock`: the shared timer heap on the live clock, the clock's `sleep` otherwise. */
 const armTimer = (
@@ -851,12 +1346,26 @@ const rejectionReason = {
 const makeWith = (
   options: ResolvedOptions,
   context: Context.Context<never>
-): { readonly service: Bulkhead; readonly sweep: () => void; readonly close: Effect.Effect<void> } => {
+): {
+  readonly service: Bulkhead
+  readonly sweep: (now: number) => void
+  readonly close: Effect.Effect<void>
+} => {
   const { maxConcurrent, maxKeys, maxQueue, name } = options
-  const config: engine.Config = { maxConcurrent, maxQueue }
+  /** The fixed bulkhead's limits, shared by every key. */
+  const shared: Limits = { maxConcurrent, maxQueue }
+  const limitConfig = options.limit === undefined ? undefined : algorithmConfig(options.limit)
+  /** The most a call may cost: every permit of a fixed key, the floor of an adaptive one (so it always fits). */
+  const costCap = limitConfig === undefined ? maxConcurrent : limitConfig.minLimit
+  const newCompartment = (key: string): Compartment =>
+    limitConfig === undefined
+      ? new Compartment(key, shared, undefined)
+      : new Compartment(key, { maxConcurrent, maxQueue }, adaptive.make(limitConfig, maxConcurrent))
+  const sweepMillis = Duration.toMillis(options.sweepInterval)
   const maxWaitMillis = Duration.toMillis(options.maxWait)
-  const main = new Compartment(name)
+  const main = newCompartment(name)
   const compartments = new Map<string, Compartment>()
+  let limitChanges = 0
   const counters = {
     admitted: 0,
     /** Admitted after waiting (the rest waited 0). */
@@ -885,13 +1394,16 @@ const makeWith = (
     let c = compartments.get(key)
     if (c === undefined) {
       if (compartments.size >= maxKeys) makeRoom()
-      c = new Compartment(key)
+      c = newCompartment(key)
       compartments.set(key, c)
     }
     return c
   }
-  const sweep = () => {
-    for (const [key, c] of compartments) if (engine.isIdle(c)) compartments.delete(key)
+  const sweep = (now: number) => {
+    for (const [key, c] of compartments) {
+      // an adaptive key keeps what it learned while it is in use: it goes once idle a whole interval
+      if (engine.isIdle(c) && (c.limiter === undefined || now - c.lastUsed >= sweepMillis)) compartments.delete(key)
+    }
   }
 
   // ---- rejections
@@ -931,7 +1443,7 @@ const makeWith = (
     return construct(BulkheadError, { _tag: "BulkheadError", [ErrorTypeId]: ErrorTypeId, reason })
   }
   const hint = (c: Compartment, cost: number, priority: number): { retryAfter?: Duration.Duration } => {
-    const millis = engine.estimateMillis(c, cost, priority, config)
+    const millis = engine.estimateMillis(c, cost, priority, c.config)
     return millis < 0 ? {} : { retryAfter: Duration.millis(millis) }
   }
   const full = (fiber: Fiber.Fiber<unknown, unknown>, c: Compartment, cost: number, priority: number) => {
@@ -943,7 +1455,7 @@ const makeWith = (
         _tag: "BulkheadFull",
         bulkhead: name,
         key: c.key,
-        maxConcurrent,
+        maxConcurrent: c.config.maxConcurrent,
         active: c.active,
         queued: c.queued,
         ...hint(c, cost, priority)
@@ -971,14 +1483,49 @@ const makeWith = (
   const release: Release = (c, cost, start, fiber) => {
     if (start < 0 && c.queued === 0) {
       // the uncontended end: no clock read, nobody to serve
-      engine.release(c, cost, config, noneGranted)
+      engine.release(c, cost, shared, noneGranted)
       return
     }
     const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
     if (start >= 0) engine.recordHold(c, now - start)
     const granted: Array<Ticket> = []
-    engine.release(c, cost, config, granted)
+    engine.release(c, cost, shared, granted)
     wakeGranted(granted, now, fiber)
+  }
+  /** Feeds an adaptive call's sample to its key's limit, then gives its permits back (with the new limit). */
+  const finish: Finish = (c, cost, start, inflight, exit, fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const end = monotonicMillis(clock)
+    c.lastUsed = end
+    const limiter = c.limiter
+    // an interrupted call says nothing about the dependency: nothing is recorded
+    if (
+      limitConfig !== undefined &&
+      limiter !== undefined &&
+      !(exit._tag === "Failure" && Cause.hasInterruptsOnly(exit.cause))
+    ) {
+      const rtt = end - start
+      if (c.contended) engine.recordHold(c, rtt)
+      const next = adaptive.update(limiter, { rtt, inflight, dropped: exit._tag === "Failure", now: end }, limitConfig)
+      c.limiter = next
+      const from = c.config.maxConcurrent
+      const to = adaptive.limitOf(next)
+      if (to !== from) {
+        c.config.maxConcurrent = to
+        limitChanges++
+        if (hub.listening()) {
+          hub.emit({ _tag: "LimitChanged", bulkhead: name, key: c.key, algorithm: limitConfig.algorithm, from, to })
+        }
+      }
+    }
+    if (c.queued === 0) {
+      engine.release(c, cost, c.config, noneGranted)
+      return
+    }
+    // a limit that rose lets the head of the line in at once; one that fell below the calls running admits nobody
+    const granted: Array<Ticket> = []
+    engine.release(c, cost, c.config, granted)
+    wakeGranted(granted, clock.currentTimeMillisUnsafe(), fiber)
   }
   /** The waiter leaves (interrupted): out of the line, or its permits given back if granted and not started. */
   const settle = (t: Ticket, c: Compartment, fiber: Fiber.Fiber<unknown, unknown>) => {
@@ -986,7 +1533,7 @@ const makeWith = (
     t.cancelTimer = undefined
     if (t.status === "left") return
     const granted: Array<Ticket> = []
-    engine.leave(c, t, config, granted)
+    engine.leave(c, t, c.config, granted)
     wakeGranted(granted, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), fiber)
   }
   /** `maxWait` ran out for a waiter still in line (`fiber` is the waiter's, suspended). */
@@ -994,7 +1541,7 @@ const makeWith = (
     t.cancelTimer = undefined
     if (t.status !== "waiting") return
     const granted: Array<Ticket> = []
-    engine.leave(c, t, config, granted)
+    engine.leave(c, t, c.config, granted)
     const now = clock.currentTimeMillisUnsafe()
     const error = rejected(
       fiber,
@@ -1003,7 +1550,7 @@ const makeWith = (
         _tag: "BulkheadTimeout",
         bulkhead: name,
         key: c.key,
-        maxConcurrent,
+        maxConcurrent: c.config.maxConcurrent,
         active: c.active,
         queued: c.queued,
         maxWait: options.maxWait,
@@ -1041,7 +1588,7 @@ const makeWith = (
     if (c.queued >= maxQueue) return Exit.fail(full(fiber, c, cost, priority))
     c.contended = true
     const t = new Ticket(cost, priority, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
-    engine.enqueue(c, t, config)
+    engine.enqueue(c, t, c.config)
     if (hub.listening()) {
       hub.emit({ _tag: "Queued", bulkhead: name, key: c.key, cost, priority, queued: c.queued })
     }
@@ -1067,20 +1614,28 @@ const makeWith = (
                 waited: Duration.millis(t.grantedAt - t.enqueuedAt)
               })
             }
+            if (limitConfig !== undefined) {
+              const started = monotonicMillis(running.getRef(Clock.Clock))
+              return Frame.observed<A, E, R>(
+                running,
+                restore(self),
+                new SampleObserver(finish, c, cost, started, c.active)
+              )
+            }
             return Frame.observed<A, E, R>(running, restore(self), new ReleaseObserver(release, c, cost, now))
           })
       })
     )
   }
 
-  const admit = <A, E, R>(
+  const admitFixed = <A, E, R>(
     fiber: Fiber.Fiber<unknown, unknown>,
     self: Effect.Effect<A, E, R>,
     c: Compartment,
     cost: number,
     priority: number
   ): Effect.Effect<A, E | BulkheadError, R> => {
-    if (!engine.tryAcquire(c, cost, priority, config)) return wait(fiber, self, c, cost, priority)
+    if (!engine.tryAcquire(c, cost, priority, shared)) return wait(fiber, self, c, cost, priority)
     counters.admitted++
     if (c.contended && c.active >= maxConcurrent) {
       // it fills the compartment: timed, for the mean duration behind `retryAfter`
@@ -1096,6 +1651,22 @@ const makeWith = (
     return Frame.observed<A, E, R>(fiber, self, observer)
   }
 
+  /** Every call is timed: its duration and outcome feed the key's limit when it ends. */
+  const admitAdaptive = <A, E, R>(
+    fiber: Fiber.Fiber<unknown, unknown>,
+    self: Effect.Effect<A, E, R>,
+    c: Compartment,
+    cost: number,
+    priority: number
+  ): Effect.Effect<A, E | BulkheadError, R> => {
+    if (!engine.tryAcquire(c, cost, priority, c.config)) return wait(fiber, self, c, cost, priority)
+    counters.admitted++
+    const start = monotonicMillis(fiber.getRef(Clock.Clock))
+    return Frame.observed<A, E, R>(fiber, self, new SampleObserver(finish, c, cost, start, c.active))
+  }
+
+  const admit = limitConfig === undefined ? admitFixed : admitAdaptive
+
   const isolate = <A, E, R>(
     self: Effect.Effect<A, E, R>,
     callOptions?: IsolateOptions | undefined
@@ -1107,7 +1678,7 @@ const makeWith = (
       if (cost !== 1 && !(Number.isInteger(cost) && cost >= 1)) return Effect.die(invalidCost(cost))
       if (priority !== 0 && !Number.isFinite(priority)) return Effect.die(invalidPriority(priority))
       const c = callOptions.key === undefined ? main : compartmentFor(callOptions.key)
-      if (cost > maxConcurrent) {
+      if (cost > costCap) {
         return Exit.fail(
           rejected(
             fiber,
@@ -1117,7 +1688,7 @@ const makeWith = (
               bulkhead: name,
               key: c.key,
               cost,
-              maxConcurrent
+              maxConcurrent: costCap
             }),
             cost,
             priority
@@ -1155,6 +1726,7 @@ const makeWith = (
   registrar.gauge(spec.active, base, () => totals().active)
   registrar.gauge(spec.queued, base, () => totals().queued)
   registrar.gauge(spec.keys, base, () => compartments.size)
+  registrar.gauge(spec.limit, base, () => main.config.maxConcurrent)
   registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "admitted" }, () => counters.admitted)
   registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "rejected" }, rejectedTotal)
   for (const reason of Object.values(rejectionReason)) {
@@ -1175,13 +1747,16 @@ const makeWith = (
       Effect.sync(() => {
         const c = key === undefined || key === name ? main : compartments.get(key)
         const active = c?.active ?? 0
-        return { key: key ?? name, active, queued: c?.queued ?? 0, available: Math.max(0, maxConcurrent - active) }
+        const limit = c?.config.maxConcurrent ?? maxConcurrent
+        return { key: key ?? name, active, queued: c?.queued ?? 0, available: Math.max(0, limit - active), limit }
       }),
     stats: Effect.sync(() => ({
       ...totals(),
       admitted: counters.admitted,
       rejected: rejectedTotal(),
-      keys: compartments.size
+      keys: compartments.size,
+      limit: main.config.maxConcurrent,
+      limitChanges
     })),
     subscribe: hub.subscribe,
     events: hub.events

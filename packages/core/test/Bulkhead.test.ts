@@ -71,7 +71,13 @@ describe("Bulkhead", () => {
       const gate = yield* Deferred.make<void>()
       const a = yield* start(held(bulkhead, gate))
       const b = yield* start(held(bulkhead, gate))
-      assert.deepStrictEqual(yield* bulkhead.state(), { key: "reports", active: 2, queued: 0, available: 0 })
+      assert.deepStrictEqual(yield* bulkhead.state(), {
+        key: "reports",
+        active: 2,
+        queued: 0,
+        available: 0,
+        limit: 2
+      })
       const error = yield* Effect.flip(Bulkhead.isolate(Effect.succeed("third"), bulkhead))
       assert.isTrue(Bulkhead.isBulkheadError(error))
       assert.isTrue(Bulkhead.isRejection(error))
@@ -129,7 +135,15 @@ describe("Bulkhead", () => {
       assert.deepStrictEqual(yield* counts(bulkhead), { active: 1, queued: 0 })
       yield* Fiber.interrupt(d)
       assert.deepStrictEqual(yield* counts(bulkhead), { active: 0, queued: 0 })
-      assert.deepStrictEqual(yield* bulkhead.stats, { active: 0, queued: 0, admitted: 4, rejected: 0, keys: 0 })
+      assert.deepStrictEqual(yield* bulkhead.stats, {
+        active: 0,
+        queued: 0,
+        admitted: 4,
+        rejected: 0,
+        keys: 0,
+        limit: 4,
+        limitChanges: 0
+      })
     })
   )
 
@@ -184,7 +198,13 @@ describe("Bulkhead", () => {
       const big = yield* start(recording(ran, "big", bulkhead, { cost: 2 }))
       // fits in the free permit but lines up behind the head (same priority): order is kept
       const small = yield* start(recording(ran, "small", bulkhead))
-      assert.deepStrictEqual(yield* bulkhead.state(), { key: "default", active: 2, queued: 2, available: 1 })
+      assert.deepStrictEqual(yield* bulkhead.state(), {
+        key: "default",
+        active: 2,
+        queued: 2,
+        available: 1,
+        limit: 3
+      })
       assert.deepStrictEqual(ran, [])
       // a higher priority than every waiter's goes first
       yield* recording(ran, "urgent", bulkhead, { priority: 1 })
@@ -314,7 +334,15 @@ describe("Bulkhead", () => {
       assert.deepStrictEqual(yield* counts(bulkhead), { active: 1, queued: 0 })
       yield* Deferred.succeed(second, undefined)
       yield* Fiber.join(waiter)
-      assert.deepStrictEqual(yield* bulkhead.stats, { active: 0, queued: 0, admitted: 2, rejected: 0, keys: 0 })
+      assert.deepStrictEqual(yield* bulkhead.stats, {
+        active: 0,
+        queued: 0,
+        admitted: 2,
+        rejected: 0,
+        keys: 0,
+        limit: 1,
+        limitChanges: 0
+      })
     })
   )
 
@@ -408,7 +436,15 @@ describe("Bulkhead", () => {
       assert.deepStrictEqual(yield* counts(bulkhead), { active: 1, queued: 0 })
       yield* Deferred.succeed(second, undefined)
       yield* Fiber.join(waiter)
-      assert.deepStrictEqual(yield* bulkhead.stats, { active: 0, queued: 0, admitted: 2, rejected: 20, keys: 0 })
+      assert.deepStrictEqual(yield* bulkhead.stats, {
+        active: 0,
+        queued: 0,
+        admitted: 2,
+        rejected: 20,
+        keys: 0,
+        limit: 1,
+        limitChanges: 0
+      })
     })
   )
 
@@ -594,6 +630,8 @@ describe("Bulkhead monitoring", () => {
               return [e._tag, e.bulkhead, e.key, e.cost, e.priority, e.queued]
             case "Acquired":
               return [e._tag, e.bulkhead, e.key, e.cost, e.priority, Duration.toMillis(e.waited)]
+            case "LimitChanged":
+              return [e._tag, e.bulkhead, e.key, e.from, e.to]
             default:
               return [e._tag, e.bulkhead, e.key, e.reason, e.cost, e.priority, e.active, e.queued]
           }

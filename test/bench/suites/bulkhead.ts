@@ -40,6 +40,9 @@ const asyncOp = async (i: number): Promise<number> => i
 const oursPlain = makeOurs({ maxConcurrent: 10 })
 const oursWithLine = makeOurs({ maxConcurrent: 10, maxQueue: 100 })
 const oursKeyed = makeOurs({ maxConcurrent: 10 })
+// adaptive limits: every call is timed (monotonic clock) and its sample updates the key's limit
+const oursAimd = makeOurs({ maxConcurrent: 10, limit: { algorithm: "aimd", minLimit: 1, maxLimit: 10 } })
+const oursGradient = makeOurs({ maxConcurrent: 10, limit: { algorithm: "gradient", minLimit: 1, maxLimit: 10 } })
 const semaphore = Semaphore.makeUnsafe(10)
 const withOnePermit = Semaphore.withPermits(semaphore, 1)
 const withOnePermitIfAvailable = Semaphore.withPermitsIfAvailable(semaphore, 1)
@@ -54,7 +57,9 @@ export const bulkheadSuccessEffect: Suite = {
     "is always free. The baseline is `Effect.sync(() => i)` alone; the rows below wrap that same effect. " +
     "effect-resilience runs `Bulkhead.isolate(effect, bulkhead)` with no line (`maxQueue` 0, the default), with " +
     "a line of 100 configured, with a key (`{ key }`, one compartment per key) and with a weighted cost " +
-    "(`{ key, cost: 2 }`). Effect 4's `Semaphore` (10 permits) runs it through `withPermits(semaphore, 1)` " +
+    '(`{ key, cost: 2 }`), and with an adaptive limit (`limit: { algorithm: "aimd" }` and `"gradient"`, ' +
+    "between 1 and 10 permits, starting at 10: each call is timed and feeds the limit). Effect 4's `Semaphore` " +
+    "(10 permits) runs it through `withPermits(semaphore, 1)` " +
     "(waits when none is free) and `withPermitsIfAvailable(semaphore, 1)` (returns `None` when none is).",
   iterations: 200_000,
   baseline: "Effect.sync (bare)",
@@ -99,6 +104,26 @@ export const bulkheadSuccessEffect: Suite = {
           Effect.sync(() => i),
           oursKeyed,
           { key: "tenant", cost: 2 }
+        )
+      )
+    },
+    {
+      name: "effect-resilience Bulkhead.isolate, adaptive aimd",
+      library: ours,
+      run: effectLoop((i) =>
+        Bulkhead.isolate(
+          Effect.sync(() => i),
+          oursAimd
+        )
+      )
+    },
+    {
+      name: "effect-resilience Bulkhead.isolate, adaptive gradient",
+      library: ours,
+      run: effectLoop((i) =>
+        Bulkhead.isolate(
+          Effect.sync(() => i),
+          oursGradient
         )
       )
     },
@@ -203,6 +228,15 @@ export const bulkheadRejected: Suite = {
 const callers = 64
 const permits = 8
 const oursQueued = makeOurs({ maxConcurrent: permits, maxQueue: 1_000, maxWait: "1 minute" })
+const adaptiveQueued = (algorithm: "aimd" | "gradient") =>
+  makeOurs({
+    maxConcurrent: permits,
+    maxQueue: 1_000,
+    maxWait: "1 minute",
+    limit: { algorithm, minLimit: permits, maxLimit: permits }
+  })
+const oursQueuedAimd = adaptiveQueued("aimd")
+const oursQueuedGradient = adaptiveQueued("gradient")
 const semaphoreQueued = Semaphore.makeUnsafe(permits)
 const withQueuedPermit = Semaphore.withPermits(semaphoreQueued, 1)
 const cockatielQueued = cockatielBulkhead(permits, 1_000)
@@ -255,7 +289,9 @@ export const bulkheadQueued: Suite = {
     "their turn. The time is per call, for the whole batch. Effect contenders run as " +
     `\`Effect.forEach(calls, call, { concurrency: ${callers} })\`; the first row is that without a bulkhead. ` +
     `effect-resilience: \`Bulkhead.isolate\` with \`maxConcurrent: ${permits}, maxQueue: 1000\` (FIFO line, ` +
-    `a \`maxWait\` timer per waiter); Effect 4: \`Semaphore.withPermits(semaphore, 1)\` over ${permits} permits. ` +
+    `a \`maxWait\` timer per waiter), and the same with an adaptive limit (\`aimd\`, \`gradient\`) whose bounds ` +
+    `are both ${permits}, so the same calls wait and only the timing and limit updates are added; Effect 4: ` +
+    `\`Semaphore.withPermits(semaphore, 1)\` over ${permits} permits. ` +
     `Promise contenders run ${callers} async loops; cockatiel: \`bulkhead(${permits}, 1000)\`. Compare within ` +
     "each kind.",
   iterations: 100_000,
@@ -266,6 +302,16 @@ export const bulkheadQueued: Suite = {
       name: "effect-resilience Bulkhead.isolate",
       library: ours,
       run: effectCallers((i) => Bulkhead.isolate(yielded(i), oursQueued))
+    },
+    {
+      name: "effect-resilience Bulkhead.isolate, adaptive aimd",
+      library: ours,
+      run: effectCallers((i) => Bulkhead.isolate(yielded(i), oursQueuedAimd))
+    },
+    {
+      name: "effect-resilience Bulkhead.isolate, adaptive gradient",
+      library: ours,
+      run: effectCallers((i) => Bulkhead.isolate(yielded(i), oursQueuedGradient))
     },
     {
       name: "Semaphore.withPermits(semaphore, 1)",
