@@ -3,11 +3,12 @@
  * their parts are given in.
  *
  * A policy names its parts — `fallback`, `totalTimeout`, `retry`,
- * `circuitBreaker`, `rateLimiter`, `bulkhead`, `hedge`, `attemptTimeout` —
- * and `Policy.apply` wraps an effect in them, outermost first:
+ * `adaptiveThrottle`, `circuitBreaker`, `rateLimiter`, `bulkhead`, `hedge`,
+ * `attemptTimeout` — and `Policy.apply` wraps an effect in them, outermost
+ * first:
  *
- * fallback → total timeout → retry → circuit breaker → rate limit → bulkhead
- * → hedging → attempt timeout
+ * fallback → total timeout → retry → adaptive throttle → circuit breaker →
+ * rate limit → bulkhead → hedging → attempt timeout
  *
  * **Details**
  *
@@ -23,8 +24,12 @@
  *   rejections reach the breaker: the policy makes the breaker ignore them
  *   (they say this process is busy, not that the dependency fails). Inside a
  *   `totalTimeout` it also ignores an attempt cut short by the deadline.
- * - Per-call keys (a tenant, a host) go to the breaker, the limiter and the
- *   bulkhead: `Policy.apply(policy, { key })`, or `Policy.fn` to compute them
+ * - The adaptive throttle sits just outside the breaker and inside the
+ *   retry, so every retry counts as a request. It ignores the rejections of
+ *   the policy's own breaker, limiter and bulkhead, and attempts cut short by
+ *   the total timeout: they say nothing about the backend.
+ * - Per-call keys (a tenant, a host) go to the throttle, the breaker, the
+ *   limiter and the bulkhead: `Policy.apply(policy, { key })`, or `Policy.fn` to compute them
  *   from a function's arguments.
  * - `make` fails with one `Options.InvalidOptions` listing every problem of
  *   the combination (an attempt timeout longer than the total one, a hedge
@@ -70,6 +75,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Predicate from "effect/Predicate"
 import * as Tracer from "effect/Tracer"
+import * as AdaptiveThrottle from "./AdaptiveThrottle.ts"
 import * as Bulkhead from "./Bulkhead.ts"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Fallback from "./Fallback.ts"
@@ -111,6 +117,7 @@ export const order: ReadonlyArray<PartName> = [
   "fallback",
   "totalTimeout",
   "retry",
+  "adaptiveThrottle",
   "circuitBreaker",
   "rateLimiter",
   "bulkhead",
@@ -128,6 +135,7 @@ export type PartName =
   | "fallback"
   | "totalTimeout"
   | "retry"
+  | "adaptiveThrottle"
   | "circuitBreaker"
   | "rateLimiter"
   | "bulkhead"
@@ -172,6 +180,26 @@ export type RetryPart =
       readonly retryDefects?: boolean | undefined
       /** The retry budget's key (default: the policy's name). */
       readonly key?: string | undefined
+    }
+
+/**
+ * The adaptive throttle part: a throttle, or a throttle with a default key
+ * and how to classify outcomes. Rejections of the policy's own breaker,
+ * limiter and bulkhead, and attempts cut short by its total timeout, are
+ * ignored in addition to `isIgnored`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type AdaptiveThrottlePart =
+  | AdaptiveThrottle.AdaptiveThrottle
+  | {
+      readonly throttle: AdaptiveThrottle.AdaptiveThrottle
+      /** The window when the call gives no key (default: the throttle's own). */
+      readonly key?: string | undefined
+      readonly isAccepted?: ((error: unknown) => boolean) | undefined
+      readonly isAcceptedResult?: ((value: unknown) => boolean) | undefined
+      readonly isIgnored?: ((error: unknown) => boolean) | undefined
     }
 
 /**
@@ -246,6 +274,8 @@ export interface Parts {
   /** A deadline around everything inside, retries and their waits included. */
   readonly totalTimeout?: Duration.Input | undefined
   readonly retry?: RetryPart | undefined
+  /** Client-side adaptive throttling, just outside the breaker (every retry counts as a request). */
+  readonly adaptiveThrottle?: AdaptiveThrottlePart | undefined
   readonly circuitBreaker?: CircuitBreakerPart | undefined
   readonly rateLimiter?: RateLimiterPart | undefined
   readonly bulkhead?: BulkheadPart | undefined
@@ -296,6 +326,7 @@ export type Errors<P> =
   | Has<P, "totalTimeout", Timeout.TimeoutError>
   | Has<P, "attemptTimeout", Timeout.TimeoutError>
   | Has<P, "retry", Retry.RetryError>
+  | Has<P, "adaptiveThrottle", AdaptiveThrottle.AdaptiveThrottleError>
   | Has<P, "circuitBreaker", CircuitBreaker.CircuitBreakerError>
   | Has<P, "rateLimiter", RateLimiter.RateLimiterError>
   | Has<P, "bulkhead", Bulkhead.BulkheadError>
@@ -353,6 +384,8 @@ const isBreaker = (u: unknown): u is CircuitBreaker.CircuitBreaker =>
 const isLimiter = (u: unknown): u is RateLimiter.RateLimiter =>
   typeof u === "object" && u !== null && RateLimiter.TypeId in u
 const isBulkhead = (u: unknown): u is Bulkhead.Bulkhead => typeof u === "object" && u !== null && Bulkhead.TypeId in u
+const isThrottle = (u: unknown): u is AdaptiveThrottle.AdaptiveThrottle =>
+  typeof u === "object" && u !== null && AdaptiveThrottle.TypeId in u
 
 const retryPolicyOf = (part: RetryPart): Retry.Policy => (isRetryPolicy(part) ? part : part.policy)
 const hedgePolicyOf = (part: HedgePart): Hedge.Policy => (isHedgePolicy(part) ? part : part.policy)
@@ -470,8 +503,9 @@ export const make = <P extends Parts>(parts: P): Effect.Effect<Policy<P>, Option
  * @since 0.1.0
  */
 export interface CallOptions {
-  /** The key of the breaker, the limiter, the bulkhead and a cached fallback, unless overridden below. */
+  /** The key of the throttle, the breaker, the limiter, the bulkhead and a cached fallback, unless overridden below. */
   readonly key?: string | undefined
+  readonly adaptiveThrottle?: { readonly key?: string | undefined } | undefined
   readonly circuitBreaker?: { readonly key?: string | undefined } | undefined
   readonly rateLimiter?: { readonly key?: string | undefined; readonly cost?: number | undefined } | undefined
   readonly bulkhead?:
@@ -496,6 +530,15 @@ const ignoredByPolicy = (parts: Parts): ((error: unknown) => boolean) | undefine
     (limiter && RateLimiter.isRateLimiterError(error)) ||
     (bulkhead && Bulkhead.isBulkheadError(error)) ||
     (deadline && Timeout.isTimeoutError(error) && error.reason.kind === "deadline")
+}
+
+/** What the throttle ignores: the local rejections inside it, and attempts cut short by the total timeout. */
+const throttleIgnoredByPolicy = (parts: Parts): ((error: unknown) => boolean) | undefined => {
+  const inner = ignoredByPolicy(parts)
+  if (parts.circuitBreaker === undefined) return inner
+  return inner === undefined
+    ? CircuitBreaker.isCircuitBreakerError
+    : (error) => CircuitBreaker.isCircuitBreakerError(error) || inner(error)
 }
 
 const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => {
@@ -531,6 +574,22 @@ const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => 
       isFailure: "isFailure" in part ? part.isFailure : undefined,
       isFailureResult: "isFailureResult" in part ? part.isFailureResult : undefined,
       retryAfter: "retryAfter" in part ? part.retryAfter : undefined,
+      isIgnored:
+        ignored === undefined
+          ? userIgnored
+          : userIgnored === undefined
+            ? ignored
+            : (error) => ignored(error) || userIgnored(error)
+    })
+  }
+  if (parts.adaptiveThrottle !== undefined) {
+    const part = isThrottle(parts.adaptiveThrottle) ? { throttle: parts.adaptiveThrottle } : parts.adaptiveThrottle
+    const ignored = throttleIgnoredByPolicy(parts)
+    const userIgnored = "isIgnored" in part ? part.isIgnored : undefined
+    effect = AdaptiveThrottle.throttle(effect, part.throttle, {
+      key: call?.adaptiveThrottle?.key ?? call?.key ?? ("key" in part ? part.key : undefined),
+      isAccepted: "isAccepted" in part ? part.isAccepted : undefined,
+      isAcceptedResult: "isAcceptedResult" in part ? part.isAcceptedResult : undefined,
       isIgnored:
         ignored === undefined
           ? userIgnored
@@ -602,8 +661,8 @@ const withSpanEvent = (effect: Any, policy: Policy): Any =>
 
 /**
  * Wraps an effect in a policy's parts, in the one order (outermost first:
- * fallback, total timeout, retry, circuit breaker, rate limit, bulkhead,
- * hedging, attempt timeout). The result fails with the errors of the parts
+ * fallback, total timeout, retry, adaptive throttle, circuit breaker, rate
+ * limit, bulkhead, hedging, attempt timeout). The result fails with the errors of the parts
  * present, minus those the fallback handles.
  *
  * **Example** (A timeout inside the breaker is a breaker failure)

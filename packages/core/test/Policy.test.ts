@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import {
+  AdaptiveThrottle,
   Bulkhead,
   CircuitBreaker,
   Fallback,
@@ -71,6 +72,11 @@ vi.mock(import("../src/Retry.ts"), async (importOriginal) => {
   const mod = await importOriginal()
   return { ...mod, retry: tracer.instrument(E, "retry", mod.retry) }
 })
+vi.mock(import("../src/AdaptiveThrottle.ts"), async (importOriginal) => {
+  const E = await import("effect/Effect")
+  const mod = await importOriginal()
+  return { ...mod, throttle: tracer.instrument(E, "adaptiveThrottle", mod.throttle) }
+})
 vi.mock(import("../src/CircuitBreaker.ts"), async (importOriginal) => {
   const E = await import("effect/Effect")
   const mod = await importOriginal()
@@ -110,10 +116,12 @@ const allParts = Effect.gen(function* () {
     limits: [{ algorithm: "fixed-window", limit: 1_000, window: "1 minute" }]
   })
   const bulkhead = yield* Bulkhead.make({ maxConcurrent: 10 })
+  const adaptiveThrottle = yield* AdaptiveThrottle.make()
   return {
     fallback: { orElse: () => Effect.succeed("fallback") },
     totalTimeout: "10 seconds",
     retry: Retry.constant({ delay: 0, maxAttempts: 2 }),
+    adaptiveThrottle,
     circuitBreaker: breaker,
     rateLimiter: limiter,
     bulkhead,
@@ -527,6 +535,57 @@ describe("Policy", () => {
         return { reason, at, calls, breaker: yield* stateOf(breaker) }
       }).pipe(Effect.provide(stores))
 
+    it.effect(
+      "the adaptive throttle: each retry is a request; the breaker's rejections inside it are not counted",
+      () =>
+        Effect.gen(function* () {
+          // maxRejectProbability 0: the throttle only counts, so the attempts are deterministic
+          const throttle = yield* AdaptiveThrottle.make({ name: "quotes", maxRejectProbability: 0 })
+          const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 2 })
+          const policy = yield* Policy.make({
+            retry: {
+              policy: Retry.constant({ delay: 0, maxAttempts: 5 }),
+              while: (error) => error === "refused"
+            },
+            adaptiveThrottle: { throttle, isAccepted: (error) => error === "not found" },
+            circuitBreaker: breaker
+          })
+          assert.deepStrictEqual(policy.layers, ["retry", "adaptiveThrottle", "circuitBreaker"])
+          let calls = 0
+          const refused = Effect.suspend(() => {
+            calls++
+            return Effect.fail("refused" as const)
+          })
+          const applied = refused.pipe(Policy.apply(policy, { key: "eu" }))
+          typeIs<
+            Equals<
+              Shape<typeof applied>,
+              [
+                never,
+                (
+                  | "refused"
+                  | Retry.RetryError
+                  | AdaptiveThrottle.AdaptiveThrottleError
+                  | CircuitBreaker.CircuitBreakerError
+                ),
+                never
+              ]
+            >
+          >()
+          // two refusals open the circuit; the retry stops at its rejection, which the throttle ignores
+          yield* Effect.flip(applied)
+          assert.strictEqual(calls, 2)
+          yield* Effect.flip(applied)
+          assert.strictEqual(calls, 2)
+          assert.deepStrictEqual(yield* throttle.state("eu"), { key: "eu", requests: 2, accepts: 0, probability: 0 })
+          const stats = yield* throttle.stats
+          assert.deepStrictEqual([stats.admitted, stats.notAccepted, stats.ignored], [4, 2, 2])
+          // the part's classification applies: an answer the backend gave on purpose is accepted
+          yield* Effect.flip(Effect.fail("not found").pipe(Policy.apply(policy, { adaptiveThrottle: { key: "us" } })))
+          assert.deepStrictEqual(yield* throttle.state("us"), { key: "us", requests: 1, accepts: 1, probability: 0 })
+        }).pipe(Effect.provide(stores))
+    )
+
     it.effect("the policy's order: the timeouts trip the breaker, the retry stops at its rejection", () =>
       Effect.gen(function* () {
         const result = yield* measure((call, breaker, retry) =>
@@ -662,6 +721,7 @@ describe("Policy", () => {
                 | Down
                 | Timeout.TimeoutError
                 | Retry.RetryError
+                | AdaptiveThrottle.AdaptiveThrottleError
                 | CircuitBreaker.CircuitBreakerError
                 | RateLimiter.RateLimiterError
                 | Bulkhead.BulkheadError

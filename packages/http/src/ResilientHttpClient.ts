@@ -1,19 +1,24 @@
 /**
  * A resilient `HttpClient`: every request goes through the parts of a
- * `Policy` of `@effect-resilience/core` — attempt timeout, retry, circuit
- * breaker, rate limiter, bulkhead, hedging, total timeout — keyed by the
- * request's host, with HTTP-aware classification of responses.
+ * `Policy` of `@effect-resilience/core` — attempt timeout, retry, adaptive
+ * throttle, circuit breaker, rate limiter, bulkhead, hedging, total timeout
+ * — keyed by the request's host, with HTTP-aware classification of
+ * responses.
  *
  * **Details**
  *
- * - One order, `Policy`'s: total timeout → retry → circuit breaker → rate
- *   limit → bulkhead → hedging → attempt timeout, so every attempt is one
- *   breaker outcome and a timed-out attempt is a breaker failure. `Policy`
+ * - One order, `Policy`'s: total timeout → retry → adaptive throttle →
+ *   circuit breaker → rate limit → bulkhead → hedging → attempt timeout, so
+ *   every attempt is one breaker outcome and a timed-out attempt is a
+ *   breaker failure. `Policy`
  *   applies the outer layers; the client applies the hedge and the attempt
  *   timeout itself, in the same order, before it classifies the response: a
  *   hedge races for the first *response*, whatever its status.
- * - The breaker, the limiter and the bulkhead are keyed by the request's host
- *   (`host:port`, or `key`): one failing host opens its own circuit only.
+ * - The throttle, the breaker, the limiter and the bulkhead are keyed by the
+ *   request's host (`host:port`, or `key`): one failing host opens its own
+ *   circuit only. The throttle counts a permanent answer (a 404) as an
+ *   accept and a failure (a 503, a 429, a timeout) as a refusal, so a host
+ *   shedding load is asked less, by every caller of this client.
  *   `hosts` gives some hosts parts of their own.
  * - Responses are classified by status (`classify`): 5xx, 408 and 429 are
  *   failures (counted by the breaker, retried); other 4xx are *permanent*
@@ -72,6 +77,7 @@
  * @since 0.1.0
  */
 import {
+  AdaptiveThrottle,
   type Bulkhead,
   CircuitBreaker,
   Hedge,
@@ -312,6 +318,7 @@ export type ResilienceError =
   | CircuitBreaker.CircuitBreakerError
   | RateLimiter.RateLimiterError
   | Bulkhead.BulkheadError
+  | AdaptiveThrottle.AdaptiveThrottleError
 
 // ---------------------------------------------------------------------------
 // make
@@ -320,6 +327,7 @@ export type ResilienceError =
 const partNames = [
   "totalTimeout",
   "retry",
+  "adaptiveThrottle",
   "circuitBreaker",
   "rateLimiter",
   "bulkhead",
@@ -328,6 +336,8 @@ const partNames = [
   "name"
 ] as const
 
+const isThrottle = (u: unknown): u is AdaptiveThrottle.AdaptiveThrottle =>
+  typeof u === "object" && u !== null && AdaptiveThrottle.TypeId in u
 const isBreaker = (u: unknown): u is CircuitBreaker.CircuitBreaker =>
   typeof u === "object" && u !== null && CircuitBreaker.TypeId in u
 const isRetryPolicy = (u: unknown): u is Retry.Policy => typeof u === "object" && u !== null && Retry.TypeId in u
@@ -366,7 +376,7 @@ const inner = <E, R>(
   return attempt
 }
 
-/** The parts with the HTTP classification added to the retry and the breaker (the caller's own predicates win). */
+/** The parts with the HTTP classification added to the retry, the throttle and the breaker (the caller's own predicates win). */
 const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Policy.Parts => {
   const isPermanent = (error: unknown) => errorKind(error) !== "failure"
   const parts: Record<string, unknown> = {}
@@ -376,6 +386,18 @@ const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Poli
     parts.retry = isRetryPolicy(retry)
       ? { policy: retry, while: (error: unknown) => !isPermanent(error) }
       : { ...retry, while: retry.while ?? ((error: unknown) => !isPermanent(error)) }
+  }
+  const throttle = input.adaptiveThrottle
+  if (throttle !== undefined) {
+    const part = isThrottle(throttle) ? { throttle } : throttle
+    const ownAccepted = part.isAccepted
+    const ownIgnored = part.isIgnored
+    parts.adaptiveThrottle = {
+      ...part,
+      // as for the breaker: a request that never left counts for nothing, a permanent answer is an accept
+      isIgnored: (error: unknown) => errorKind(error) === "local" || ownIgnored?.(error) === true,
+      isAccepted: (error: unknown) => errorKind(error) === "answered" || ownAccepted?.(error) === true
+    }
   }
   const breaker = input.circuitBreaker
   if (breaker !== undefined) {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Bulkhead, CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
+import { AdaptiveThrottle, Bulkhead, CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
 import { ResilientHttpClient } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -232,6 +232,34 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual((yield* client.post(server.url("/gone"))).status, 503)
         assert.strictEqual((yield* breaker.state(server.host))._tag, "Open")
       }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("adaptive throttle: a host answering 503 is asked less; 404s are accepts, never throttled", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        const n = 40
+        server.script("/missing", ...Array.from({ length: n }, () => ({ status: 404 })))
+        const m = 3 * n // with K = 2, the n accepts cover 2n requests: the 503s beyond them are throttled
+        server.script("/busy", ...Array.from({ length: m }, () => ({ status: 503 })))
+        const throttle = yield* AdaptiveThrottle.make({ name: "upstream" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { adaptiveThrottle: throttle })
+        for (let i = 0; i < n; i++) assert.strictEqual((yield* client.get(server.url("/missing"))).status, 404)
+        assert.strictEqual(server.hits("/missing"), n)
+        const answered = yield* throttle.state(server.host)
+        assert.deepStrictEqual([answered.requests, answered.accepts, answered.probability], [n, n, 0])
+        let throttled = 0
+        for (let i = 0; i < m; i++) {
+          const result = yield* Effect.result(client.get(server.url("/busy")))
+          if (result._tag === "Failure") {
+            assert.isTrue(AdaptiveThrottle.isAdaptiveThrottleError(result.failure))
+            throttled++
+          } else assert.strictEqual(result.success.status, 503)
+        }
+        // every request either reached the host or was refused here; once 503s outweigh the accepts, some are refused
+        assert.strictEqual(server.hits("/busy") + throttled, m)
+        assert.isAbove(throttled, 0)
+        assert.isAbove((yield* throttle.state(server.host)).probability, 0)
+      }).pipe(Effect.scoped)
     )
 
     it.effect("a half-open probe answered with a 404 closes the circuit", () =>
