@@ -1,4 +1,13 @@
 /**
+ * A live dashboard for Effect's HTTP server: one self-contained page (inline CSS and script) showing circuit breakers,
+ * rate limiters, bulkheads, health and firing alerts as they change, the same data as versioned JSON, and a bounded
+ * Server-Sent Events stream (a snapshot on connect, on every interval and on each transition).
+ *
+ * @since 0.1.0
+ */
+export * as Dashboard from "./Dashboard.ts"
+
+/**
  * Health endpoints for Effect's HTTP server: `GET /health`, `/health/ready` and `/health/live` over the `Health`
  * service, with status codes for probes (503 when unhealthy), `Cache-Control: no-store`, compact or full JSON bodies.
  *

@@ -1,0 +1,910 @@
+/**
+ * A live dashboard for Effect's HTTP server: one self-contained page showing
+ * the circuit breakers, rate limiters, bulkheads, health registries and alerts
+ * of a process as they change, the same data as JSON, and a Server-Sent
+ * Events stream the page renders from.
+ *
+ * Three routes under `prefix` (`/dashboard` by default):
+ *
+ * - `GET <prefix>` (and `<prefix>/`): the page, one HTML document with its CSS
+ *   and script inline (no CDN, no build step, no external asset), served with
+ *   a Content-Security-Policy allowing only its own nonce-tagged script.
+ * - `GET <prefix>/snapshot`: a {@link Snapshot} as JSON, a versioned,
+ *   Schema-described shape (`version: 1`).
+ * - `GET <prefix>/events`: `text/event-stream`. A full snapshot on connect,
+ *   then one every `interval` (on Effect's `Clock`) and one at once after a
+ *   breaker transition, a health status change or an alert firing or
+ *   resolving. A browser that loses the stream shows it and reconnects.
+ *
+ * **Details**
+ *
+ * - Circuits are listed from each breaker's `snapshot` (every circuit its
+ *   store holds), most urgent first (Open, ForcedOpen, HalfOpen, …): at most
+ *   `maxCircuits` per breaker, with the count of the rest. A breaker that
+ *   has not run a call yet shows its default circuit.
+ * - Slow clients cannot grow memory: every change only marks the stream as
+ *   due (a sliding queue of one), and a snapshot is taken when the client is
+ *   ready for it, so intermediate snapshots are dropped and the latest sent.
+ *   At most `maxClients` streams are open at once; more are answered 503.
+ * - Everything a stream holds (its event subscriptions, its timer fiber)
+ *   lives in the stream's scope: a client that goes away ends it.
+ * - Names, keys, error messages and the title are shown as text: the page
+ *   renders with `textContent`, never `innerHTML`, and the title is escaped.
+ *
+ * **Gotchas**
+ *
+ * - The dashboard exposes internal state (circuit keys, client keys of the
+ *   top-clients sketch, error messages): mount it behind authentication, or on
+ *   a port the public cannot reach (docs/patterns/dashboard.md shows both).
+ * - While a page is open the dashboard subscribes to the breakers' events, so
+ *   the breakers build an event per call. Over a remote store a subscribed
+ *   breaker also reads each circuit's health back after every call.
+ * - An open event stream is a request in flight: a Node server waits for it
+ *   (up to `gracefulShutdownTimeout`, 20 seconds by default) before it
+ *   finishes shutting down.
+ *
+ * **Example** (A dashboard next to the app's routes)
+ *
+ * ```ts
+ * import { Dashboard } from "@effect-resilience/http"
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect, Layer } from "effect"
+ * import { HttpRouter } from "effect/http"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import * as Http from "node:http"
+ *
+ * const DashboardRoutes = Layer.unwrap(
+ *   Effect.gen(function* () {
+ *     const payments = yield* CircuitBreaker.make({ name: "payments" })
+ *     return Dashboard.layer({ breakers: [payments], title: "Checkout", interval: "2 seconds" })
+ *   })
+ * ).pipe(Layer.provide(CircuitBreaker.layerStoreMemory()))
+ *
+ * const Server = HttpRouter.serve(DashboardRoutes).pipe(
+ *   Layer.provide(NodeHttpServer.layer(Http.createServer, { port: 8080 }))
+ * )
+ * ```
+ *
+ * @stability experimental
+ * @since 0.1.0
+ */
+import type { Bulkhead, CircuitBreaker, RateLimiter } from "@effect-resilience/core"
+import { Alert, Health, Options as Options_ } from "@effect-resilience/core"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Base64 from "effect/encoding/Base64"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import type * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as internal from "./internal/dashboardPage.ts"
+
+// ---------------------------------------------------------------------------
+// type ids
+// ---------------------------------------------------------------------------
+
+/**
+ * Runtime identifier of `Dashboard` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const TypeId: TypeId = "~@effect-resilience/http/Dashboard"
+
+/**
+ * Type-level identifier of `Dashboard` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type TypeId = "~@effect-resilience/http/Dashboard"
+
+// ---------------------------------------------------------------------------
+// the service
+// ---------------------------------------------------------------------------
+
+/**
+ * A dashboard over a set of resilience instances: its snapshot, its stream of
+ * snapshots and the routes serving them.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Dashboard {
+  readonly [TypeId]: TypeId
+  /** The validated options, with the instances shown. */
+  readonly options: ResolvedOptions
+  /** Reads every instance now. Never fails: an instance that cannot be read carries an `error`. */
+  readonly snapshot: Effect.Effect<Snapshot>
+  /**
+   * A snapshot now, then one every `interval` and one after each breaker
+   * transition, health change or alert change. Pull-driven: while the
+   * consumer is busy, changes coalesce into one pending snapshot, taken when
+   * it pulls. Each run holds its subscriptions for as long as it runs.
+   */
+  readonly changes: Stream.Stream<Snapshot>
+  /** Event streams (`GET <prefix>/events`) open now. */
+  readonly clients: Effect.Effect<number>
+  /** The routes: the page, `/snapshot` and `/events` under `prefix`. */
+  readonly routes: ReadonlyArray<HttpRouter.Route<never, never>>
+}
+
+// ---------------------------------------------------------------------------
+// the snapshot
+// ---------------------------------------------------------------------------
+
+const Status = Schema.Literals(["healthy", "degraded", "unhealthy"])
+const Count = Schema.Number
+
+/**
+ * One circuit of a breaker, as the page shows it.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const CircuitView = Schema.Struct({
+  key: Schema.String,
+  state: Schema.Literals(["Closed", "Open", "HalfOpen", "Disabled", "ForcedOpen", "MetricsOnly"]),
+  health: Status,
+  /** Failed over buffered calls, 0 to 1. */
+  failureRate: Schema.Number,
+  /** Slow over buffered calls, 0 to 1. */
+  slowCallRate: Schema.Number,
+  bufferedCalls: Count,
+  failedCalls: Count,
+  slowCalls: Count,
+  consecutiveFailures: Count,
+  consecutiveOpenings: Count,
+  /** For an Open circuit: milliseconds until a call may probe (0 once due); `null` otherwise. */
+  retryAfterMillis: Schema.NullOr(Schema.Number)
+})
+
+/**
+ * A circuit breaker: its totals and its most urgent circuits.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const BreakerView = Schema.Struct({
+  name: Schema.String,
+  stats: Schema.Struct({
+    successes: Count,
+    failures: Count,
+    ignored: Count,
+    rejected: Count,
+    slowSuccesses: Count,
+    slowFailures: Count,
+    evicted: Count,
+    storeErrors: Count
+  }),
+  /** Circuits the store holds; at most `maxCircuits` of them are in `circuits`. */
+  circuitCount: Count,
+  circuits: Schema.Array(CircuitView),
+  /** Why the circuits could not be read (a remote store down); `null` when they were. */
+  error: Schema.NullOr(Schema.String)
+})
+
+/**
+ * A rate limiter: decisions so far, its rejection-rate alert and its
+ * heaviest clients.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const LimiterView = Schema.Struct({
+  name: Schema.String,
+  allowed: Count,
+  rejected: Count,
+  keys: Count,
+  evicted: Count,
+  storeErrors: Count,
+  alerting: Schema.Boolean,
+  /** The rejection rate over the last monitoring tick, 0 to 1. */
+  rejectionRate: Schema.Number,
+  /** The heaviest keys by cost, at most `topClients` of them. */
+  topClients: Schema.Array(Schema.Struct({ key: Schema.String, cost: Count }))
+})
+
+/**
+ * A bulkhead: permits held, calls waiting, and the totals.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const BulkheadView = Schema.Struct({
+  name: Schema.String,
+  active: Count,
+  queued: Count,
+  admitted: Count,
+  rejected: Count,
+  keys: Count,
+  maxConcurrent: Count,
+  maxQueue: Count
+})
+
+/**
+ * A health registry: its overall status and its components.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const HealthView = Schema.Struct({
+  name: Schema.String,
+  status: Status,
+  components: Schema.Array(
+    Schema.Struct({
+      name: Schema.String,
+      status: Status,
+      critical: Schema.Boolean,
+      probe: Schema.Literals(["readiness", "liveness", "both"]),
+      flapping: Schema.Boolean,
+      consecutiveFailures: Count,
+      latencyMillis: Schema.NullOr(Schema.Number),
+      lastError: Schema.NullOr(Schema.String)
+    })
+  )
+})
+
+/**
+ * An alert registry: every rule's state (the page lists the firing and
+ * pending ones).
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const AlertsView = Schema.Struct({
+  name: Schema.String,
+  rules: Schema.Array(
+    Schema.Struct({
+      name: Schema.String,
+      kind: Schema.String,
+      severity: Schema.Literals(["debug", "info", "warning", "error", "critical"]),
+      description: Schema.String,
+      state: Schema.Literals(["inactive", "pending", "firing", "resolved"]),
+      /** Clock millis: when the condition became true, or when the state began. */
+      since: Schema.Number,
+      firedAt: Schema.NullOr(Schema.Number),
+      value: Schema.NullOr(Schema.Number),
+      detail: Schema.NullOr(Schema.String)
+    })
+  )
+})
+
+/**
+ * Everything the dashboard shows, as `GET <prefix>/snapshot` answers it and
+ * each event of `GET <prefix>/events` carries it. Versioned: a change that
+ * is not an addition bumps `version`.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const Snapshot = Schema.Struct({
+  version: Schema.Literal(1),
+  title: Schema.String,
+  /** Clock millis when the snapshot was taken. */
+  takenAt: Schema.Number,
+  /** The interval between two snapshots of the stream, in milliseconds. */
+  intervalMillis: Schema.Number,
+  /** The worst status of the health registries (`healthy` with none). */
+  status: Status,
+  /** Rules firing now, over every alert registry. */
+  firing: Count,
+  breakers: Schema.Array(BreakerView),
+  limiters: Schema.Array(LimiterView),
+  bulkheads: Schema.Array(BulkheadView),
+  health: Schema.Array(HealthView),
+  alerts: Schema.Array(AlertsView)
+})
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type Snapshot = typeof Snapshot.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type CircuitView = typeof CircuitView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type BreakerView = typeof BreakerView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type LimiterView = typeof LimiterView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type BulkheadView = typeof BulkheadView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type HealthView = typeof HealthView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type AlertsView = typeof AlertsView.Type
+
+// ---------------------------------------------------------------------------
+// options
+// ---------------------------------------------------------------------------
+
+/**
+ * The defaults of the options.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const defaults: {
+  readonly prefix: `/${string}`
+  readonly title: string
+  readonly interval: Duration.Duration
+  readonly reconnect: Duration.Duration
+  readonly maxCircuits: number
+  readonly topClients: number
+  readonly maxClients: number
+} = {
+  prefix: "/dashboard",
+  title: "Resilience dashboard",
+  interval: Duration.seconds(1),
+  reconnect: Duration.seconds(1),
+  maxCircuits: 50,
+  topClients: 5,
+  maxClients: 16
+}
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+/**
+ * The dashboard's options as a schema: the single source of their rules and
+ * of the Defaults table. The instances shown (`breakers`, `limiters`,
+ * `bulkheads`, `health`, `alerts`) are programmatic only.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const Options = Schema.Struct({
+  prefix: Schema.optionalKey(
+    Schema.String.check(
+      Schema.isPattern(/^(\/[A-Za-z0-9._~-]+)+$/, {
+        expected: "a path such as /dashboard (segments of letters, digits and . _ ~ -, no trailing slash)"
+      })
+    ).annotate({
+      description: "The path the routes are mounted under: the page at `prefix`, `prefix/snapshot`, `prefix/events`.",
+      default: defaults.prefix
+    })
+  ),
+  title: Schema.optionalKey(
+    Schema.String.check(Schema.isNonEmpty(), Schema.isMaxLength(200)).annotate({
+      description: "The page's title (shown as text: escaped).",
+      default: defaults.title
+    })
+  ),
+  interval: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "How often the event stream sends a snapshot besides the ones sent on changes. Above zero.",
+      default: defaults.interval
+    })
+  ),
+  reconnect: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description: "How long a browser waits before reconnecting a dropped stream (the SSE `retry` field).",
+      default: defaults.reconnect
+    })
+  ),
+  maxCircuits: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Circuits shown per breaker, the most urgent first; the rest are counted.",
+      default: defaults.maxCircuits
+    })
+  ),
+  topClients: Schema.optionalKey(
+    Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })).annotate({
+      description: "Heaviest clients shown per rate limiter (0 to 100; 0 hides them).",
+      default: defaults.topClients
+    })
+  ),
+  maxClients: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Event streams open at once; more are answered 503 (the browser retries).",
+      default: defaults.maxClients
+    })
+  )
+})
+
+/**
+ * @category options
+ * @since 0.1.0
+ */
+export type Options = typeof Options.Type
+
+/**
+ * Options as `make` and `layer` take them: durations as any
+ * `Duration.Input`, with the instances to show.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface Input {
+  readonly breakers?: ReadonlyArray<CircuitBreaker.CircuitBreaker> | undefined
+  readonly limiters?: ReadonlyArray<RateLimiter.RateLimiter> | undefined
+  readonly bulkheads?: ReadonlyArray<Bulkhead.Bulkhead> | undefined
+  readonly health?: Health.Health | ReadonlyArray<Health.Health> | undefined
+  readonly alerts?: Alert.Alert | ReadonlyArray<Alert.Alert> | undefined
+  /** The routes' path (default `/dashboard`). */
+  readonly prefix?: `/${string}` | undefined
+  /** The page's title (default `Resilience dashboard`). */
+  readonly title?: string | undefined
+  /** How often the stream sends a snapshot besides changes (default 1 second). */
+  readonly interval?: Duration.Input | undefined
+  /** How long a browser waits before reconnecting (default 1 second). */
+  readonly reconnect?: Duration.Input | undefined
+  /** Circuits shown per breaker (default 50). */
+  readonly maxCircuits?: number | undefined
+  /** Heaviest clients shown per limiter (default 5). */
+  readonly topClients?: number | undefined
+  /** Event streams open at once (default 16). */
+  readonly maxClients?: number | undefined
+}
+
+/**
+ * Validated options, every default applied.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ResolvedOptions {
+  readonly breakers: ReadonlyArray<CircuitBreaker.CircuitBreaker>
+  readonly limiters: ReadonlyArray<RateLimiter.RateLimiter>
+  readonly bulkheads: ReadonlyArray<Bulkhead.Bulkhead>
+  readonly health: ReadonlyArray<Health.Health>
+  readonly alerts: ReadonlyArray<Alert.Alert>
+  readonly prefix: `/${string}`
+  readonly title: string
+  readonly interval: Duration.Duration
+  readonly reconnect: Duration.Duration
+  readonly maxCircuits: number
+  readonly topClients: number
+  readonly maxClients: number
+}
+
+const healthList = (value: Input["health"]): ReadonlyArray<Health.Health> =>
+  value === undefined ? [] : Health.TypeId in value ? [value] : value
+
+const alertList = (value: Input["alerts"]): ReadonlyArray<Alert.Alert> =>
+  value === undefined ? [] : Alert.TypeId in value ? [value] : value
+
+/** The schema checked the pattern (segments after slashes); this tells the compiler. */
+const isPath = (path: string): path is `/${string}` => path.startsWith("/")
+
+const positive =
+  (field: "interval" | "reconnect"): Options_.Rule =>
+  (o) =>
+    Duration.isDuration(o[field]) && Duration.toMillis(o[field]) <= 0
+      ? [{ path: field, message: "Expected a duration greater than zero" }]
+      : []
+
+/** Two instances of a kind under one name would be one card on the page: the second is named. */
+const uniqueNames = (
+  field: string,
+  instances: ReadonlyArray<{ readonly name: string }>,
+  into: Array<Options_.Issue>
+): void => {
+  const seen = new Set<string>()
+  instances.forEach((instance, index) => {
+    if (seen.has(instance.name)) {
+      into.push(
+        new Options_.Issue({
+          path: `${field}.${index}`,
+          value: Options_.renderValue(instance.name),
+          message: `Expected a name not used by another of the ${field}`
+        })
+      )
+    }
+    seen.add(instance.name)
+  })
+}
+
+/**
+ * Checks the options and fills in the defaults: fails with one
+ * `Options.InvalidOptions` listing every bad field (a prefix that is not a
+ * path, an empty title, a non-positive interval, two instances of a kind
+ * under one name, …).
+ *
+ * **Example** (Every bad field at once)
+ *
+ * ```ts import.meta.vitest
+ * import { Dashboard } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ *
+ * const error = await Effect.runPromise(
+ *   Effect.flip(Dashboard.validateOptions({ prefix: "/ops/", interval: 0, maxCircuits: 0 }))
+ * )
+ * error.issues.map((issue) => issue.path)
+ * // => ["prefix", "maxCircuits", "interval"]
+ * ```
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> => {
+  const { alerts, breakers = [], bulkheads = [], health, limiters = [], ...rest } = input
+  const healths = healthList(health)
+  const alertRegistries = alertList(alerts)
+  const { issues, normalized } = Options_.normalizeDurations({ ...rest }, ["interval", "reconnect"])
+  const instanceIssues: Array<Options_.Issue> = []
+  uniqueNames("breakers", breakers, instanceIssues)
+  uniqueNames("limiters", limiters, instanceIssues)
+  uniqueNames("bulkheads", bulkheads, instanceIssues)
+  uniqueNames("health", healths, instanceIssues)
+  uniqueNames("alerts", alertRegistries, instanceIssues)
+  return Effect.map(
+    Options_.validate(
+      "Dashboard",
+      Options,
+      normalized,
+      [positive("interval"), positive("reconnect")],
+      [...issues, ...instanceIssues]
+    ),
+    (o: Options): ResolvedOptions => ({
+      breakers,
+      limiters,
+      bulkheads,
+      health: healths,
+      alerts: alertRegistries,
+      prefix: o.prefix !== undefined && isPath(o.prefix) ? o.prefix : defaults.prefix,
+      title: o.title ?? defaults.title,
+      interval: o.interval ?? defaults.interval,
+      reconnect: o.reconnect ?? defaults.reconnect,
+      maxCircuits: o.maxCircuits ?? defaults.maxCircuits,
+      topClients: o.topClients ?? defaults.topClients,
+      maxClients: o.maxClients ?? defaults.maxClients
+    })
+  )
+}
+
+/**
+ * The Defaults table of the options, generated from the schema.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(Options)
+
+// ---------------------------------------------------------------------------
+// constructors and layers
+// ---------------------------------------------------------------------------
+
+/**
+ * Makes a dashboard over the instances given. Fails with
+ * `Options.InvalidOptions` listing every bad option. Nothing runs until a
+ * snapshot is read or a stream is pulled: the dashboard itself holds no
+ * fiber and no subscription.
+ *
+ * **Example** (A snapshot after a breaker opens)
+ *
+ * ```ts import.meta.vitest
+ * import { Dashboard } from "@effect-resilience/http"
+ * import { CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const breaker = yield* CircuitBreaker.make({ name: "payments", consecutiveFailures: 1 })
+ *   yield* Effect.ignore(Effect.fail("down").pipe(CircuitBreaker.protect(breaker, { key: "eu" })))
+ *   const dashboard = yield* Dashboard.make({ breakers: [breaker] })
+ *   const snapshot = yield* dashboard.snapshot
+ *   return snapshot.breakers[0]?.circuits.map((c) => [c.key, c.state])
+ * }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+ *
+ * await Effect.runPromise(program)
+ * // => [["eu", "Open"]]
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: (input?: Input | undefined) => Effect.Effect<Dashboard, Options_.InvalidOptions> = Effect.fnUntraced(
+  function* (input?: Input | undefined) {
+    const options = yield* validateOptions(input ?? {})
+    return makeWith(options)
+  }
+)
+
+/**
+ * A layer adding the dashboard's routes to the `HttpRouter`. Fails with
+ * `Options.InvalidOptions` listing every bad option.
+ *
+ * **Example** (Routes under /ops, checked at build time)
+ *
+ * ```ts
+ * import { Dashboard } from "@effect-resilience/http"
+ * import type { Bulkhead, Options } from "@effect-resilience/core"
+ * import type { Layer } from "effect"
+ * import type { HttpRouter } from "effect/http"
+ *
+ * const routes = (search: Bulkhead.Bulkhead): Layer.Layer<never, Options.InvalidOptions, HttpRouter.HttpRouter> =>
+ *   Dashboard.layer({ bulkheads: [search], prefix: "/ops" })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (input: Input = {}): Layer.Layer<never, Options_.InvalidOptions, HttpRouter.HttpRouter> =>
+  HttpRouter.use((router) => Effect.flatMap(make(input), (dashboard) => router.addAll(dashboard.routes)))
+
+// ---------------------------------------------------------------------------
+// private helpers
+// ---------------------------------------------------------------------------
+
+const message = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+    ? error.message
+    : String(error)
+
+const breakerView = (breaker: CircuitBreaker.CircuitBreaker, maxCircuits: number): Effect.Effect<BreakerView> =>
+  Effect.flatMap(breaker.stats, (stats) => {
+    const base = {
+      name: breaker.name,
+      stats: {
+        successes: stats.successes,
+        failures: stats.failures,
+        ignored: stats.ignored,
+        rejected: stats.rejected,
+        slowSuccesses: stats.slowSuccesses,
+        slowFailures: stats.slowFailures,
+        evicted: stats.evicted,
+        storeErrors: stats.storeErrors
+      }
+    }
+    const read = Effect.gen(function* () {
+      const exported = yield* breaker.snapshot
+      // a breaker that has not run a call holds no circuit yet: show its default one
+      const held =
+        exported.circuits.length > 0
+          ? exported.circuits
+          : [{ key: breaker.name, state: "Closed", openUntil: 0, consecutiveOpenings: 0 }]
+      const shown = internal.pickCircuits(held, maxCircuits)
+      const circuits = yield* Effect.forEach(shown, (c) =>
+        Effect.map(
+          breaker.metrics(c.key),
+          (m): CircuitView => ({
+            key: c.key,
+            state: m.state,
+            health: m.health,
+            failureRate: m.failureRate,
+            slowCallRate: m.slowCallRate,
+            bufferedCalls: m.bufferedCalls,
+            failedCalls: m.failedCalls,
+            slowCalls: m.slowCalls,
+            consecutiveFailures: m.consecutiveFailures,
+            consecutiveOpenings: c.consecutiveOpenings,
+            retryAfterMillis: m.state === "Open" ? Math.max(0, c.openUntil - exported.takenAt) : null
+          })
+        )
+      )
+      return { ...base, circuitCount: exported.circuits.length, circuits, error: null }
+    })
+    return Effect.catch(
+      read,
+      (error): Effect.Effect<BreakerView> =>
+        Effect.succeed({ ...base, circuitCount: stats.circuits, circuits: [], error: message(error) })
+    )
+  })
+
+const limiterView = (limiter: RateLimiter.RateLimiter, topClients: number): Effect.Effect<LimiterView> =>
+  Effect.all([limiter.stats, limiter.alert, topClients > 0 ? limiter.topClients(topClients) : Effect.succeed([])]).pipe(
+    Effect.map(([stats, alert, top]) => ({
+      name: limiter.name,
+      allowed: stats.allowed,
+      rejected: stats.rejected,
+      keys: stats.keys,
+      evicted: stats.evicted,
+      storeErrors: stats.storeErrors,
+      alerting: alert.alerting,
+      rejectionRate: alert.rejectionRate,
+      topClients: top.map(({ cost, key }) => ({ key, cost }))
+    }))
+  )
+
+const bulkheadView = (bulkhead: Bulkhead.Bulkhead): Effect.Effect<BulkheadView> =>
+  Effect.map(bulkhead.stats, (stats) => ({
+    name: bulkhead.name,
+    active: stats.active,
+    queued: stats.queued,
+    admitted: stats.admitted,
+    rejected: stats.rejected,
+    keys: stats.keys,
+    maxConcurrent: bulkhead.options.maxConcurrent,
+    maxQueue: bulkhead.options.maxQueue
+  }))
+
+const healthView = (health: Health.Health): Effect.Effect<HealthView> =>
+  Effect.map(health.status, (report) => ({
+    name: report.name,
+    status: report.status,
+    components: report.components.map((c) => ({
+      name: c.name,
+      status: c.status,
+      critical: c.critical,
+      probe: c.probe,
+      flapping: c.flapping,
+      consecutiveFailures: c.consecutiveFailures,
+      latencyMillis: c.latency === undefined ? null : Duration.toMillis(c.latency),
+      lastError: c.lastError ?? null
+    }))
+  }))
+
+const alertsView = (alerts: Alert.Alert): Effect.Effect<AlertsView> =>
+  Effect.map(alerts.status, (rules) => ({
+    name: alerts.name,
+    rules: rules.map((r) => ({
+      name: r.name,
+      kind: r.kind,
+      severity: r.severity,
+      description: r.description,
+      state: r.state,
+      since: r.since,
+      firedAt: r.firedAt ?? null,
+      value: r.value ?? null,
+      detail: r.detail ?? null
+    }))
+  }))
+
+const statusRank = { healthy: 0, degraded: 1, unhealthy: 2 } as const
+
+const worst = (statuses: ReadonlyArray<Health.Status>): Health.Status =>
+  statuses.reduce<Health.Status>((a, b) => (statusRank[b] > statusRank[a] ? b : a), "healthy")
+
+const encoder = new TextEncoder()
+
+/** A random nonce for the page's Content-Security-Policy. */
+const nonce = (): string => Base64.encode(globalThis.crypto.getRandomValues(new Uint8Array(16)))
+
+const makeWith = (options: ResolvedOptions): Dashboard => {
+  const intervalMillis = Duration.toMillis(options.interval)
+
+  const snapshot: Effect.Effect<Snapshot> = Effect.gen(function* () {
+    const breakers = yield* Effect.forEach(options.breakers, (b) => breakerView(b, options.maxCircuits))
+    const limiters = yield* Effect.forEach(options.limiters, (l) => limiterView(l, options.topClients))
+    const bulkheads = yield* Effect.forEach(options.bulkheads, bulkheadView)
+    const health = yield* Effect.forEach(options.health, healthView)
+    const alerts = yield* Effect.forEach(options.alerts, alertsView)
+    const takenAt = yield* Clock.currentTimeMillis
+    return {
+      version: 1,
+      title: options.title,
+      takenAt,
+      intervalMillis,
+      status: worst(health.map((h) => h.status)),
+      firing: alerts.reduce((n, a) => n + a.rules.filter((r) => r.state === "firing").length, 0),
+      breakers,
+      limiters,
+      bulkheads,
+      health,
+      alerts
+    } as const
+  })
+
+  // What makes a snapshot due at once: subscribed before the first snapshot, so no change after it is missed.
+  // Limiters and bulkheads emit per call and are read on the interval only.
+  const triggers: ReadonlyArray<Effect.Effect<Stream.Stream<unknown>, never, Scope.Scope>> = [
+    ...options.breakers.map((b) =>
+      Effect.map(b.subscribe, (queue) => Stream.filter(Stream.fromQueue(queue), (e) => e._tag === "StateTransition"))
+    ),
+    ...options.health.map((h) =>
+      Effect.map(h.subscribe, (queue) => Stream.filter(Stream.fromQueue(queue), (e) => e._tag !== "CheckFailed"))
+    ),
+    ...options.alerts.map((a) => Effect.map(a.subscribe, Stream.fromQueue))
+  ]
+
+  const changes: Stream.Stream<Snapshot> = Stream.unwrap(
+    Effect.gen(function* () {
+      // one pending wake-up at most: changes while the consumer is busy coalesce into it
+      const due = yield* Queue.sliding<void>(1)
+      const wake = Queue.offer(due, undefined)
+      const streams = yield* Effect.all(triggers)
+      for (const stream of streams) yield* Effect.forkScoped(Stream.runForEach(stream, () => wake))
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(options.interval), wake)))
+      yield* wake
+      return Stream.mapEffect(Stream.fromQueue(due), () => snapshot)
+    })
+  )
+
+  let open = 0
+  const clients = Effect.sync(() => open)
+
+  const retryFrame = encoder.encode(`retry: ${Duration.toMillis(options.reconnect)}\n\n`)
+  const busyFrame = encoder.encode(": too many dashboard clients\n\n")
+  // the count is taken when the stream starts and given back when it ends, however it ends
+  const eventStream: Stream.Stream<Uint8Array> = Stream.unwrap(
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          if (open >= options.maxClients) return false
+          open++
+          return true
+        }),
+        (counted) =>
+          Effect.sync(() => {
+            if (counted) open--
+          })
+      ),
+      (counted) =>
+        counted
+          ? Stream.concat(
+              Stream.succeed(retryFrame),
+              Stream.map(changes, (s) => encoder.encode(internal.dataFrame(JSON.stringify(s))))
+            )
+          : Stream.make(retryFrame, busyFrame)
+    )
+  )
+
+  const noStore = { "cache-control": "no-store" }
+  const events = Effect.sync(() =>
+    open >= options.maxClients
+      ? HttpServerResponse.text("Too many dashboard clients", {
+          status: 503,
+          headers: { ...noStore, "retry-after": String(Math.ceil(Duration.toSeconds(options.reconnect))) }
+        })
+      : HttpServerResponse.stream(eventStream, {
+          contentType: "text/event-stream",
+          headers: { ...noStore, "x-accel-buffering": "no" }
+        })
+  )
+
+  const snapshotPath = `${options.prefix}/snapshot` as const
+  const eventsPath = `${options.prefix}/events` as const
+  const pageResponse = Effect.sync(() => {
+    const n = nonce()
+    return HttpServerResponse.text(
+      internal.page({
+        title: options.title,
+        eventsPath,
+        snapshotPath,
+        reconnectMillis: Duration.toMillis(options.reconnect),
+        nonce: n
+      }),
+      {
+        contentType: "text/html; charset=utf-8",
+        headers: {
+          ...noStore,
+          "content-security-policy": internal.contentSecurityPolicy(n),
+          "x-content-type-options": "nosniff",
+          "referrer-policy": "no-referrer"
+        }
+      }
+    )
+  })
+  const snapshotResponse = Effect.map(snapshot, (s) => HttpServerResponse.jsonUnsafe(s, { headers: noStore }))
+
+  return {
+    [TypeId]: TypeId,
+    options,
+    snapshot,
+    changes,
+    clients,
+    routes: [
+      // the router ignores a trailing slash: this serves `<prefix>/` too
+      HttpRouter.route("GET", options.prefix, pageResponse),
+      HttpRouter.route("GET", snapshotPath, snapshotResponse),
+      HttpRouter.route("GET", eventsPath, events)
+    ]
+  }
+}
