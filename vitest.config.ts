@@ -15,6 +15,10 @@ export default defineConfig({
             "test/Retry.test.ts",
             "test/Bulkhead.test.ts",
             "test/Fallback.test.ts",
+            "test/BulkheadAdaptive.test.ts",
+            "test/AdaptiveThrottle.test.ts",
+            "test/LoadBalancer.test.ts",
+            "test/Registry.test.ts",
             "test/internal/frame.test.ts"
           ],
           env: { EFFECT_RESILIENCE_FRAMES: "0" }

@@ -7,6 +7,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import {
+  AdaptiveThrottle,
   Alert,
   Bulkhead,
   Chaos,
@@ -14,12 +15,15 @@ import {
   Fallback,
   Health,
   Hedge,
+  LoadBalancer,
   Options,
   RateLimiter,
+  Registry,
   Retry,
   Telemetry,
   Timeout
 } from "@effect-resilience/core"
+import { Dashboard } from "@effect-resilience/http"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -57,6 +61,23 @@ export const pages = (): Record<string, string> => ({
  * `<!-- generated:NAME:start -->` and `<!-- generated:NAME:end -->` is replaced.
  */
 export const sections = (): Record<string, string> => ({
+  "adaptive-throttle-defaults": [
+    "Every option is optional; the table is generated from `AdaptiveThrottle.Options` (its `description` and",
+    "`default` annotations). `layerConfig(path)` reads the same fields, and names the throttle `path`. The",
+    "classification predicates (`isAccepted`, `isAcceptedResult`, `isIgnored`) are functions: `make` and `layer`",
+    "take them beside these options, `throttle` per call.",
+    "",
+    Options.defaultsTable(AdaptiveThrottle.optionsDocs)
+  ].join("\n"),
+  "adaptive-throttle-telemetry": [
+    "Metrics (from `Telemetry.adaptiveThrottle`), read from the throttle's counters and windows when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.adaptiveThrottle)),
+    "",
+    "Events on `throttle.events` (every rejection is also a `Throttled` span event on the current span):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.adaptiveThrottleEvents))
+  ].join("\n"),
   "circuit-breaker-defaults": [
     "Every option is optional; the table is generated from `CircuitBreaker.Options` (its `description` and `default`",
     "annotations). With no trip policy set, the breaker trips at a 50% failure rate.",
@@ -110,6 +131,20 @@ export const sections = (): Record<string, string> => ({
     "",
     Options.defaultsTable(Bulkhead.optionsDocs)
   ].join("\n"),
+  "bulkhead-limit-defaults": [
+    "The fields of `limit`, by `algorithm`; every one but `algorithm` is optional. Generated from",
+    "`Bulkhead.AimdLimit`, `Bulkhead.GradientLimit` and `Bulkhead.VegasLimit` (their `description` and `default`",
+    "annotations); `layerConfig(path)` reads them under `path_limit_` (`ordersDb_limit_algorithm=gradient`).",
+    "",
+    ...(["aimd", "gradient", "vegas"] as const).flatMap((algorithm) => [
+      `\`algorithm: "${algorithm}"\`:`,
+      "",
+      Options.defaultsTable(Bulkhead.limitOptionsDocs[algorithm].filter((doc) => doc.name !== "algorithm")),
+      ""
+    ])
+  ]
+    .join("\n")
+    .trimEnd(),
   "chaos-defaults": [
     "Every option is optional; the table is generated from `Chaos.Options` (its `description` and `default`",
     "annotations). `layerConfig(path)` reads the same fields, and names the instance `path`.",
@@ -196,10 +231,51 @@ export const sections = (): Record<string, string> => ({
     "",
     Telemetry.eventsTable(Object.values(Telemetry.alertEvents))
   ].join("\n"),
+  "registry-defaults": [
+    "The parts of one policy, generated from `Registry.PolicyOptions`: each part's fields are its module's own `Options`",
+    "(their Defaults tables are in the pattern guides). `defaults` has the same shape; `layerConfig(path)` reads",
+    "`{ policies, defaults }` under `path`.",
+    "",
+    Options.defaultsTable(Registry.optionsDocs)
+  ].join("\n"),
+  "registry-telemetry": [
+    "Metrics (from `Telemetry.registry`), read from the registry's counters when they are exported:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.registry)),
+    "",
+    "Events on `registry.events`:",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.registryEvents))
+  ].join("\n"),
+  "load-balancer-defaults": [
+    "Every option is optional; the table is generated from `LoadBalancer.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path, { endpoints })` reads the same fields, and names the balancer `path`. The",
+    "endpoints (a list, a `Stream` or a `SubscriptionRef`) and the classification predicates (`isFailure`,",
+    "`isIgnored`, `isFailureResult`) are given in code, beside these options.",
+    "",
+    Options.defaultsTable(LoadBalancer.optionsDocs)
+  ].join("\n"),
+  "load-balancer-telemetry": [
+    "Metrics (from `Telemetry.loadBalancer`), read from the balancer's counters when they are exported; by balancer",
+    "name, never by endpoint:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.loadBalancer)),
+    "",
+    "Events on `lb.events` (with endpoint ids; `Rejected`, and `EndpointEjected` when a call's failure ejects its",
+    "endpoint, are also span events on the current span, with the name and reason only):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.loadBalancerEvents))
+  ].join("\n"),
   "rate-limiter-telemetry": [
     Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),
     "",
     Telemetry.eventsTable(Object.values(Telemetry.rateLimiterEvents))
+  ].join("\n"),
+  "dashboard-defaults": [
+    "Every option is optional; the table is generated from `Dashboard.Options` (its `description` and `default`",
+    "annotations). The instances shown (`breakers`, `limiters`, `bulkheads`, `health`, `alerts`) are given in code.",
+    "",
+    Options.defaultsTable(Dashboard.optionsDocs)
   ].join("\n")
 })
 

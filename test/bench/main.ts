@@ -14,14 +14,17 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
+import { adaptiveThrottleSuites } from "./suites/adaptiveThrottle.ts"
 import { bulkheadSuites } from "./suites/bulkhead.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
+import { loadBalancerSuites } from "./suites/loadBalancer.ts"
 import { policySuite } from "./suites/policy.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
+import { registrySuite } from "./suites/registry.ts"
 import { retrySuites } from "./suites/retry.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
@@ -34,7 +37,10 @@ export const suites: ReadonlyArray<Suite> = [
   rateLimiterRedis,
   ...bulkheadSuites,
   ...fallbackSuites,
-  policySuite
+  ...loadBalancerSuites,
+  ...adaptiveThrottleSuites,
+  policySuite,
+  registrySuite
 ]
 
 const args = process.argv.slice(2)

@@ -488,6 +488,14 @@ export const bulkhead = {
     unit: "{key}",
     description: "Keys (compartments) held in memory; idle ones are swept.",
     attributes: [attributes.name]
+  },
+  limit: {
+    name: "resilience.bulkhead.limit",
+    kind: "gauge",
+    unit: "{permit}",
+    description:
+      "The limit of the bulkhead's own compartment (calls without a key): `maxConcurrent` when fixed, the current adaptive limit with `limit` (each key's in `state(key)` and the `LimitChanged` events).",
+    attributes: [attributes.name]
   }
 } as const satisfies Record<string, MetricSpec>
 
@@ -516,6 +524,13 @@ export const bulkheadEvents = {
     name: "Acquired",
     severity: "debug",
     description: "A call that waited got its permits and started, after `waited`."
+  },
+  LimitChanged: {
+    pattern: "bulkhead",
+    name: "LimitChanged",
+    severity: "info",
+    description:
+      "An adaptive key's integer limit changed (`from`, `to`, its key and the algorithm); emitted only when it changes."
   }
 } as const satisfies Record<string, EventSpec>
 
@@ -798,6 +813,220 @@ export const alertEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * Client-side adaptive throttling's metrics, named `resilience.adaptive_throttle.*`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const adaptiveThrottle = {
+  decisions: {
+    name: "resilience.adaptive_throttle.decisions",
+    kind: "counter",
+    unit: "{decision}",
+    description:
+      "Local decisions by `resilience.outcome`: `admitted` (the call ran) and `throttled` (rejected locally with `AdaptiveThrottleError`, never sent).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  results: {
+    name: "resilience.adaptive_throttle.results",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Admitted calls by how they ended (`resilience.outcome`): `accepted` and `not_accepted` by the backend (both count as requests), `ignored` (interrupted, or classified as ignored: not counted).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  probability: {
+    name: "resilience.adaptive_throttle.probability",
+    kind: "gauge",
+    unit: "1",
+    description:
+      "The highest local rejection probability of any key now, 0 to `maxRejectProbability`, computed from the in-memory windows when read.",
+    attributes: [attributes.name]
+  },
+  keys: {
+    name: "resilience.adaptive_throttle.keys",
+    kind: "gauge",
+    unit: "{key}",
+    description: "Keys (backends, hosts) held in memory; idle ones are dropped as new keys arrive.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * Client-side adaptive throttling's events: the `_tag`s of `AdaptiveThrottle.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const adaptiveThrottleEvents = {
+  Throttled: {
+    pattern: "adaptive_throttle",
+    name: "Throttled",
+    severity: "warning",
+    description:
+      "A call was rejected locally (its key, the probability, the window's requests and accepts). At most one event per key and bucket of the window; `suppressed` counts the rejections of that key not reported since the last one. Every rejection is also a span event (name only)."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
+ * The policy registry's metrics, named `resilience.registry.*`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const registry = {
+  reloads: {
+    name: "resilience.registry.reloads",
+    kind: "counter",
+    unit: "{reload}",
+    description:
+      "Configurations offered to the registry (`make`, `reload`, a `source`, a scheduled re-read), by `resilience.outcome`: `ok` (applied) or `failed` (refused, the old one kept).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  policies: {
+    name: "resilience.registry.policies",
+    kind: "gauge",
+    unit: "{policy}",
+    description: "Policies the registry serves now.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The policy registry's events: the `_tag`s of `Registry.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const registryEvents = {
+  PolicyAdded: {
+    pattern: "registry",
+    name: "PolicyAdded",
+    severity: "info",
+    description: "A policy was added to the registry (with the version that added it)."
+  },
+  PolicyReplaced: {
+    pattern: "registry",
+    name: "PolicyReplaced",
+    severity: "info",
+    description:
+      "A policy's data changed on a reload: `parts` lists the parts rebuilt (a changed breaker carries its circuits over); the others keep their instances."
+  },
+  PolicyRemoved: {
+    pattern: "registry",
+    name: "PolicyRemoved",
+    severity: "info",
+    description: "A reload dropped a policy: its instances are released once the calls in flight on them finish."
+  },
+  ReloadFailed: {
+    pattern: "registry",
+    name: "ReloadFailed",
+    severity: "error",
+    description:
+      "A configuration was refused (its `InvalidOptions` lists every bad field): the previous version keeps serving."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
+ * The load balancers' metrics, named `resilience.load_balancer.*`: by
+ * balancer name, outcome and reason, never by endpoint (endpoint ids come
+ * and go with discovery; per-endpoint state is in `stats`).
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const loadBalancer = {
+  calls: {
+    name: "resilience.load_balancer.calls",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls by outcome: `success`, `failure` (counted against the endpoint), `ignored` (interrupted or classified as ignored) and `rejected` (no endpoint to pick; not run).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  rejected: {
+    name: "resilience.load_balancer.rejected",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Rejected calls by `resilience.reason`: `no_endpoints` (an empty set) or `all_ejected` (every endpoint ejected, panic mode off).",
+    attributes: [attributes.name, attributes.reason]
+  },
+  ejections: {
+    name: "resilience.load_balancer.ejections",
+    kind: "counter",
+    unit: "{ejection}",
+    description: "Endpoints ejected, by `resilience.reason`: `consecutive_failures` or `success_rate`.",
+    attributes: [attributes.name, attributes.reason]
+  },
+  panic: {
+    name: "resilience.load_balancer.panic",
+    kind: "counter",
+    unit: "{call}",
+    description:
+      "Calls picked in panic mode: fewer than `panicThreshold` % of the endpoints were in service, so every endpoint was a candidate.",
+    attributes: [attributes.name]
+  },
+  endpoints: {
+    name: "resilience.load_balancer.endpoints",
+    kind: "gauge",
+    unit: "{endpoint}",
+    description: "Endpoints in the set (those removed with calls still in flight aside).",
+    attributes: [attributes.name]
+  },
+  ejected: {
+    name: "resilience.load_balancer.ejected",
+    kind: "gauge",
+    unit: "{endpoint}",
+    description: "Endpoints of the set ejected now.",
+    attributes: [attributes.name]
+  },
+  inFlight: {
+    name: "resilience.load_balancer.in_flight",
+    kind: "gauge",
+    unit: "{call}",
+    description: "Calls in flight over every endpoint, removed ones still draining included.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The load balancers' events: the `_tag`s of `LoadBalancer.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const loadBalancerEvents = {
+  EndpointEjected: {
+    pattern: "load_balancer",
+    name: "EndpointEjected",
+    severity: "warning",
+    description:
+      "An endpoint was ejected (`reason`: ConsecutiveFailures, SuccessRate) for `duration`, with its multiplier and, for SuccessRate, its rate and the threshold; an ejection by a call is also a span event on that call's span (name and reason)."
+  },
+  EndpointReturned: {
+    pattern: "load_balancer",
+    name: "EndpointReturned",
+    severity: "info",
+    description:
+      "An ejected endpoint's time was up and it is back in service (noticed by the next call or interval evaluation)."
+  },
+  EndpointsChanged: {
+    pattern: "load_balancer",
+    name: "EndpointsChanged",
+    severity: "info",
+    description: "The set changed (discovery or `update`): the ids `added` and `removed`, and its size."
+  },
+  Rejected: {
+    pattern: "load_balancer",
+    name: "Rejected",
+    severity: "warning",
+    description:
+      "A call found no endpoint to pick (`reason`: NoEndpoints, AllEjected, with `retryAfter`); also a span event (name and reason)."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -814,7 +1043,10 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(health),
   ...Object.values(fallback),
   ...Object.values(chaos),
-  ...Object.values(alert)
+  ...Object.values(alert),
+  ...Object.values(loadBalancer),
+  ...Object.values(adaptiveThrottle),
+  ...Object.values(registry)
 ]
 
 /**
@@ -833,7 +1065,10 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(fallbackEvents),
   ...Object.values(chaosEvents),
   ...Object.values(policyEvents),
-  ...Object.values(alertEvents)
+  ...Object.values(alertEvents),
+  ...Object.values(loadBalancerEvents),
+  ...Object.values(adaptiveThrottleEvents),
+  ...Object.values(registryEvents)
 ]
 
 /**

@@ -1,4 +1,12 @@
 /**
+ * Client-side adaptive throttling (the Google SRE book's): reject calls locally, in proportion to how much the backend
+ * has lately refused, per key.
+ *
+ * @since 0.1.0
+ */
+export * as AdaptiveThrottle from "./AdaptiveThrottle.ts"
+
+/**
  * Alerts: rules defined once in code (a circuit open, a rejection rate, a health status, a saturated bulkhead, any
  * stream or effect), firing when their condition held for `for` and resolving with hysteresis; events, status,
  * metrics and sinks.
@@ -52,6 +60,14 @@ export * as Health from "./Health.ts"
 export * as Hedge from "./Hedge.ts"
 
 /**
+ * Client-side load balancing: round robin, random, least requests (power of two choices), peak EWMA and ring hash over
+ * a static or discovered set of endpoints, with Envoy's outlier ejection and panic mode.
+ *
+ * @since 0.1.0
+ */
+export * as LoadBalancer from "./LoadBalancer.ts"
+
+/**
  * Validation of every pattern's options, with one error listing every bad field.
  *
  * @since 0.1.0
@@ -72,6 +88,14 @@ export * as Policy from "./Policy.ts"
  * @since 0.1.0
  */
 export * as RateLimiter from "./RateLimiter.ts"
+
+/**
+ * A registry of named policies defined as data, reloaded live: unchanged policies keep their state, a changed breaker
+ * carries its circuits over, retired instances are released once their calls finish.
+ *
+ * @since 0.1.0
+ */
+export * as Registry from "./Registry.ts"
 
 /**
  * Retry policies: backoff with the AWS jitter modes or any Schedule, kept apart from what to retry; hints, attempt
