@@ -1,5 +1,6 @@
 /**
- * Runs the retry, timeout, hedging, rate-limiting, bulkhead, fallback and policy example programs under
+ * Runs the retry, timeout, hedging, rate-limiting, bulkhead, fallback, policy, load-balancing, adaptive-throttling
+ * and registry example programs under
  * `TestClock` and checks the exact log each returns, so the examples stay
  * correct as well as type-checked. Jittered delays never appear in a log:
  * those examples log attempts and counts instead.
@@ -8,12 +9,15 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
+import { program as overloadedBackend } from "../examples/adaptive-throttling/overloaded-backend.ts"
 import { program as tenantIsolation } from "../examples/bulkhead/tenant-isolation.ts"
 import { program as quotes } from "../examples/fallback/quotes.ts"
 import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
+import { program as replicas } from "../examples/load-balancing/replicas.ts"
 import { program as policyQuotes } from "../examples/policy/quotes.ts"
 import { program as apiQuotas } from "../examples/rate-limiting/api-quotas.ts"
 import { program as shaping } from "../examples/rate-limiting/shaping.ts"
+import { program as reload } from "../examples/registry/reload.ts"
 import { program as backoffAndHints } from "../examples/retry/backoff-and-hints.ts"
 import { program as timeoutAndDeadline } from "../examples/retry/timeout-and-deadline.ts"
 
@@ -182,5 +186,79 @@ describe("examples/policy", () => {
           "alice EURUSD at 2510ms: 1.0842 (upstream calls: 1), circuit Closed"
         ])
       })
+  )
+})
+
+describe("examples/load-balancing", () => {
+  it.effect(
+    "replicas.ts: a failing replica is ejected after 3 failures in a row, retries go elsewhere, it returns",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(replicas)
+        yield* TestClock.adjust("30 seconds")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "call 1: replica-a",
+          "call 2: replica-b 503, retried",
+          "call 2: replica-c",
+          "call 3: replica-a",
+          "call 4: replica-b 503, retried",
+          "call 4: replica-c",
+          "call 5: replica-a",
+          "call 6: replica-b 503, retried",
+          "call 6: replica-c",
+          // replica-b is out of the rotation
+          "call 7: replica-a",
+          "call 8: replica-c",
+          "call 9: replica-a",
+          "replica-b ejected for 30s after 3 failures in a row",
+          "after 30s: replica-b back",
+          "call 10: replica-b",
+          "call 11: replica-c",
+          "call 12: replica-a",
+          "call 13: replica-b",
+          "call 14: replica-c",
+          "call 15: replica-a"
+        ])
+      })
+  )
+})
+
+describe("examples/adaptive-throttling", () => {
+  it.effect("overloaded-backend.ts: the backend sees about K x its capacity, then the throttling fades", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(overloadedBackend)
+      yield* TestClock.adjust("30 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        // 100 a second offered, 20 a second accepted: once refusals outweigh accepts, ~40 a second are sent
+        "0-5s: 500 offered, 264 sent, 100 accepted",
+        "5-10s: 500 offered, 212 sent, 100 accepted",
+        "10-15s: 500 offered, 189 sent, 100 accepted",
+        "15-20s: 500 offered, 190 sent, 100 accepted",
+        // recovered at 20 s: the refusals age out of the 10 s window
+        "20-25s: 500 offered, 261 sent, 261 accepted",
+        "25-30s: 500 offered, 470 sent, 470 accepted"
+      ])
+    })
+  )
+})
+
+describe("examples/registry", () => {
+  it.effect("reload.ts: a reload keeps an open circuit open, a bad reload is refused whole, a probe closes it", () =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(reload)
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* Fiber.join(fiber), [
+        "charge 1: declined by upstream",
+        "charge 2: declined by upstream",
+        "charge 3: rejected, circuit open",
+        "reload to version 2: payments replaced (circuitBreaker)",
+        "charge 4: rejected, circuit open",
+        "reload refused: policies.payments.circuitBreaker.failureRateThreshold = 1.5",
+        "version 2 still serving",
+        "after 10s:",
+        "charge 5: ok",
+        "charge 6: ok"
+      ])
+    })
   )
 })
