@@ -60,27 +60,33 @@ import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
-import * as DateTime from "effect/DateTime"
-import * as Duration from "effect/Duration"
+import type * as DateTime from "effect/DateTime"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
+import type * as Option from "effect/Option"
 import type * as Predicate from "effect/Predicate"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
-import * as DurationInput from "./internal/duration.ts"
-import * as Hub from "./internal/events.ts"
-import * as engine from "./internal/fallback.ts"
-import * as Frame from "./internal/frame.ts"
-import * as Metrics from "./internal/metrics.ts"
+import { type CacheImpl, makeCache } from "./internal/fallbackCache.ts"
+import { type CoalescerImpl, makeFlights } from "./internal/fallbackCoalescer.ts"
+import { makeSwitch } from "./internal/fallbackDegradation.ts"
+import {
+  defaultName,
+  dualOnEffect,
+  handler,
+  processHub,
+  recovering,
+  reportUsed,
+  triggerOf,
+  usedCounts
+} from "./internal/fallbackHandler.ts"
+import { defaults, resolveOptions, rules } from "./internal/fallbackOptions.ts"
 import * as Options_ from "./Options.ts"
-import * as Telemetry from "./Telemetry.ts"
 
 /**
  * Runtime identifier of `FallbackCache` values.
@@ -184,9 +190,6 @@ export declare namespace Event {
   }
 }
 
-// every fallback event of the process; each instance has a hub of its own as well
-const processHub = Hub.make<Event>()
-
 /**
  * Every fallback event of the process (of the combinators and of every
  * instance), as a stream; each run subscribes.
@@ -248,91 +251,6 @@ export interface HandleOptions<E> {
 /** The argument an alternative receives: the typed error, or anything (`unknown`) when defects fall back too. */
 type Handled<D, E> = D extends true ? unknown : E
 
-const defaultName = "default"
-
-/** Process-wide counts of the combinators' fallbacks, by name. */
-interface UsedCounters {
-  failure: number
-  defect: number
-}
-
-const usedByName = new Map<string, UsedCounters>()
-const usedRegistered = new WeakMap<object, Set<string>>()
-
-/** Registers a name's series in the fiber's metric registry, once per registry. */
-const registerUsed = (name: string, counters: UsedCounters, fiber: Fiber.Fiber<unknown, unknown>): void => {
-  const registry: object = fiber.getRef(Metric.MetricRegistry)
-  let names = usedRegistered.get(registry)
-  if (names === undefined) {
-    names = new Set()
-    usedRegistered.set(registry, names)
-  }
-  if (names.has(name)) return
-  names.add(name)
-  const registrar = Metrics.registrar(fiber.context)
-  for (const reason of ["failure", "defect"] as const) {
-    registrar.counter(
-      Telemetry.fallback.used,
-      { [Telemetry.attributes.name]: name, [Telemetry.attributes.reason]: reason },
-      () => counters[reason]
-    )
-  }
-}
-
-const spanEvent = (fiber: Fiber.Fiber<unknown, unknown>, event: string, attributes: Record<string, unknown>): void => {
-  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-  if (span === undefined || span._tag !== "Span") return
-  span.event(event, fiber.getRef(Clock.Clock).currentTimeNanosUnsafe(), attributes)
-}
-
-/** What made a call fall back; undefined when its failure propagates. */
-interface Trigger {
-  readonly reason: "failure" | "defect"
-  readonly error: unknown
-}
-
-/**
- * Whether a failed call falls back: never when interrupted; for a defect
- * only with `catchDefects`; for a typed failure when `when` accepts it.
- */
-const triggerOf = <E>(
-  cause: Cause.Cause<E>,
-  when: Predicate.Predicate<E> | undefined,
-  catchDefects: boolean
-): Trigger | undefined => {
-  let fail: Cause.Fail<E> | undefined
-  let die: Cause.Die | undefined
-  for (const reason of cause.reasons) {
-    if (reason._tag === "Interrupt") return undefined
-    if (reason._tag === "Fail") fail ??= reason
-    else die ??= reason
-  }
-  if (die !== undefined) return catchDefects ? { reason: "defect", error: die.defect } : undefined
-  if (fail === undefined) return undefined
-  return when === undefined || when(fail.error) ? { reason: "failure", error: fail.error } : undefined
-}
-
-/** Counts and reports a combinator's fallback (on the fallback path only). */
-const reportUsed = (name: string, trigger: Trigger, alternative: number): void => {
-  let counters = usedByName.get(name)
-  if (counters === undefined) {
-    counters = { failure: 0, defect: 0 }
-    usedByName.set(name, counters)
-  }
-  counters[trigger.reason]++
-  const fiber = Fiber.getCurrent()
-  if (fiber !== undefined) {
-    registerUsed(name, counters, fiber)
-    spanEvent(fiber, "FallbackUsed", {
-      [Telemetry.attributes.name]: name,
-      [Telemetry.attributes.reason]: trigger.reason
-    })
-  }
-  if (processHub.listening()) {
-    processHub.emit({ _tag: "FallbackUsed", name, reason: trigger.reason, alternative, error: trigger.error })
-  }
-}
-
 /**
  * The combinators' fallbacks since the process started, by name and reason
  * (what the `resilience.fallback.used` metric reports for them).
@@ -342,48 +260,7 @@ const reportUsed = (name: string, trigger: Trigger, alternative: number): void =
  */
 export const usedStats = (
   name: string = defaultName
-): Effect.Effect<{ readonly failure: number; readonly defect: number }> =>
-  Effect.sync(() => {
-    const counters = usedByName.get(name)
-    return { failure: counters?.failure ?? 0, defect: counters?.defect ?? 0 }
-  })
-
-/** The failure continuation of `orElse` and `orElseSucceed`. */
-const handler = <E, A2, E2, R2>(
-  alternative: (error: unknown) => Effect.Effect<A2, E2, R2>,
-  options: HandleOptions<E> | undefined
-): ((cause: Cause.Cause<E>) => Effect.Effect<A2, E | E2, R2>) => {
-  const name = options?.name ?? defaultName
-  const when = options?.when
-  const catchDefects = options?.catchDefects === true
-  return (cause) => {
-    const trigger = triggerOf(cause, when, catchDefects)
-    if (trigger === undefined) return Exit.failCause(cause)
-    reportUsed(name, trigger, 1)
-    return alternative(trigger.error)
-  }
-}
-
-/**
- * A dual combinator that recovers with a failure continuation (Effect's
- * `catchCause` primitive), like `dual` but without its `arguments` object:
- * the data-last form builds its continuation once, when it is applied.
- */
-const recovering = <F>(
-  continuation: (a: never, b: never) => (cause: Cause.Cause<unknown>) => Effect.Effect<unknown, unknown, unknown>
-): F =>
-  ((first: unknown, a: unknown, b: unknown) => {
-    if (Effect.isEffect(first)) return Effect.catchCause(first, continuation(a as never, b as never))
-    const recover = continuation(first as never, a as never)
-    return (self: Effect.Effect<unknown, unknown, unknown>) => Effect.catchCause(self, recover)
-  }) as never
-
-/** `dual` for the combinators whose data-first form starts with the effect, without an `arguments` object. */
-const dualOnEffect = <F>(body: (self: never, a: never, b: never) => unknown): F =>
-  ((first: unknown, a: unknown, b: unknown) =>
-    Effect.isEffect(first)
-      ? body(first as never, a as never, b as never)
-      : (self: unknown) => body(self as never, first as never, a as never)) as never
+): Effect.Effect<{ readonly failure: number; readonly defect: number }> => Effect.sync(() => usedCounts(name))
 
 /**
  * Runs an alternative when the effect fails: the typed failures `when`
@@ -889,14 +766,6 @@ export interface Served<A> {
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
-const defaults = {
-  name: "default",
-  maxKeys: 10_000,
-  ttl: Duration.zero,
-  maxStale: Duration.minutes(5),
-  sweepInterval: Duration.seconds(30)
-} as const
-
 /**
  * The cache's options: the source of the type, the rules, `layerConfig` and
  * the generated Defaults table.
@@ -973,29 +842,6 @@ export interface ResolvedOptions {
   readonly sweepInterval: Duration.Duration
 }
 
-const positiveDuration =
-  (field: "maxStale" | "sweepInterval"): Options_.Rule =>
-  (o) => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
-
-const ttlWithinMaxStale: Options_.Rule = (o) => {
-  const ttl = o.ttl
-  const maxStale = Duration.isDuration(o.maxStale) ? o.maxStale : defaults.maxStale
-  return Duration.isDuration(ttl) && Duration.toMillis(ttl) > Duration.toMillis(maxStale)
-    ? [{ path: "ttl", message: `Expected a duration at most maxStale (${Duration.format(maxStale)})` }]
-    : []
-}
-
-const rules: ReadonlyArray<Options_.Rule> = [
-  positiveDuration("maxStale"),
-  positiveDuration("sweepInterval"),
-  ttlWithinMaxStale
-]
-
 /**
  * Validates cache options: succeeds with them resolved (defaults applied),
  * or fails with one `Options.InvalidOptions` listing every bad field and its
@@ -1017,16 +863,7 @@ const rules: ReadonlyArray<Options_.Rule> = [
  */
 export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> => {
   const { issues, normalized } = Options_.normalizeDurations({ ...input }, ["ttl", "maxStale", "sweepInterval"])
-  return Effect.map(
-    Options_.validate("Fallback", Options, normalized, rules, issues),
-    (o: Options): ResolvedOptions => ({
-      name: o.name ?? defaults.name,
-      maxKeys: o.maxKeys ?? defaults.maxKeys,
-      ttl: o.ttl ?? defaults.ttl,
-      maxStale: o.maxStale ?? defaults.maxStale,
-      sweepInterval: o.sweepInterval ?? defaults.sweepInterval
-    })
-  )
+  return Effect.map(Options_.validate("Fallback", Options, normalized, rules, issues), resolveOptions)
 }
 
 /**
@@ -1071,16 +908,30 @@ export const make: (input?: Input | undefined) => Effect.Effect<FallbackCache, O
     const options = yield* validateOptions(input ?? {})
     const scope = yield* Effect.scope
     const context = yield* Effect.context<never>()
-    const { close, service, sweep } = makeCacheWith(options, context)
+    const cache = makeCache(options, context)
     // values older than maxStale are dropped by a fiber that lives as long as the cache
     yield* Effect.forkIn(
       Effect.forever(
-        Effect.andThen(Effect.sleep(options.sweepInterval), Effect.flatMap(Clock.currentTimeMillis, sweep))
+        Effect.andThen(Effect.sleep(options.sweepInterval), Effect.flatMap(Clock.currentTimeMillis, cache.sweep))
       ),
       scope
     )
-    yield* Scope.addFinalizer(scope, close)
-    return service
+    yield* Scope.addFinalizer(scope, cache.close)
+    const service: CacheImpl = {
+      [TypeId]: TypeId,
+      name: options.name,
+      options,
+      run: cache.run,
+      orElseCached: cache.orElseCached,
+      withStaleness: cache.withStaleness,
+      get: cache.get,
+      set: cache.set,
+      invalidate: cache.invalidate,
+      stats: cache.stats,
+      subscribe: cache.subscribe,
+      events: cache.events
+    }
+    return FallbackCache.of(service)
   })
 
 /**
@@ -1367,15 +1218,26 @@ export interface DegradationStats {
 export const makeDegradation = (options?: {
   readonly name?: string | undefined
 }): Effect.Effect<Degradation, never, Scope.Scope> =>
-  Effect.flatMap(Effect.context<never>(), (context) =>
-    Effect.map(
+  Effect.flatMap(Effect.context<never>(), (context) => {
+    const name = options?.name ?? defaultName
+    return Effect.map(
       Effect.acquireRelease(
-        Effect.sync(() => makeDegradationWith(options?.name ?? defaultName, context)),
+        Effect.sync(() => makeSwitch(name, context)),
         ({ close }) => close
       ),
-      ({ service }) => service
+      (degradation): Degradation => ({
+        [DegradationTypeId]: DegradationTypeId,
+        name,
+        degrade: degradation.degrade,
+        recover: degradation.recover,
+        state: degradation.state,
+        whenDegraded: degradation.whenDegraded,
+        stats: degradation.stats,
+        subscribe: degradation.subscribe,
+        events: degradation.events
+      })
     )
-  )
+  })
 
 /**
  * While the switch is degraded, answers with the alternative (given the
@@ -1505,15 +1367,27 @@ export interface CoalescerStats {
 export const makeCoalescer = (options?: {
   readonly name?: string | undefined
 }): Effect.Effect<Coalescer, never, Scope.Scope> =>
-  Effect.flatMap(Effect.context<never>(), (context) =>
-    Effect.map(
+  Effect.flatMap(Effect.context<never>(), (context) => {
+    const name = options?.name ?? defaultName
+    return Effect.map(
       Effect.acquireRelease(
-        Effect.sync(() => makeCoalescerWith(options?.name ?? defaultName, context)),
+        Effect.sync(() => makeFlights(name, context)),
         ({ close }) => close
       ),
-      ({ service }) => service
+      (flights) => {
+        const service: CoalescerImpl = {
+          [CoalescerTypeId]: CoalescerTypeId,
+          name,
+          run: flights.run,
+          coalesce: flights.coalesce,
+          stats: flights.stats,
+          subscribe: flights.subscribe,
+          events: flights.events
+        }
+        return Coalescer.of(service)
+      }
     )
-  )
+  })
 
 /**
  * Provides `Coalescer` for the layer's lifetime.
@@ -1585,399 +1459,9 @@ export const coalesce: {
 )
 
 // ---------------------------------------------------------------------------
-// the implementation: the cache
+// the implementation: internal/fallbackHandler.ts (what falls back and how it
+// is reported), fallbackCache.ts, fallbackDegradation.ts, fallbackCoalescer.ts
 // ---------------------------------------------------------------------------
-
-/** The cache as the combinators run it. */
-interface CacheImpl extends FallbackCache {
-  readonly run: <A, E, R>(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    self: Effect.Effect<A, E, R>,
-    options: CachedOptions<E>,
-    served: boolean
-  ) => Effect.Effect<unknown, E, R>
-}
 
 const cacheOf = (fiber: Fiber.Fiber<unknown, unknown>): CacheImpl =>
   Context.getUnsafe(fiber.context, FallbackCache) as CacheImpl
-
-const noStaleness: Option.Option<Duration.Duration> = Option.none()
-
-const invalidDuration = (field: string, value: unknown): RangeError =>
-  new RangeError(`Fallback: a call's ${field} must be a non-negative duration, got ${Options_.renderValue(value)}`)
-
-interface CacheCounters {
-  stored: number
-  fresh: number
-  stale: number
-  expired: number
-  miss: number
-}
-
-/**
- * Stores a call's success (stamped with when the call started), or answers
- * its failure from the cache: the call's one allocation, with what its
- * failure needs.
- */
-class CachedCall<A, E> extends Frame.Frame<A, E> {
-  readonly owner: CacheState
-  readonly call: CachedOptions<E>
-  readonly start: number
-  /** The oldest value the call accepts, in milliseconds (at most the cache's `maxStale`). */
-  readonly maxStale: number
-  readonly served: boolean
-  constructor(owner: CacheState, call: CachedOptions<E>, start: number, maxStale: number, served: boolean) {
-    super()
-    this.owner = owner
-    this.call = call
-    this.start = start
-    this.maxStale = maxStale
-    this.served = served
-  }
-  onSuccess(value: A, _fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E> | undefined): Exit.Exit<A, E> {
-    const owner = this.owner
-    if (engine.store(owner.cache, this.call.key, value, this.start)) owner.counters.stored++
-    if (this.served) return Exit.succeed({ value, source: "call", stale: noStaleness } as Served<A>) as never
-    return Frame.succeeded(value, exit)
-  }
-  onFailure(cause: Cause.Cause<E>, fiber: Fiber.Fiber<unknown, unknown>, exit: Exit.Exit<A, E> | undefined) {
-    const { call, maxStale, owner } = this
-    const trigger = triggerOf(cause, call.when, call.catchDefects === true)
-    if (trigger === undefined) return Frame.failed(cause, exit)
-    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    const found = engine.readStale(owner.cache, call.key, now, maxStale, owner.retention)
-    if (found._tag !== "Stale") {
-      if (found._tag === "Expired") owner.counters.expired++
-      else owner.counters.miss++
-      return Frame.failed(cause, exit)
-    }
-    owner.counters.stale++
-    const age = Duration.millis(found.age)
-    owner.staleServed(fiber, call.key, maxStale, age, trigger)
-    const value = found.entry.value as A
-    if (this.served) return Exit.succeed({ value, source: "stale", stale: Option.some(age) } as Served<A>) as never
-    return Exit.succeed(value)
-  }
-}
-
-interface CacheState {
-  readonly cache: engine.Cache<unknown>
-  readonly counters: CacheCounters
-  /** The cache's `maxStale`, in milliseconds: how long values are kept, and the most any call may accept. */
-  readonly retention: number
-  readonly staleServed: (
-    fiber: Fiber.Fiber<unknown, unknown>,
-    key: string,
-    maxStale: number,
-    age: Duration.Duration,
-    trigger: Trigger
-  ) => void
-}
-
-const makeCacheWith = (
-  options: ResolvedOptions,
-  context: Context.Context<never>
-): {
-  readonly service: FallbackCache
-  readonly sweep: (now: number) => Effect.Effect<void>
-  readonly close: Effect.Effect<void>
-} => {
-  const { name } = options
-  const ttl = Duration.toMillis(options.ttl)
-  const retention = Duration.toMillis(options.maxStale)
-  const hub = Hub.make<Event>()
-  const state: CacheState = {
-    cache: engine.make<unknown>(options.maxKeys),
-    counters: { stored: 0, fresh: 0, stale: 0, expired: 0, miss: 0 },
-    retention,
-    staleServed: (fiber, key, maxStale, age, trigger) => {
-      spanEvent(fiber, "StaleServed", {
-        [Telemetry.attributes.name]: name,
-        [Telemetry.attributes.reason]: trigger.reason
-      })
-      if (hub.listening() || processHub.listening()) {
-        const event: Event = {
-          _tag: "StaleServed",
-          name,
-          key,
-          age,
-          maxStale: Duration.millis(maxStale),
-          reason: trigger.reason
-        }
-        hub.emit(event)
-        processHub.emit(event)
-      }
-    }
-  }
-  const { cache, counters } = state
-
-  const run = <A, E, R>(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    self: Effect.Effect<A, E, R>,
-    call: CachedOptions<E>,
-    served: boolean
-  ): Effect.Effect<unknown, E, R> => {
-    // a bad per-call duration is a defect (it comes from code), the call not run
-    let callTtl = ttl
-    if (call.ttl !== undefined) {
-      const millis = DurationInput.toMillisOrUndefined(call.ttl)
-      if (millis === undefined || millis < 0) return Effect.die(invalidDuration("ttl", call.ttl))
-      callTtl = millis
-    }
-    let maxStale = retention
-    if (call.maxStale !== undefined) {
-      const millis = DurationInput.toMillisOrUndefined(call.maxStale)
-      if (millis === undefined || millis < 0) return Effect.die(invalidDuration("maxStale", call.maxStale))
-      maxStale = Math.min(millis, retention)
-    }
-    const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    if (callTtl > 0 && call.serveFresh !== false) {
-      const entry = engine.readFresh(cache, call.key, now, callTtl)
-      if (entry !== undefined) {
-        counters.fresh++
-        return Exit.succeed(served ? { value: entry.value, source: "fresh", stale: noStaleness } : entry.value)
-      }
-    }
-    return Frame.within(fiber, self, new CachedCall<A, E>(state, call, now, maxStale, served))
-  }
-
-  const registrar = Metrics.registrar(context)
-  const base = { [Telemetry.attributes.name]: name }
-  const spec = Telemetry.fallback
-  for (const outcome of ["fresh", "stale", "expired", "miss"] as const) {
-    registrar.counter(spec.cacheLookups, { ...base, [Telemetry.attributes.outcome]: outcome }, () => counters[outcome])
-  }
-  registrar.gauge(spec.cacheKeys, base, () => cache.entries.size)
-
-  const service: CacheImpl = {
-    [TypeId]: TypeId,
-    name,
-    options,
-    run,
-    orElseCached: <A, E, R>(self: Effect.Effect<A, E, R>, call: CachedOptions<E>) =>
-      Effect.withFiber((fiber) => run(fiber, self, call, false) as Effect.Effect<A, E, R>),
-    withStaleness: <A, E, R>(self: Effect.Effect<A, E, R>, call: CachedOptions<E>) =>
-      Effect.withFiber((fiber) => run(fiber, self, call, true) as Effect.Effect<Served<A>, E, R>),
-    get: (key) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const entry = cache.entries.get(key)
-        return entry === undefined
-          ? Option.none()
-          : Option.some({ value: entry.value, age: Duration.millis(engine.ageOf(entry, now)) })
-      }),
-    set: (key, value) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (engine.store(cache, key, value, now)) counters.stored++
-      }),
-    invalidate: (key) =>
-      Effect.sync(() => {
-        engine.remove(cache, key)
-      }),
-    stats: Effect.sync(() => ({ keys: cache.entries.size, ...counters, evicted: cache.evicted })),
-    subscribe: hub.subscribe,
-    events: hub.events
-  }
-  return {
-    service: FallbackCache.of(service),
-    sweep: (now) =>
-      Effect.sync(() => {
-        engine.sweep(cache, now, retention)
-      }),
-    close: Effect.andThen(
-      hub.end,
-      Effect.sync(() => registrar.removeAll())
-    )
-  }
-}
-
-// ---------------------------------------------------------------------------
-// the implementation: degraded mode
-// ---------------------------------------------------------------------------
-
-const makeDegradationWith = (
-  name: string,
-  context: Context.Context<never>
-): { readonly service: Degradation; readonly close: Effect.Effect<void> } => {
-  const hub = Hub.make<Event>()
-  let mode: DegradationState = { _tag: "Normal" }
-  const counters = { degradations: 0, fallbacks: 0 }
-  const emit = (event: Event) => {
-    hub.emit(event)
-    processHub.emit(event)
-  }
-  const listening = () => hub.listening() || processHub.listening()
-  const changed = (reason: string | undefined) => {
-    if (listening()) emit({ _tag: "DegradedModeChanged", name, degraded: reason !== undefined, reason })
-  }
-
-  const registrar = Metrics.registrar(context)
-  const base = { [Telemetry.attributes.name]: name }
-  registrar.gauge(Telemetry.fallback.degraded, base, () => (mode._tag === "Degraded" ? 1 : 0))
-  registrar.counter(
-    Telemetry.fallback.used,
-    { ...base, [Telemetry.attributes.reason]: "degraded" },
-    () => counters.fallbacks
-  )
-
-  const service: Degradation = {
-    [DegradationTypeId]: DegradationTypeId,
-    name,
-    degrade: (reason) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (mode._tag === "Degraded" && mode.reason === reason) return
-        if (mode._tag === "Normal") counters.degradations++
-        mode = { _tag: "Degraded", reason, since: mode._tag === "Degraded" ? mode.since : DateTime.makeUnsafe(now) }
-        changed(reason)
-      }),
-    recover: Effect.sync(() => {
-      if (mode._tag === "Normal") return
-      mode = { _tag: "Normal" }
-      changed(undefined)
-    }),
-    state: Effect.sync(() => mode),
-    whenDegraded: <A, E, R, A2, E2, R2>(
-      self: Effect.Effect<A, E, R>,
-      alternative: (reason: string) => Effect.Effect<A2, E2, R2>
-    ) =>
-      Effect.suspend((): Effect.Effect<A | A2, E | E2, R | R2> => {
-        if (mode._tag === "Normal") return self
-        const reason = mode.reason
-        counters.fallbacks++
-        const fiber = Fiber.getCurrent()
-        if (fiber !== undefined) {
-          spanEvent(fiber, "FallbackUsed", {
-            [Telemetry.attributes.name]: name,
-            [Telemetry.attributes.reason]: "degraded"
-          })
-        }
-        if (listening()) emit({ _tag: "FallbackUsed", name, reason: "degraded", alternative: 1, error: reason })
-        return alternative(reason)
-      }),
-    stats: Effect.sync(() => ({ degraded: mode._tag === "Degraded", ...counters })),
-    subscribe: hub.subscribe,
-    events: hub.events
-  }
-  return {
-    service,
-    close: Effect.andThen(
-      hub.end,
-      Effect.sync(() => registrar.removeAll())
-    )
-  }
-}
-
-// ---------------------------------------------------------------------------
-// the implementation: request coalescing
-// ---------------------------------------------------------------------------
-
-/** One execution in flight: its fiber, its exit once done, and the callers waiting for it. */
-class Flight implements engine.Flight {
-  waiters = 0
-  done = false
-  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
-  exit: Exit.Exit<unknown, unknown> | undefined = undefined
-  readonly resumes = new Set<(exit: Exit.Exit<unknown, unknown>) => void>()
-}
-
-interface CoalescerImpl extends Coalescer {
-  readonly run: <A, E, R>(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    self: Effect.Effect<A, E, R>,
-    key: string
-  ) => Effect.Effect<A, E, R>
-}
-
-const newFlight = (): Flight => new Flight()
-
-const makeCoalescerWith = (
-  name: string,
-  context: Context.Context<never>
-): { readonly service: Coalescer; readonly close: Effect.Effect<void> } => {
-  const hub = Hub.make<Event>()
-  const flights = new Map<string, Flight>()
-  const counters = { executions: 0, coalesced: 0 }
-
-  /** Waits for the flight's exit; a caller interrupted while waiting leaves, the last one stops the execution. */
-  const wait = (flight: Flight, key: string): Effect.Effect<unknown, unknown> =>
-    Effect.callback<unknown, unknown>((resume) => {
-      if (flight.exit !== undefined) {
-        resume(flight.exit)
-        return
-      }
-      flight.resumes.add(resume)
-      return Effect.sync(() => {
-        flight.resumes.delete(resume)
-        if (engine.leave(flights, key, flight)) flight.fiber?.interruptUnsafe()
-      })
-    })
-
-  const run = <A, E, R>(
-    fiber: Fiber.Fiber<unknown, unknown>,
-    self: Effect.Effect<A, E, R>,
-    key: string
-  ): Effect.Effect<A, E, R> => {
-    const flight = engine.join(flights, key, newFlight)
-    if (flight.waiters > 1) {
-      counters.coalesced++
-      if (hub.listening() || processHub.listening()) {
-        const event: Event = { _tag: "Coalesced", name, key, waiters: flight.waiters }
-        hub.emit(event)
-        processHub.emit(event)
-      }
-      return wait(flight, key) as Effect.Effect<A, E>
-    }
-    counters.executions++
-    // the execution runs in a fiber of its own (not the caller's child), so
-    // that the caller who started it can leave without stopping it; it runs
-    // synchronously until it first suspends
-    const execution = Effect.runForkWith(fiber.context as Context.Context<R>)(self)
-    const done = execution.pollUnsafe()
-    if (done !== undefined) {
-      engine.finish(flights, key, flight)
-      return done
-    }
-    flight.fiber = execution
-    execution.addObserver((exit) => {
-      engine.finish(flights, key, flight)
-      flight.exit = exit
-      for (const resume of flight.resumes) resume(exit)
-      flight.resumes.clear()
-    })
-    return wait(flight, key) as Effect.Effect<A, E>
-  }
-
-  const registrar = Metrics.registrar(context)
-  const base = { [Telemetry.attributes.name]: name }
-  registrar.counter(Telemetry.fallback.coalesced, base, () => counters.coalesced)
-  registrar.counter(Telemetry.fallback.coalesceExecutions, base, () => counters.executions)
-
-  const service: CoalescerImpl = {
-    [CoalescerTypeId]: CoalescerTypeId,
-    name,
-    run,
-    coalesce: (self, options) => Effect.withFiber((fiber) => run(fiber, self, options.key)),
-    stats: Effect.sync(() => ({ inFlight: flights.size, ...counters })),
-    subscribe: hub.subscribe,
-    events: hub.events
-  }
-  return {
-    service: Coalescer.of(service),
-    close: Effect.andThen(
-      Effect.andThen(
-        hub.end,
-        Effect.sync(() => registrar.removeAll())
-      ),
-      Effect.suspend(() => {
-        const running = Array.from(flights.values(), (flight) => flight.fiber)
-        flights.clear()
-        return Effect.forEach(
-          running,
-          (execution) => (execution === undefined ? Effect.void : Fiber.interrupt(execution)),
-          {
-            discard: true
-          }
-        )
-      })
-    )
-  }
-}

@@ -14,6 +14,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { histogramAwareMetricValue as metricValue } from "./metrics.ts"
 
 /** A call that holds its permits until `gate` is done, then ends as the gate says. */
 const held = <E>(
@@ -47,21 +48,6 @@ const recording = (
 
 const counts = (bulkhead: Bulkhead.Bulkhead, key?: string) =>
   Effect.map(bulkhead.state(key), (s) => ({ active: s.active, queued: s.queued }))
-
-/** The value of a snapshotted metric series: a counter's count, a gauge's value, a histogram's [count, sum]. */
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | ReadonlyArray<number> | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("sum" in state && "count" in state) return [Number(state.count), Number(state.sum)]
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
-}
 
 describe("Bulkhead", () => {
   it.effect("runs calls at once while permits are free; with maxQueue 0 a call finding none is rejected", () =>

@@ -15,6 +15,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { histogramAwareMetricValue as metricValue } from "./metrics.ts"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly retryAfterMillis?: number }> {}
 class NotFound extends Data.TaggedError("NotFound") {}
@@ -46,21 +47,6 @@ const timedCall = <A, E>(breaker: CircuitBreaker.CircuitBreaker, effect: Effect.
     yield* TestClock.adjust(Duration.millis(millis))
     return yield* Fiber.join(fiber)
   })
-
-/** The value of a snapshotted metric series: a counter's count, a gauge's value, a histogram's [count, sum]. */
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | ReadonlyArray<number> | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("sum" in state && "count" in state) return [Number(state.count), Number(state.sum)]
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
-}
 
 describe("CircuitBreaker", () => {
   describe("consecutive failures", () => {

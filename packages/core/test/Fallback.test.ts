@@ -16,6 +16,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { metricValue } from "./metrics.ts"
 
 class Unavailable extends Data.TaggedError("Unavailable")<{}> {}
 class NotFound extends Data.TaggedError("NotFound")<{ readonly id: string }> {}
@@ -36,20 +37,6 @@ const counted = <A, E>(exit: Exit.Exit<A, E>) => {
     return exit
   })
   return { runs, effect }
-}
-
-/** The value of a snapshotted metric series: a counter's count or a gauge's value. */
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
 }
 
 /** Drains what a subscription holds now. */
