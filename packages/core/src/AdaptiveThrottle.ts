@@ -137,6 +137,12 @@ export interface AdaptiveThrottle {
   ) => Effect.Effect<A, E | AdaptiveThrottleError, R>
   /** One key's window now (the throttle's own, for calls without a key, when `key` is omitted). */
   readonly state: (key?: string | undefined) => Effect.Effect<KeyState>
+  /**
+   * Every window held now: the throttle's own first, then each key's, oldest
+   * key first. O(keys × buckets): for dashboards and diagnostics, not for a
+   * call's path.
+   */
+  readonly states: Effect.Effect<ReadonlyArray<KeyState>>
   /** Totals since the start, over every key. */
   readonly stats: Effect.Effect<Stats>
   /** A queue of the events from now on, for the scope's lifetime. */
@@ -917,11 +923,18 @@ const makeWith = (
     })
 
   // ---- reading
-  const stateOf = (key: string | undefined, now: number): KeyState => {
-    const e = key === undefined || key === name ? main : entries.get(key)
-    if (e === undefined) return { key: key ?? name, requests: 0, accepts: 0, probability: 0 }
+  const stateOfEntry = (e: Entry, now: number): KeyState => {
     const { accepts, requests } = engine.counts(e.window, now, config)
     return { key: e.key, requests, accepts, probability: engine.probability(requests, accepts, config) }
+  }
+  const stateOf = (key: string | undefined, now: number): KeyState => {
+    const e = key === undefined || key === name ? main : entries.get(key)
+    return e === undefined ? { key: key ?? name, requests: 0, accepts: 0, probability: 0 } : stateOfEntry(e, now)
+  }
+  const statesAt = (now: number): ReadonlyArray<KeyState> => {
+    const states = [stateOfEntry(main, now)]
+    for (const e of entries.values()) states.push(stateOfEntry(e, now))
+    return states
   }
   const highestProbability = (): number => {
     const now = clock.currentTimeMillisUnsafe()
@@ -955,6 +968,7 @@ const makeWith = (
     options,
     throttle: throttleCall,
     state: (key) => Clock.clockWith((c) => Effect.sync(() => stateOf(key, c.currentTimeMillisUnsafe()))),
+    states: Clock.clockWith((c) => Effect.sync(() => statesAt(c.currentTimeMillisUnsafe()))),
     stats: Effect.sync(() => ({
       admitted: counters.admitted,
       throttled: counters.throttled,

@@ -69,6 +69,7 @@
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -186,6 +187,8 @@ export interface Registry {
   readonly snapshot: Effect.Effect<Input>
   /** Configurations applied so far: 1 after `make`, one more per successful reload. */
   readonly version: Effect.Effect<number>
+  /** The last reload refused (as its `ReloadFailed` event reported it), kept until the next one; undefined before any. */
+  readonly lastFailure: Effect.Effect<ReloadFailure | undefined>
   /** A queue of the events from now on, for the scope's lifetime. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
   /** The events as a stream (each run subscribes). */
@@ -213,6 +216,21 @@ export interface ReloadResult {
   readonly replaced: ReadonlyArray<{ readonly name: string; readonly parts: ReadonlyArray<PartName> }>
   readonly unchanged: ReadonlyArray<string>
   readonly removed: ReadonlyArray<string>
+}
+
+/**
+ * A reload the registry refused: the configuration of `version` kept serving.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ReloadFailure {
+  /** The version served when the reload was refused (and still served after it). */
+  readonly version: number
+  /** Clock milliseconds of the refusal. */
+  readonly failedAt: number
+  /** Every bad field of the refused configuration. */
+  readonly error: Options_.InvalidOptions
 }
 
 /**
@@ -1058,11 +1076,15 @@ const makeInternal = Effect.fnUntraced(function* (options: MakeOptions) {
     if (hub.listening()) hub.emit(event)
   }
 
+  let lastFailure: ReloadFailure | undefined
   const failed = (error: Options_.InvalidOptions): Effect.Effect<void> =>
-    Effect.sync(() => {
-      counters.failed++
-      emit({ _tag: "ReloadFailed", registry: registryName, version, error })
-    })
+    Clock.clockWith((clock) =>
+      Effect.sync(() => {
+        counters.failed++
+        lastFailure = { version, failedAt: clock.currentTimeMillisUnsafe(), error }
+        emit({ _tag: "ReloadFailed", registry: registryName, version, error })
+      })
+    )
 
   const apply = (input: Input): Effect.Effect<ReloadResult, Options_.InvalidOptions> =>
     Effect.uninterruptible(
@@ -1128,6 +1150,7 @@ const makeInternal = Effect.fnUntraced(function* (options: MakeOptions) {
     names: Effect.sync(() => [...entries.keys()]),
     snapshot: Effect.sync(() => current),
     version: Effect.sync(() => version),
+    lastFailure: Effect.sync(() => lastFailure),
     subscribe: hub.subscribe,
     events: hub.events
   })

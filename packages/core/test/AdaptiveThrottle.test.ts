@@ -13,6 +13,7 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { metricValue } from "./metrics.ts"
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -83,20 +84,6 @@ const refused = Effect.fail(new Overloaded())
 /** Runs `effect` with coins that never fall under a probability: every call is admitted. */
 const admitAll = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.provideService(effect, Random.Random, countingRandom(0.999_999))
-
-/** The value of a snapshotted metric series: a counter's count, a gauge's value. */
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
-}
 
 // ---------------------------------------------------------------------------
 // decisions
@@ -661,6 +648,36 @@ describe("AdaptiveThrottle.layerConfig", () => {
         Effect.provide(AdaptiveThrottle.layer({ name: "layered" }))
       )
       assert.strictEqual(name, "layered")
+    })
+  )
+})
+
+describe("AdaptiveThrottle states", () => {
+  it.effect("every window held: the throttle's own first, then each key's oldest first, with its counts now", () =>
+    Effect.gen(function* () {
+      const throttle = yield* AdaptiveThrottle.make({ name: "quotes", window: "10 seconds", buckets: 10 })
+      assert.deepStrictEqual(yield* throttle.states, [{ key: "quotes", requests: 0, accepts: 0, probability: 0 }])
+      yield* admitAll(drive(throttle, refused, 2, "eu"))
+      yield* admitAll(drive(throttle, Effect.succeed(1), 1, "us"))
+      yield* admitAll(drive(throttle, refused, 1))
+      const states = yield* throttle.states
+      assert.deepStrictEqual(states, [
+        { key: "quotes", requests: 1, accepts: 0, probability: 1 / 2 },
+        { key: "eu", requests: 2, accepts: 0, probability: 2 / 3 },
+        { key: "us", requests: 1, accepts: 1, probability: 0 }
+      ])
+      // the same windows state(key) reads, one by one
+      for (const s of states) assert.deepStrictEqual(yield* throttle.state(s.key), s)
+      // the counts leave with the window; the keys stay until they are swept
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(
+        (yield* throttle.states).map((s) => [s.key, s.requests, s.probability]),
+        [
+          ["quotes", 0, 0],
+          ["eu", 0, 0],
+          ["us", 0, 0]
+        ]
+      )
     })
   )
 })

@@ -10,6 +10,7 @@ import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { metricValue } from "./metrics.ts"
 
 /** An effect that fails `n` times, then succeeds with the number of calls. */
 const failing = (n: number) => {
@@ -38,19 +39,6 @@ const breakerOf = (registry: Registry.Registry, name: string) =>
     assert.isDefined(breaker)
     return breaker
   })
-
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
-}
 
 describe("Registry", () => {
   it.effect("builds policies from data and applies them by name (registry.apply and Registry.apply)", () =>
@@ -498,5 +486,28 @@ describe("Registry", () => {
       )
       yield* Fiber.join(scoped)
     })
+  )
+})
+
+describe("Registry lastFailure", () => {
+  it.effect(
+    "undefined before any refused reload; then the last refusal (version kept, clock time, error) until the next",
+    () =>
+      Effect.gen(function* () {
+        const registry = yield* Registry.make({ policies: { a: { attemptTimeout: "1 second" } } })
+        assert.isUndefined(yield* registry.lastFailure)
+        yield* TestClock.adjust("5 seconds")
+        const first = yield* Effect.flip(registry.reload({ policies: { b: { bulkhead: { maxConcurrent: -1 } } } }))
+        assert.deepStrictEqual(yield* registry.lastFailure, { version: 1, failedAt: 5_000, error: first })
+        // a reload applied moves the version on, and leaves the last refusal as it was
+        yield* registry.reload({ policies: { a: {} } })
+        assert.deepStrictEqual(yield* registry.lastFailure, { version: 1, failedAt: 5_000, error: first })
+        yield* TestClock.adjust("1 second")
+        const second = yield* Effect.flip(
+          registry.reload({ policies: { c: { retry: { kind: "constant", base: 0, maxAttempts: 0 } } } })
+        )
+        assert.notStrictEqual(second, first)
+        assert.deepStrictEqual(yield* registry.lastFailure, { version: 2, failedAt: 6_000, error: second })
+      })
   )
 })

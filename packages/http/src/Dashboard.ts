@@ -1,8 +1,9 @@
 /**
  * A live dashboard for Effect's HTTP server: one self-contained page showing
- * the circuit breakers, rate limiters, bulkheads, health registries and alerts
- * of a process as they change, the same data as JSON, and a Server-Sent
- * Events stream the page renders from.
+ * the circuit breakers, rate limiters, bulkheads (with their adaptive
+ * limits), adaptive throttles, load balancers, policy registries, health
+ * registries and alerts of a process as they change, the same data as JSON,
+ * and a Server-Sent Events stream the page renders from.
  *
  * Three routes under `prefix` (`/dashboard` by default):
  *
@@ -10,11 +11,14 @@
  *   and script inline (no CDN, no build step, no external asset), served with
  *   a Content-Security-Policy allowing only its own nonce-tagged script.
  * - `GET <prefix>/snapshot`: a {@link Snapshot} as JSON, a versioned,
- *   Schema-described shape (`version: 1`).
+ *   Schema-described shape (`version: 2`).
  * - `GET <prefix>/events`: `text/event-stream`. A full snapshot on connect,
  *   then one every `interval` (on Effect's `Clock`) and one at once after a
- *   breaker transition, a health status change or an alert firing or
- *   resolving. A browser that loses the stream shows it and reconnects.
+ *   breaker transition, a health status change, an alert firing or
+ *   resolving, an adaptive bulkhead's `LimitChanged`, a throttle's
+ *   `Throttled`, an endpoint ejected or returned or the endpoint set
+ *   changing, and a registry's policy added, replaced or removed or a reload
+ *   refused. A browser that loses the stream shows it and reconnects.
  *
  * **Details**
  *
@@ -22,6 +26,10 @@
  *   store holds), most urgent first (Open, ForcedOpen, HalfOpen, …): at most
  *   `maxCircuits` per breaker, with the count of the rest. A breaker that
  *   has not run a call yet shows its default circuit.
+ * - The other keyed lists are cut the same way: at most `maxEndpoints`
+ *   endpoints per load balancer (ejected ones first) and `maxThrottleKeys`
+ *   keys per adaptive throttle (the highest rejection probability first),
+ *   with the count of the rest.
  * - Slow clients cannot grow memory: every change only marks the stream as
  *   due (a sliding queue of one), and a snapshot is taken when the client is
  *   ready for it, so intermediate snapshots are dropped and the latest sent.
@@ -36,9 +44,14 @@
  * - The dashboard exposes internal state (circuit keys, client keys of the
  *   top-clients sketch, error messages): mount it behind authentication, or on
  *   a port the public cannot reach (docs/patterns/dashboard.md shows both).
- * - While a page is open the dashboard subscribes to the breakers' events, so
- *   the breakers build an event per call. Over a remote store a subscribed
- *   breaker also reads each circuit's health back after every call.
+ * - While a page is open the dashboard subscribes to the events of the
+ *   breakers, adaptive bulkheads, throttles, balancers and registries, so
+ *   they build their events (a breaker one per call). Over a remote store a
+ *   subscribed breaker also reads each circuit's health back after every
+ *   call.
+ * - A bulkhead's `limit` is its own compartment's (calls without a key): a
+ *   bulkhead keyed per tenant shows `limitChanges` over every key, but no
+ *   per-key limit (read those with `state(key)`).
  * - An open event stream is a request in flight: a Node server waits for it
  *   (up to `gracefulShutdownTimeout`, 20 seconds by default) before it
  *   finishes shutting down.
@@ -68,8 +81,8 @@
  * @stability experimental
  * @since 0.1.0
  */
-import type { Bulkhead, CircuitBreaker, RateLimiter } from "@effect-resilience/core"
-import { Alert, Health, Options as Options_ } from "@effect-resilience/core"
+import type { AdaptiveThrottle, Bulkhead, CircuitBreaker, LoadBalancer, RateLimiter } from "@effect-resilience/core"
+import { Alert, Health, Options as Options_, Registry } from "@effect-resilience/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -122,7 +135,9 @@ export interface Dashboard {
   readonly snapshot: Effect.Effect<Snapshot>
   /**
    * A snapshot now, then one every `interval` and one after each breaker
-   * transition, health change or alert change. Pull-driven: while the
+   * transition, health change, alert change, adaptive limit change,
+   * throttling, endpoint ejection, return or set change, and policy change
+   * or refused reload. Pull-driven: while the
    * consumer is busy, changes coalesce into one pending snapshot, taken when
    * it pulls. Each run holds its subscriptions for as long as it runs.
    */
@@ -210,7 +225,8 @@ export const LimiterView = Schema.Struct({
 })
 
 /**
- * A bulkhead: permits held, calls waiting, and the totals.
+ * A bulkhead: permits held, calls waiting, the totals, and its limit (the
+ * adaptive one when it has one).
  *
  * @category snapshot
  * @since 0.1.0
@@ -223,7 +239,141 @@ export const BulkheadView = Schema.Struct({
   rejected: Count,
   keys: Count,
   maxConcurrent: Count,
-  maxQueue: Count
+  maxQueue: Count,
+  /**
+   * The limit of the bulkhead's own compartment (calls without a key) now:
+   * `maxConcurrent` for a fixed bulkhead, the adaptive limit with one. (Since version 2.)
+   */
+  limit: Count,
+  /** Changes of an adaptive limit over every key since the start (0 for a fixed bulkhead). (Since version 2.) */
+  limitChanges: Count,
+  /** The adaptive limit's algorithm and bounds; `null` for a fixed bulkhead. (Since version 2.) */
+  adaptive: Schema.NullOr(
+    Schema.Struct({
+      algorithm: Schema.Literals(["aimd", "gradient", "vegas"]),
+      minLimit: Count,
+      maxLimit: Count
+    })
+  )
+})
+
+/**
+ * One key's window of an adaptive throttle.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const ThrottleWindowView = Schema.Struct({
+  key: Schema.String,
+  /** Requests in the window (local rejections included). */
+  requests: Count,
+  /** Requests the backend accepted, in the window. */
+  accepts: Count,
+  /** The probability that the key's next call is rejected locally, 0 to 1. */
+  probability: Schema.Number
+})
+
+/**
+ * An adaptive throttle: its totals and its keys with the highest rejection
+ * probability.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const ThrottleView = Schema.Struct({
+  name: Schema.String,
+  /** Calls run, since the start. */
+  admitted: Count,
+  /** Calls rejected locally, since the start. */
+  throttled: Count,
+  accepted: Count,
+  notAccepted: Count,
+  ignored: Count,
+  /** Keys held (the throttle's own window not counted). */
+  keys: Count,
+  /** The accepts multiplier K, and the cap of the probability. */
+  k: Schema.Number,
+  maxRejectProbability: Schema.Number,
+  windowMillis: Schema.Number,
+  /** Windows held; at most `maxThrottleKeys` of them are in `windows`. */
+  windowCount: Count,
+  /**
+   * The windows, highest probability first. The throttle's own window (its
+   * name as the key) is listed when it has requests or no key is held.
+   */
+  windows: Schema.Array(ThrottleWindowView)
+})
+
+/**
+ * One endpoint of a load balancer.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const EndpointView = Schema.Struct({
+  id: Schema.String,
+  /** `active` (in the set), `ejected` (in the set, ejected), `draining` (removed, calls still in flight). */
+  state: Schema.Literals(["active", "ejected", "draining"]),
+  zone: Schema.NullOr(Schema.String),
+  weight: Schema.Number,
+  inFlight: Count,
+  /** The peak EWMA of its latency, in milliseconds; `null` before its first call ended. */
+  latencyMillis: Schema.NullOr(Schema.Number),
+  successes: Count,
+  failures: Count,
+  consecutiveFailures: Count,
+  /** Times it was ejected since it joined. */
+  ejections: Count,
+  /** For an ejected endpoint: the clock millis its ejection ends; `null` otherwise. */
+  ejectedUntil: Schema.NullOr(Schema.Number)
+})
+
+/**
+ * A load balancer: its set, its totals and its endpoints, ejected ones first.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const BalancerView = Schema.Struct({
+  name: Schema.String,
+  strategy: Schema.String,
+  /** Endpoints in the set. */
+  endpointCount: Count,
+  /** Endpoints of the set ejected now. */
+  ejected: Count,
+  /** Whether calls go to every endpoint, ejected or not (panic mode). */
+  panic: Schema.Boolean,
+  inFlight: Count,
+  successes: Count,
+  failures: Count,
+  ignored: Count,
+  rejected: Count,
+  /** Endpoints known: the set's and the draining ones; at most `maxEndpoints` of them are in `endpoints`. */
+  hostCount: Count,
+  endpoints: Schema.Array(EndpointView)
+})
+
+/**
+ * A policy registry: the version served, each policy with its parts, and the
+ * last reload it refused.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const RegistryView = Schema.Struct({
+  name: Schema.String,
+  /** Configurations applied so far. */
+  version: Count,
+  /** The policies served, in configuration order, each with its parts outermost first. */
+  policies: Schema.Array(Schema.Struct({ name: Schema.String, parts: Schema.Array(Schema.String) })),
+  /** The last reload refused (the version then served, when, and every bad field); `null` before any. */
+  lastFailure: Schema.NullOr(
+    Schema.Struct({
+      version: Count,
+      failedAt: Schema.Number,
+      issues: Schema.Array(Schema.Struct({ path: Schema.String, value: Schema.String, message: Schema.String }))
+    })
+  )
 })
 
 /**
@@ -276,14 +426,15 @@ export const AlertsView = Schema.Struct({
 
 /**
  * Everything the dashboard shows, as `GET <prefix>/snapshot` answers it and
- * each event of `GET <prefix>/events` carries it. Versioned: a change that
- * is not an addition bumps `version`.
+ * each event of `GET <prefix>/events` carries it. Versioned: `version` 2
+ * added the bulkheads' limits and the `throttles`, `balancers` and
+ * `registries` sections; every field of version 1 is unchanged.
  *
  * @category snapshot
  * @since 0.1.0
  */
 export const Snapshot = Schema.Struct({
-  version: Schema.Literal(1),
+  version: Schema.Literal(2),
   title: Schema.String,
   /** Clock millis when the snapshot was taken. */
   takenAt: Schema.Number,
@@ -297,7 +448,10 @@ export const Snapshot = Schema.Struct({
   limiters: Schema.Array(LimiterView),
   bulkheads: Schema.Array(BulkheadView),
   health: Schema.Array(HealthView),
-  alerts: Schema.Array(AlertsView)
+  alerts: Schema.Array(AlertsView),
+  throttles: Schema.Array(ThrottleView),
+  balancers: Schema.Array(BalancerView),
+  registries: Schema.Array(RegistryView)
 })
 
 /**
@@ -340,6 +494,36 @@ export type HealthView = typeof HealthView.Type
  * @category snapshot
  * @since 0.1.0
  */
+export type ThrottleWindowView = typeof ThrottleWindowView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type ThrottleView = typeof ThrottleView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type EndpointView = typeof EndpointView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type BalancerView = typeof BalancerView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type RegistryView = typeof RegistryView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
 export type AlertsView = typeof AlertsView.Type
 
 // ---------------------------------------------------------------------------
@@ -360,6 +544,8 @@ export const defaults: {
   readonly maxCircuits: number
   readonly topClients: number
   readonly maxClients: number
+  readonly maxEndpoints: number
+  readonly maxThrottleKeys: number
 } = {
   prefix: "/dashboard",
   title: "Resilience dashboard",
@@ -367,7 +553,9 @@ export const defaults: {
   reconnect: Duration.seconds(1),
   maxCircuits: 50,
   topClients: 5,
-  maxClients: 16
+  maxClients: 16,
+  maxEndpoints: 50,
+  maxThrottleKeys: 50
 }
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
@@ -375,7 +563,8 @@ const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 /**
  * The dashboard's options as a schema: the single source of their rules and
  * of the Defaults table. The instances shown (`breakers`, `limiters`,
- * `bulkheads`, `health`, `alerts`) are programmatic only.
+ * `bulkheads`, `health`, `alerts`, `throttles`, `balancers`, `registries`)
+ * are programmatic only.
  *
  * @category options
  * @since 0.1.0
@@ -426,6 +615,18 @@ export const Options = Schema.Struct({
       description: "Event streams open at once; more are answered 503 (the browser retries).",
       default: defaults.maxClients
     })
+  ),
+  maxEndpoints: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Endpoints shown per load balancer, the ejected ones first; the rest are counted.",
+      default: defaults.maxEndpoints
+    })
+  ),
+  maxThrottleKeys: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Keys shown per adaptive throttle, the highest rejection probability first; the rest are counted.",
+      default: defaults.maxThrottleKeys
+    })
   )
 })
 
@@ -434,6 +635,15 @@ export const Options = Schema.Struct({
  * @since 0.1.0
  */
 export type Options = typeof Options.Type
+
+/**
+ * What the dashboard reads of a load balancer: any `LoadBalancer<E>` fits,
+ * whatever its endpoint type `E` (only the endpoints' ids are shown).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type Balancer = Pick<LoadBalancer.LoadBalancer, "name" | "options" | "stats" | "subscribe">
 
 /**
  * Options as `make` and `layer` take them: durations as any
@@ -448,6 +658,10 @@ export interface Input {
   readonly bulkheads?: ReadonlyArray<Bulkhead.Bulkhead> | undefined
   readonly health?: Health.Health | ReadonlyArray<Health.Health> | undefined
   readonly alerts?: Alert.Alert | ReadonlyArray<Alert.Alert> | undefined
+  readonly throttles?: ReadonlyArray<AdaptiveThrottle.AdaptiveThrottle> | undefined
+  /** Load balancers over any endpoint type. */
+  readonly balancers?: ReadonlyArray<Balancer> | undefined
+  readonly registries?: Registry.Registry | ReadonlyArray<Registry.Registry> | undefined
   /** The routes' path (default `/dashboard`). */
   readonly prefix?: `/${string}` | undefined
   /** The page's title (default `Resilience dashboard`). */
@@ -462,6 +676,10 @@ export interface Input {
   readonly topClients?: number | undefined
   /** Event streams open at once (default 16). */
   readonly maxClients?: number | undefined
+  /** Endpoints shown per load balancer (default 50). */
+  readonly maxEndpoints?: number | undefined
+  /** Keys shown per adaptive throttle (default 50). */
+  readonly maxThrottleKeys?: number | undefined
 }
 
 /**
@@ -476,6 +694,9 @@ export interface ResolvedOptions {
   readonly bulkheads: ReadonlyArray<Bulkhead.Bulkhead>
   readonly health: ReadonlyArray<Health.Health>
   readonly alerts: ReadonlyArray<Alert.Alert>
+  readonly throttles: ReadonlyArray<AdaptiveThrottle.AdaptiveThrottle>
+  readonly balancers: ReadonlyArray<Balancer>
+  readonly registries: ReadonlyArray<Registry.Registry>
   readonly prefix: `/${string}`
   readonly title: string
   readonly interval: Duration.Duration
@@ -483,6 +704,8 @@ export interface ResolvedOptions {
   readonly maxCircuits: number
   readonly topClients: number
   readonly maxClients: number
+  readonly maxEndpoints: number
+  readonly maxThrottleKeys: number
 }
 
 const healthList = (value: Input["health"]): ReadonlyArray<Health.Health> =>
@@ -490,6 +713,9 @@ const healthList = (value: Input["health"]): ReadonlyArray<Health.Health> =>
 
 const alertList = (value: Input["alerts"]): ReadonlyArray<Alert.Alert> =>
   value === undefined ? [] : Alert.TypeId in value ? [value] : value
+
+const registryList = (value: Input["registries"]): ReadonlyArray<Registry.Registry> =>
+  value === undefined ? [] : Registry.TypeId in value ? [value] : value
 
 /** The schema checked the pattern (segments after slashes); this tells the compiler. */
 const isPath = (path: string): path is `/${string}` => path.startsWith("/")
@@ -545,9 +771,20 @@ const uniqueNames = (
  * @since 0.1.0
  */
 export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> => {
-  const { alerts, breakers = [], bulkheads = [], health, limiters = [], ...rest } = input
+  const {
+    alerts,
+    balancers = [],
+    breakers = [],
+    bulkheads = [],
+    health,
+    limiters = [],
+    registries,
+    throttles = [],
+    ...rest
+  } = input
   const healths = healthList(health)
   const alertRegistries = alertList(alerts)
+  const policyRegistries = registryList(registries)
   const { issues, normalized } = Options_.normalizeDurations({ ...rest }, ["interval", "reconnect"])
   const instanceIssues: Array<Options_.Issue> = []
   uniqueNames("breakers", breakers, instanceIssues)
@@ -555,6 +792,9 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
   uniqueNames("bulkheads", bulkheads, instanceIssues)
   uniqueNames("health", healths, instanceIssues)
   uniqueNames("alerts", alertRegistries, instanceIssues)
+  uniqueNames("throttles", throttles, instanceIssues)
+  uniqueNames("balancers", balancers, instanceIssues)
+  uniqueNames("registries", policyRegistries, instanceIssues)
   return Effect.map(
     Options_.validate(
       "Dashboard",
@@ -569,13 +809,18 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
       bulkheads,
       health: healths,
       alerts: alertRegistries,
+      throttles,
+      balancers,
+      registries: policyRegistries,
       prefix: o.prefix !== undefined && isPath(o.prefix) ? o.prefix : defaults.prefix,
       title: o.title ?? defaults.title,
       interval: o.interval ?? defaults.interval,
       reconnect: o.reconnect ?? defaults.reconnect,
       maxCircuits: o.maxCircuits ?? defaults.maxCircuits,
       topClients: o.topClients ?? defaults.topClients,
-      maxClients: o.maxClients ?? defaults.maxClients
+      maxClients: o.maxClients ?? defaults.maxClients,
+      maxEndpoints: o.maxEndpoints ?? defaults.maxEndpoints,
+      maxThrottleKeys: o.maxThrottleKeys ?? defaults.maxThrottleKeys
     })
   )
 }
@@ -724,16 +969,103 @@ const limiterView = (limiter: RateLimiter.RateLimiter, topClients: number): Effe
   )
 
 const bulkheadView = (bulkhead: Bulkhead.Bulkhead): Effect.Effect<BulkheadView> =>
-  Effect.map(bulkhead.stats, (stats) => ({
-    name: bulkhead.name,
-    active: stats.active,
-    queued: stats.queued,
-    admitted: stats.admitted,
+  Effect.map(bulkhead.stats, (stats) => {
+    const limit = bulkhead.options.limit
+    return {
+      name: bulkhead.name,
+      active: stats.active,
+      queued: stats.queued,
+      admitted: stats.admitted,
+      rejected: stats.rejected,
+      keys: stats.keys,
+      maxConcurrent: bulkhead.options.maxConcurrent,
+      maxQueue: bulkhead.options.maxQueue,
+      limit: stats.limit,
+      limitChanges: stats.limitChanges,
+      adaptive:
+        limit === undefined ? null : { algorithm: limit.algorithm, minLimit: limit.minLimit, maxLimit: limit.maxLimit }
+    }
+  })
+
+const throttleView = (throttle: AdaptiveThrottle.AdaptiveThrottle, maxKeys: number): Effect.Effect<ThrottleView> =>
+  Effect.map(Effect.all([throttle.stats, throttle.states]), ([stats, states]) => {
+    // the throttle's own window comes first; a keyed throttle's is empty: shown only when it has history
+    const [own, ...keyed] = states
+    const held = own !== undefined && (own.requests > 0 || keyed.length === 0) ? states : keyed
+    return {
+      name: throttle.name,
+      admitted: stats.admitted,
+      throttled: stats.throttled,
+      accepted: stats.accepted,
+      notAccepted: stats.notAccepted,
+      ignored: stats.ignored,
+      keys: stats.keys,
+      k: throttle.options.k,
+      maxRejectProbability: throttle.options.maxRejectProbability,
+      windowMillis: Duration.toMillis(throttle.options.window),
+      windowCount: held.length,
+      windows: internal
+        .pickWindows(held, maxKeys)
+        .map(({ accepts, key, probability, requests }) => ({ key, requests, accepts, probability }))
+    }
+  })
+
+const balancerView = (balancer: Balancer, maxEndpoints: number): Effect.Effect<BalancerView> =>
+  Effect.map(Effect.all([balancer.stats, Clock.currentTimeMillis]), ([stats, now]) => ({
+    name: balancer.name,
+    strategy: balancer.options.strategy,
+    endpointCount: stats.endpoints,
+    ejected: stats.ejected,
+    panic: stats.panic,
+    inFlight: stats.inFlight,
+    successes: stats.successes,
+    failures: stats.failures,
+    ignored: stats.ignored,
     rejected: stats.rejected,
-    keys: stats.keys,
-    maxConcurrent: bulkhead.options.maxConcurrent,
-    maxQueue: bulkhead.options.maxQueue
+    hostCount: stats.hosts.length,
+    endpoints: internal.pickEndpoints(stats.hosts, maxEndpoints).map(
+      (h): EndpointView => ({
+        id: h.id,
+        state: h.state,
+        zone: h.zone ?? null,
+        weight: h.weight,
+        inFlight: h.inFlight,
+        latencyMillis: h.latency === undefined ? null : Duration.toMillis(h.latency),
+        successes: h.successes,
+        failures: h.failures,
+        consecutiveFailures: h.consecutiveFailures,
+        ejections: h.ejections,
+        ejectedUntil: h.state === "ejected" && h.ejectedFor !== undefined ? now + Duration.toMillis(h.ejectedFor) : null
+      })
+    )
   }))
+
+const registryView = (registry: Registry.Registry): Effect.Effect<RegistryView> =>
+  Effect.gen(function* () {
+    const version = yield* registry.version
+    const names = yield* registry.names
+    // a reload between reading the names and a policy drops it: the next snapshot has the new set
+    const policies = yield* Effect.forEach(names, (name) =>
+      Effect.match(registry.get(name), {
+        onFailure: () => [],
+        onSuccess: (policy) => [{ name, parts: [...policy.layers] }]
+      })
+    )
+    const failure = yield* registry.lastFailure
+    return {
+      name: registry.name,
+      version,
+      policies: policies.flat(),
+      lastFailure:
+        failure === undefined
+          ? null
+          : {
+              version: failure.version,
+              failedAt: failure.failedAt,
+              issues: failure.error.issues.map(({ message, path, value }) => ({ path, value, message }))
+            }
+    }
+  })
 
 const healthView = (health: Health.Health): Effect.Effect<HealthView> =>
   Effect.map(health.status, (report) => ({
@@ -786,9 +1118,12 @@ const makeWith = (options: ResolvedOptions): Dashboard => {
     const bulkheads = yield* Effect.forEach(options.bulkheads, bulkheadView)
     const health = yield* Effect.forEach(options.health, healthView)
     const alerts = yield* Effect.forEach(options.alerts, alertsView)
+    const throttles = yield* Effect.forEach(options.throttles, (t) => throttleView(t, options.maxThrottleKeys))
+    const balancers = yield* Effect.forEach(options.balancers, (b) => balancerView(b, options.maxEndpoints))
+    const registries = yield* Effect.forEach(options.registries, registryView)
     const takenAt = yield* Clock.currentTimeMillis
     return {
-      version: 1,
+      version: 2,
       title: options.title,
       takenAt,
       intervalMillis,
@@ -798,13 +1133,28 @@ const makeWith = (options: ResolvedOptions): Dashboard => {
       limiters,
       bulkheads,
       health,
-      alerts
+      alerts,
+      throttles,
+      balancers,
+      registries
     } as const
   })
 
   // What makes a snapshot due at once: subscribed before the first snapshot, so no change after it is missed.
-  // Limiters and bulkheads emit per call and are read on the interval only.
+  // Limiters emit per call and are read on the interval only; so are fixed bulkheads (only an adaptive one
+  // has a `LimitChanged` to push, and a subscribed bulkhead builds its queue and rejection events too).
   const triggers: ReadonlyArray<Effect.Effect<Stream.Stream<unknown>, never, Scope.Scope>> = [
+    ...options.bulkheads
+      .filter((b) => b.options.limit !== undefined)
+      .map((b) =>
+        Effect.map(b.subscribe, (queue) => Stream.filter(Stream.fromQueue(queue), (e) => e._tag === "LimitChanged"))
+      ),
+    // at most one `Throttled` per key and bucket of the window
+    ...options.throttles.map((t) => Effect.map(t.subscribe, Stream.fromQueue)),
+    ...options.balancers.map((b) =>
+      Effect.map(b.subscribe, (queue) => Stream.filter(Stream.fromQueue(queue), (e) => e._tag !== "Rejected"))
+    ),
+    ...options.registries.map((r) => Effect.map(r.subscribe, Stream.fromQueue)),
     ...options.breakers.map((b) =>
       Effect.map(b.subscribe, (queue) => Stream.filter(Stream.fromQueue(queue), (e) => e._tag === "StateTransition"))
     ),

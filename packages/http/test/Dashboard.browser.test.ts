@@ -9,7 +9,7 @@ import * as Fs from "node:fs"
 import * as Http from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CircuitBreaker } from "@effect-resilience/core"
+import { AdaptiveThrottle, Bulkhead, CircuitBreaker, LoadBalancer, Registry } from "@effect-resilience/core"
 import { Dashboard } from "@effect-resilience/http"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import { type Browser, chromium, type Page } from "playwright-core"
 
@@ -34,18 +35,41 @@ const xssTitle = `<b id="injected">Ops</b> & co`
 /** Runs an effect in the test's (live) runtime. */
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect)
 
-/** The server side: a breaker and a dashboard living for the whole file, and a server that can be stopped and restarted on its port. */
+/**
+ * The server side: a breaker, an adaptive bulkhead, a throttle, a balancer, a registry and a dashboard living for the
+ * whole file, and a server that can be stopped and restarted on its port. The interval is an hour: what the page
+ * shows after it loaded was pushed on an event.
+ */
 const setup = Effect.gen(function* () {
   const scope = yield* Scope.make()
-  const { breaker, dashboard } = yield* Effect.gen(function* () {
+  const { balancer, breaker, bulkhead, dashboard, registry, throttle } = yield* Effect.gen(function* () {
     const breaker = yield* CircuitBreaker.make({ name: "payments", consecutiveFailures: 2, openDuration: "1 hour" })
+    const bulkhead = yield* Bulkhead.make({
+      name: "search",
+      maxConcurrent: 10,
+      limit: { algorithm: "aimd", minLimit: 2, maxLimit: 20 }
+    })
+    const throttle = yield* AdaptiveThrottle.make({ name: "quotes" })
+    const balancer = yield* LoadBalancer.make({
+      name: "users",
+      endpoints: [{ id: "a" }, { id: "b" }, { id: "c" }],
+      consecutiveFailures: 2,
+      maxEjectionPercent: 50,
+      baseEjectionTime: "1 hour",
+      interval: "1 hour"
+    })
+    const registry = yield* Registry.make({ name: "policies", policies: { search: { attemptTimeout: "1 second" } } })
     const dashboard = yield* Dashboard.make({
       breakers: [breaker],
+      bulkheads: [bulkhead],
+      throttles: [throttle],
+      balancers: [balancer],
+      registries: registry,
       title: xssTitle,
-      interval: "500 millis",
+      interval: "1 hour",
       reconnect: "200 millis"
     })
-    return { breaker, dashboard }
+    return { balancer, breaker, bulkhead, dashboard, registry, throttle }
   }).pipe(Scope.provide(scope), Effect.provide(CircuitBreaker.layerStoreMemory()))
 
   /** Serves the dashboard on `port` (0: any free port) until the returned scope closes. */
@@ -68,8 +92,16 @@ const setup = Effect.gen(function* () {
     })
 
   const fail = (key: string) => Effect.ignore(Effect.fail("down").pipe(CircuitBreaker.protect(breaker, { key })))
+  /** A refused call through the throttle under `key`, its coin always 0: rejected locally once the probability is above 0. */
+  const refuse = (key: string) =>
+    Effect.ignore(Effect.fail("503").pipe(AdaptiveThrottle.throttle(throttle, { key }))).pipe(
+      Effect.provideService(Random.Random, { nextDoubleUnsafe: () => 0, nextIntUnsafe: () => 0 })
+    )
+  /** One call through the balancer, failing on `failing`. */
+  const balanced = (failing: string) =>
+    Effect.ignore(LoadBalancer.call(balancer, (e) => (e.id === failing ? Effect.fail("down") : Effect.void)))
 
-  return { scope, breaker, dashboard, serve, fail }
+  return { scope, breaker, bulkhead, registry, dashboard, serve, fail, refuse, balanced }
 })
 
 type Setup = Effect.Success<typeof setup>
@@ -165,6 +197,61 @@ describe.skipIf(!installed && process.env.CI === undefined)("Dashboard in a brow
     // the new stream is live: a change made now shows without a reload
     await run(server.breaker.forceOpen("after-restart"))
     await circuit(page, "ForcedOpen").filter({ hasText: "after-restart" }).waitFor(wait)
+    await page.close()
+  })
+
+  it("shows an adaptive limit, an ejected endpoint, a throttle's probability and a refused reload, pushed live", {
+    timeout: 30_000
+  }, async () => {
+    if (server === undefined) throw new Error("no server")
+    // before the page opens: a refused reload (shown from the first snapshot)
+    await run(
+      Effect.ignore(
+        server.registry.reload({ policies: { search: { retry: { kind: "constant", base: 0, maxAttempts: 0 } } } })
+      )
+    )
+    const { errors, page } = await open()
+    const limit = page.locator('[data-bulkhead="search"] td.limit')
+    await limit.and(page.locator('[data-limit="10"]')).waitFor(wait)
+    assert.strictEqual(await limit.locator(".value").textContent(), "10")
+    assert.strictEqual(await limit.locator(".badge").textContent(), "aimd")
+    const policies = page.locator('[data-registry="policies"]')
+    assert.strictEqual(
+      await policies.locator('tr.policy[data-policy="search"] td').nth(1).textContent(),
+      "attemptTimeout"
+    )
+    assert.strictEqual(
+      await policies.locator(".reload-failure li.issue").textContent(),
+      "policies.search.retry.maxAttempts: Expected a value greater than or equal to 1 (0)"
+    )
+    await page.evaluate(() => Object.assign(globalThis, { __mark: "kept" }))
+
+    // LimitChanged: one failed call drops the limit, 10 → 9
+    await run(Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(server.bulkhead))))
+    await limit.and(page.locator('[data-limit="9"]')).waitFor(wait)
+    assert.strictEqual(await limit.locator(".value").textContent(), "9")
+    assert.match((await limit.locator(".muted").textContent()) ?? "", /^2–20, 1 change$/)
+
+    // EndpointEjected: round robin a, b, c, a, b; "b" fails twice in a row
+    const { balanced } = server
+    await run(Effect.forEach([1, 2, 3, 4, 5], () => balanced("b"), { discard: true }))
+    const ejected = page.locator('[data-balancer="users"] tr.endpoint[data-endpoint="b"][data-state="ejected"]')
+    await ejected.waitFor(wait)
+    assert.strictEqual(await ejected.locator(".state .badge").textContent(), "ejected")
+    assert.match((await ejected.locator(".back").textContent()) ?? "", /^back in \d+(\.\d)? (min|h)$/)
+    // ejected endpoints come first
+    assert.strictEqual(
+      await page.locator('[data-balancer="users"] tr.endpoint').first().getAttribute("data-endpoint"),
+      "b"
+    )
+
+    // Throttled: a refusal (probability 1/2), then a local rejection pushes the window at 2/3
+    await run(Effect.andThen(server.refuse("eu"), server.refuse("eu")))
+    const window = page.locator('[data-throttle="quotes"] tr.window[data-key="eu"]')
+    await window.waitFor(wait)
+    assert.strictEqual(await window.locator(".probability").textContent(), "66.7%")
+    assert.strictEqual(await page.evaluate(() => (globalThis as unknown as { __mark?: string }).__mark), "kept")
+    assert.deepStrictEqual(errors, [])
     await page.close()
   })
 })

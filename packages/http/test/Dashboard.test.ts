@@ -1,6 +1,16 @@
 import * as Http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
-import { Alert, Bulkhead, CircuitBreaker, Health, Options, RateLimiter } from "@effect-resilience/core"
+import {
+  AdaptiveThrottle,
+  Alert,
+  Bulkhead,
+  CircuitBreaker,
+  Health,
+  LoadBalancer,
+  Options,
+  RateLimiter,
+  Registry
+} from "@effect-resilience/core"
 import { Dashboard } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -11,6 +21,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
+import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
@@ -124,6 +135,63 @@ const countingSubscriptions = (breaker: CircuitBreaker.CircuitBreaker) =>
 const circuits = (snapshot: Dashboard.Snapshot, breaker = 0) =>
   snapshot.breakers[breaker]?.circuits.map((c) => [c.key, c.state, c.retryAfterMillis]) ?? []
 
+/** A random source whose every draw is `value`: with 0, a throttle rejects every call it may (probability above 0). */
+const fixedRandom = (value: number): Random.Random => ({ nextDoubleUnsafe: () => value, nextIntUnsafe: () => 0 })
+
+/** Runs `self` through `throttle` under key `key` with every coin at 0; the error, if any, is dropped. */
+const throttled = (throttle: AdaptiveThrottle.AdaptiveThrottle, key: string, self: Effect.Effect<unknown, string>) =>
+  Effect.ignore(self.pipe(AdaptiveThrottle.throttle(throttle, { key }))).pipe(
+    Effect.provideService(Random.Random, fixedRandom(0))
+  )
+
+/** An endpoint type of the app's own: the dashboard takes a balancer over it and shows its ids only. */
+interface Replica extends LoadBalancer.Endpoint {
+  readonly url: string
+}
+
+const replicas = (...ids: ReadonlyArray<string>): ReadonlyArray<Replica> =>
+  ids.map((id) => ({ id, url: `http://${id}.internal:8080`, ...(id === "a" ? { zone: "eu-1" } : {}) }))
+
+/** One call through the balancer, failing on the endpoints listed. */
+const balanced = (lb: LoadBalancer.LoadBalancer<Replica>, failing: ReadonlyArray<string> = []) =>
+  Effect.ignore(LoadBalancer.call(lb, (e) => (failing.includes(e.id) ? Effect.fail(e.url) : Effect.succeed(e.url))))
+
+const registryPolicies = {
+  payments: {
+    retry: { kind: "constant", base: 0, maxAttempts: 3 },
+    circuitBreaker: { consecutiveFailures: 5 }
+  },
+  search: { attemptTimeout: "1 second" }
+} as const
+
+/** Makes the instances of the version-2 sections: an adaptive bulkhead, a throttle, a balancer, a registry. */
+const makeV2Instances = Effect.gen(function* () {
+  const search = yield* Bulkhead.make({
+    name: "search",
+    maxConcurrent: 10,
+    limit: { algorithm: "aimd", minLimit: 2, maxLimit: 20 }
+  })
+  const quotes = yield* AdaptiveThrottle.make({ name: "quotes" })
+  const users = yield* LoadBalancer.make({
+    name: "users",
+    endpoints: replicas("a", "b", "c"),
+    consecutiveFailures: 2,
+    maxEjectionPercent: 50,
+    baseEjectionTime: "10 seconds",
+    interval: "1 hour"
+  })
+  const registry = yield* Registry.make({ name: "policies", policies: registryPolicies })
+  return { search, quotes, users, registry }
+})
+
+/** A reload the registry refuses: a threshold above 1 and a negative attempt count. */
+const badReload = {
+  policies: {
+    payments: { circuitBreaker: { failureRateThreshold: 2 } },
+    search: { retry: { kind: "constant", base: 0, maxAttempts: -1 } }
+  }
+} as const
+
 describe("Dashboard", () => {
   it.effect("snapshot JSON: every kind of instance, circuits most urgent first, retryAfter on the TestClock", () =>
     Effect.gen(function* () {
@@ -163,7 +231,7 @@ describe("Dashboard", () => {
       assert.strictEqual(res.headers.get("cache-control"), "no-store")
       assert.match(res.headers.get("content-type") ?? "", /application\/json/)
       const snapshot = decodeSnapshot(res.json)
-      assert.deepStrictEqual([snapshot.version, snapshot.title, snapshot.takenAt], [1, "Resilience dashboard", 0])
+      assert.deepStrictEqual([snapshot.version, snapshot.title, snapshot.takenAt], [2, "Resilience dashboard", 0])
       assert.strictEqual(snapshot.intervalMillis, 1000)
       // Open first, then the Closed ones by key
       assert.deepStrictEqual(circuits(snapshot), [
@@ -185,8 +253,22 @@ describe("Dashboard", () => {
         { key: "bob", cost: 1 }
       ])
       assert.deepStrictEqual(snapshot.bulkheads, [
-        { name: "reports", active: 0, queued: 0, admitted: 1, rejected: 0, keys: 0, maxConcurrent: 3, maxQueue: 5 }
+        {
+          name: "reports",
+          active: 0,
+          queued: 0,
+          admitted: 1,
+          rejected: 0,
+          keys: 0,
+          maxConcurrent: 3,
+          maxQueue: 5,
+          limit: 3,
+          limitChanges: 0,
+          adaptive: null
+        }
       ])
+      // sections given no instance are empty
+      assert.deepStrictEqual([snapshot.throttles, snapshot.balancers, snapshot.registries], [[], [], []])
       assert.strictEqual(snapshot.status, "unhealthy")
       assert.deepStrictEqual(
         snapshot.health[0]?.components.map((c) => [c.name, c.status, c.critical]),
@@ -211,6 +293,155 @@ describe("Dashboard", () => {
       assert.strictEqual(later.takenAt, 10_000)
       assert.deepStrictEqual(circuits(later)[0], ["eu", "Open", 20_000])
     }).pipe(Effect.scoped, Effect.provide([CircuitBreaker.layerStoreMemory(), RateLimiter.layerStoreMemory()]))
+  )
+
+  it.effect(
+    "snapshot JSON v2: an adaptive bulkhead's limit, throttle windows, balancer endpoints, registry policies and its last refused reload",
+    () =>
+      Effect.gen(function* () {
+        const { quotes, registry, search, users } = yield* makeV2Instances
+        const fixed = yield* Bulkhead.make({ name: "reports", maxConcurrent: 3 })
+        const plain = yield* AdaptiveThrottle.make({ name: "plain" })
+        const idle = yield* AdaptiveThrottle.make({ name: "idle" })
+        yield* Effect.ignore(Effect.fail("503").pipe(AdaptiveThrottle.throttle(plain)))
+        // one failed call: aimd's drop, 10 → ⌊10 × 0.9⌋ = 9
+        yield* Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(search)))
+        // "eu": a refusal (1 request, 0 accepts: probability 1/2), then a local rejection (2, 0: 2/3)
+        yield* throttled(quotes, "eu", Effect.fail("503"))
+        yield* throttled(quotes, "eu", Effect.fail("503"))
+        yield* throttled(quotes, "us", Effect.void)
+        yield* throttled(quotes, "us", Effect.void)
+        yield* throttled(quotes, "ap", Effect.fail("503"))
+        // round robin a, b, c, a, b: "b" fails twice in a row and is ejected for 10 s
+        for (let i = 0; i < 5; i++) yield* balanced(users, ["b"])
+        yield* TestClock.adjust("4 seconds")
+        yield* Effect.flip(registry.reload(badReload))
+        yield* TestClock.adjust("1 second")
+
+        const { get } = yield* serveLoopback(
+          Dashboard.layer({
+            bulkheads: [search, fixed],
+            throttles: [quotes, plain, idle],
+            balancers: [users],
+            registries: registry,
+            maxEndpoints: 2,
+            maxThrottleKeys: 2
+          })
+        )
+        const snapshot = decodeSnapshot((yield* get("/dashboard/snapshot")).json)
+        assert.deepStrictEqual([snapshot.version, snapshot.takenAt], [2, 5_000])
+        assert.deepStrictEqual(
+          snapshot.bulkheads.map((b) => [b.name, b.limit, b.limitChanges, b.adaptive, b.maxConcurrent, b.admitted]),
+          [
+            ["search", 9, 1, { algorithm: "aimd", minLimit: 2, maxLimit: 20 }, 10, 1],
+            ["reports", 3, 0, null, 3, 0]
+          ]
+        )
+        // the highest probabilities first, two of the three keys; the throttle's own empty window left out
+        assert.deepStrictEqual(snapshot.throttles[0], {
+          name: "quotes",
+          admitted: 4,
+          throttled: 1,
+          accepted: 2,
+          notAccepted: 2,
+          ignored: 0,
+          keys: 3,
+          k: 2,
+          maxRejectProbability: 0.9,
+          windowMillis: 120_000,
+          windowCount: 3,
+          windows: [
+            { key: "eu", requests: 2, accepts: 0, probability: 2 / 3 },
+            { key: "ap", requests: 1, accepts: 0, probability: 1 / 2 }
+          ]
+        })
+        // without keys, the throttle's own window (its name as the key): with history, or empty when nothing ran
+        assert.deepStrictEqual(
+          snapshot.throttles.slice(1).map((t) => [t.name, t.keys, t.windowCount, t.windows]),
+          [
+            ["plain", 0, 1, [{ key: "plain", requests: 1, accepts: 0, probability: 1 / 2 }]],
+            ["idle", 0, 1, [{ key: "idle", requests: 0, accepts: 0, probability: 0 }]]
+          ]
+        )
+        // the ejected endpoint first, then the set's order; two of the three shown
+        assert.deepStrictEqual(snapshot.balancers, [
+          {
+            name: "users",
+            strategy: "roundRobin",
+            endpointCount: 3,
+            ejected: 1,
+            panic: false,
+            inFlight: 0,
+            successes: 3,
+            failures: 2,
+            ignored: 0,
+            rejected: 0,
+            hostCount: 3,
+            endpoints: [
+              {
+                id: "b",
+                state: "ejected",
+                zone: null,
+                weight: 1,
+                inFlight: 0,
+                latencyMillis: 0,
+                successes: 0,
+                failures: 2,
+                consecutiveFailures: 0,
+                ejections: 1,
+                ejectedUntil: 10_000
+              },
+              {
+                id: "a",
+                state: "active",
+                zone: "eu-1",
+                weight: 1,
+                inFlight: 0,
+                latencyMillis: 0,
+                successes: 2,
+                failures: 0,
+                consecutiveFailures: 0,
+                ejections: 0,
+                ejectedUntil: null
+              }
+            ]
+          }
+        ])
+        assert.deepStrictEqual(snapshot.registries, [
+          {
+            name: "policies",
+            version: 1,
+            policies: [
+              { name: "payments", parts: ["retry", "circuitBreaker"] },
+              { name: "search", parts: ["attemptTimeout"] }
+            ],
+            lastFailure: {
+              version: 1,
+              failedAt: 4_000,
+              issues: [
+                {
+                  path: "policies.payments.circuitBreaker.failureRateThreshold",
+                  value: "2",
+                  message: "Expected a value between 0 (excluded) and 1"
+                },
+                {
+                  path: "policies.search.retry.maxAttempts",
+                  value: "-1",
+                  message: "Expected a value greater than or equal to 1"
+                }
+              ]
+            }
+          }
+        ])
+
+        // a reload that is applied moves the version on; the refused one stays shown until the next refusal
+        yield* registry.reload({ policies: { ...registryPolicies, reports: {} } })
+        const after = decodeSnapshot((yield* get("/dashboard/snapshot")).json)
+        assert.deepStrictEqual(
+          after.registries.map((r) => [r.version, r.policies.map((p) => p.name), r.lastFailure?.failedAt]),
+          [[2, ["payments", "search", "reports"], 4_000]]
+        )
+      }).pipe(Effect.scoped)
   )
 
   it.effect(
@@ -327,6 +558,172 @@ describe("Dashboard", () => {
     }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
   )
 
+  it.effect(
+    "events: pushed at once on LimitChanged, Throttled, an endpoint ejected or returned, the set changing, a policy added and a reload refused",
+    () =>
+      Effect.gen(function* () {
+        const { quotes, registry, search, users } = yield* makeV2Instances
+        const fixed = yield* Bulkhead.make({ name: "reports" })
+        const { port } = yield* serveLoopback(
+          Dashboard.layer({
+            bulkheads: [search, fixed],
+            throttles: [quotes],
+            balancers: [users],
+            registries: [registry],
+            interval: "1 hour"
+          })
+        )
+        const events = yield* openEvents(port)
+        const first = yield* events.next
+        assert.deepStrictEqual(
+          [first.takenAt, first.bulkheads[0]?.limit, first.throttles[0]?.windows.length, first.balancers[0]?.ejected],
+          [0, 10, 1, 0]
+        )
+        // every step below makes exactly one event, and the clock stands still (the interval is an hour): each
+        // snapshot read is the one that event pushed
+
+        // LimitChanged: aimd's drop on a failure
+        yield* Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(search)))
+        const onLimit = yield* events.next
+        assert.deepStrictEqual(
+          [onLimit.takenAt, onLimit.bulkheads[0]?.limit, onLimit.bulkheads[0]?.limitChanges],
+          [0, 9, 1]
+        )
+
+        // Throttled: the refusal emits nothing; the local rejection after it does
+        yield* throttled(quotes, "eu", Effect.fail("503"))
+        yield* throttled(quotes, "eu", Effect.fail("503"))
+        const onThrottled = yield* events.next
+        assert.deepStrictEqual(
+          [onThrottled.takenAt, onThrottled.throttles[0]?.throttled, onThrottled.throttles[0]?.windows],
+          [0, 1, [{ key: "eu", requests: 2, accepts: 0, probability: 2 / 3 }]]
+        )
+
+        // EndpointEjected: "b" fails twice in a row
+        for (let i = 0; i < 5; i++) yield* balanced(users, ["b"])
+        const onEjected = yield* events.next
+        assert.deepStrictEqual(
+          [onEjected.takenAt, onEjected.balancers[0]?.ejected, onEjected.balancers[0]?.endpoints[0]],
+          [
+            0,
+            1,
+            {
+              id: "b",
+              state: "ejected",
+              zone: null,
+              weight: 1,
+              inFlight: 0,
+              latencyMillis: 0,
+              successes: 0,
+              failures: 2,
+              consecutiveFailures: 0,
+              ejections: 1,
+              ejectedUntil: 10_000
+            }
+          ]
+        )
+
+        // EndpointReturned: its time is up, noticed by the next call's pick
+        yield* TestClock.adjust("10 seconds")
+        yield* balanced(users)
+        const onReturned = yield* events.next
+        assert.deepStrictEqual(
+          [
+            onReturned.takenAt,
+            onReturned.balancers[0]?.ejected,
+            onReturned.balancers[0]?.endpoints.map((e) => [e.id, e.state, e.ejectedUntil, e.ejections])
+          ],
+          [
+            10_000,
+            0,
+            [
+              ["a", "active", null, 0],
+              ["b", "active", null, 1],
+              ["c", "active", null, 0]
+            ]
+          ]
+        )
+
+        // EndpointsChanged: a discovery update
+        yield* users.update(replicas("a", "b", "c", "d"))
+        const onChanged = yield* events.next
+        assert.deepStrictEqual(
+          [onChanged.takenAt, onChanged.balancers[0]?.endpointCount, onChanged.balancers[0]?.endpoints.at(-1)?.id],
+          [10_000, 4, "d"]
+        )
+
+        // PolicyAdded
+        yield* registry.reload({ policies: { ...registryPolicies, reports: {} } })
+        const onAdded = yield* events.next
+        assert.deepStrictEqual(
+          [onAdded.takenAt, onAdded.registries[0]?.version, onAdded.registries[0]?.policies.at(-1)],
+          [10_000, 2, { name: "reports", parts: [] }]
+        )
+
+        // ReloadFailed: shown with every bad field
+        yield* Effect.flip(registry.reload(badReload))
+        const onFailed = yield* events.next
+        assert.deepStrictEqual(
+          [
+            onFailed.takenAt,
+            onFailed.registries[0]?.version,
+            onFailed.registries[0]?.lastFailure?.version,
+            onFailed.registries[0]?.lastFailure?.failedAt,
+            onFailed.registries[0]?.lastFailure?.issues.map((i) => i.path)
+          ],
+          [
+            10_000,
+            2,
+            2,
+            10_000,
+            ["policies.payments.circuitBreaker.failureRateThreshold", "policies.search.retry.maxAttempts"]
+          ]
+        )
+
+        // a fixed bulkhead is read on the interval only: nothing pushed for its calls
+        yield* Effect.succeed(1).pipe(Bulkhead.isolate(fixed))
+        yield* TestClock.adjust("1 hour")
+        const onInterval = yield* events.next
+        // the interval counts from the stream's start
+        assert.deepStrictEqual([onInterval.takenAt, onInterval.bulkheads[1]?.admitted], [3_600_000, 1])
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "maxClients: a second stream racing past the check (both answered before either started) ends with a comment frame",
+    () =>
+      Effect.gen(function* () {
+        const dashboard = yield* Dashboard.make({ maxClients: 1, reconnect: "2 seconds" })
+        const route = dashboard.routes.find((r) => r.path === "/dashboard/events")
+        if (route === undefined) return assert.fail("no events route")
+        // both requests pass the check before either stream is pulled: both are answered 200
+        const first = yield* route.handler
+        const second = yield* route.handler
+        assert.deepStrictEqual([first.status, second.status], [200, 200])
+        const bodyOf = (response: HttpServerResponse.HttpServerResponse) =>
+          response.body._tag === "Stream" ? response.body.stream : Stream.die(new Error("not a stream"))
+        const decoder = new TextDecoder()
+
+        // the first stream starts: it takes the only place
+        const firstPull = yield* Stream.toPull(bodyOf(first))
+        let received = ""
+        while (!received.includes("data: ")) {
+          received += (yield* firstPull).map((chunk) => decoder.decode(chunk)).join("")
+        }
+        assert.match(received, /^retry: 2000\n\ndata: \{"version":2,/)
+        assert.strictEqual(yield* dashboard.clients, 1)
+
+        // the second finds it taken when it starts: the reconnection delay, a comment, and the end
+        const refused = yield* Stream.runCollect(bodyOf(second))
+        assert.deepStrictEqual(
+          refused.map((chunk) => decoder.decode(chunk)),
+          ["retry: 2000\n\n", ": too many dashboard clients\n\n"]
+        )
+        // it neither took a place nor gave one back
+        assert.strictEqual(yield* dashboard.clients, 1)
+      }).pipe(Effect.scoped)
+  )
+
   it.effect("a client that goes away: its stream ends, its subscriptions are released, the count drops", () =>
     Effect.gen(function* () {
       const breaker = yield* CircuitBreaker.make({ name: "payments" })
@@ -398,7 +795,7 @@ describe("Dashboard", () => {
       yield* eventually(Effect.map(dashboard.clients, (n) => n === 0))
       const again = yield* openEvents(port)
       assert.strictEqual(again.status, 200)
-      assert.strictEqual((yield* again.next).version, 1)
+      assert.strictEqual((yield* again.next).version, 2)
     }).pipe(Effect.scoped)
   )
 
@@ -439,16 +836,20 @@ describe("Dashboard", () => {
     Effect.gen(function* () {
       const a = yield* CircuitBreaker.make({ name: "same" })
       const b = yield* CircuitBreaker.make({ name: "same" })
+      const throttle = yield* AdaptiveThrottle.make({ name: "edge" })
       const error = yield* Effect.flip(
         Dashboard.validateOptions({
           breakers: [a, b],
+          throttles: [throttle, throttle],
           prefix: "/ops/",
           title: "",
           interval: "0 seconds",
           reconnect: "soon" as never,
           maxCircuits: 0,
           topClients: 101,
-          maxClients: 1.5
+          maxClients: 1.5,
+          maxEndpoints: 0,
+          maxThrottleKeys: -1
         })
       )
       assert.instanceOf(error, Options.InvalidOptions)
@@ -458,6 +859,7 @@ describe("Dashboard", () => {
         [
           ["reconnect", '"soon"', "Expected a non-negative duration"],
           ["breakers.1", '"same"', "Expected a name not used by another of the breakers"],
+          ["throttles.1", '"edge"', "Expected a name not used by another of the throttles"],
           [
             "prefix",
             '"/ops/"',
@@ -467,6 +869,8 @@ describe("Dashboard", () => {
           ["maxCircuits", "0", "Expected a value greater than or equal to 1"],
           ["topClients", "101", "Expected a value between 0 and 100"],
           ["maxClients", "1.5", "Expected an integer"],
+          ["maxEndpoints", "0", "Expected a value greater than or equal to 1"],
+          ["maxThrottleKeys", "-1", "Expected a value greater than or equal to 1"],
           ["interval", "0", "Expected a duration greater than zero"]
         ]
       )
@@ -494,12 +898,25 @@ describe("Dashboard", () => {
           limiters: [],
           bulkheads: [],
           health: [],
-          alerts: []
+          alerts: [],
+          throttles: [],
+          balancers: [],
+          registries: []
         }
       )
       assert.deepStrictEqual(
         Dashboard.optionsDocs.map((doc) => doc.name),
-        ["prefix", "title", "interval", "reconnect", "maxCircuits", "topClients", "maxClients"]
+        [
+          "prefix",
+          "title",
+          "interval",
+          "reconnect",
+          "maxCircuits",
+          "topClients",
+          "maxClients",
+          "maxEndpoints",
+          "maxThrottleKeys"
+        ]
       )
     }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
   )
@@ -550,6 +967,80 @@ describe("dashboard page helpers", () => {
             if (a === undefined || b === undefined) continue
             const order = page.stateRank(a.state) - page.stateRank(b.state)
             assert.isTrue(order < 0 || (order === 0 && a.key < b.key))
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("pickEndpoints: at most max, every ejected endpoint before any other, each group in the balancer's order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("active", "ejected", "draining"), { maxLength: 30 }),
+        fc.integer({ min: 0, max: 35 }),
+        (states, max) => {
+          const hosts = states.map((state, index) => ({ index, state }))
+          const shown = page.pickEndpoints(hosts, max)
+          assert.strictEqual(shown.length, Math.min(max, hosts.length))
+          const hidden = hosts.filter((h) => !shown.includes(h))
+          const worstShown = Math.max(-1, ...shown.map((h) => page.endpointRank(h.state)))
+          for (const h of hidden) assert.isAtLeast(page.endpointRank(h.state), worstShown)
+          for (let i = 1; i < shown.length; i++) {
+            const [a, b] = [shown[i - 1], shown[i]]
+            if (a === undefined || b === undefined) continue
+            const order = page.endpointRank(a.state) - page.endpointRank(b.state)
+            assert.isTrue(order < 0 || (order === 0 && a.index < b.index))
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+    assert.deepStrictEqual(
+      page
+        .pickEndpoints(
+          [
+            { id: "a", state: "active" },
+            { id: "b", state: "draining" },
+            { id: "c", state: "ejected" },
+            { id: "d", state: "active" }
+          ],
+          3
+        )
+        .map((h) => h.id),
+      ["c", "a", "d"]
+    )
+  })
+
+  it("pickWindows: at most max, no hidden window above a shown one, by probability, then requests, then key", () => {
+    const windowArb = fc.record({
+      key: fc.string({ maxLength: 3 }),
+      requests: fc.integer({ min: 0, max: 5 }),
+      probability: fc.constantFrom(0, 0.25, 0.5, 2 / 3, 0.9)
+    })
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(windowArb, { selector: (w) => w.key, maxLength: 30 }),
+        fc.integer({ min: 0, max: 35 }),
+        (all, max) => {
+          const shown = page.pickWindows(all, max)
+          assert.strictEqual(shown.length, Math.min(max, all.length))
+          const hidden = all.filter((w) => !shown.includes(w))
+          const last = shown.at(-1)
+          for (const w of hidden) {
+            if (last === undefined) continue
+            assert.isTrue(
+              w.probability < last.probability || (w.probability === last.probability && w.requests <= last.requests)
+            )
+          }
+          for (let i = 1; i < shown.length; i++) {
+            const [a, b] = [shown[i - 1], shown[i]]
+            if (a === undefined || b === undefined) continue
+            assert.isTrue(
+              a.probability > b.probability ||
+                (a.probability === b.probability &&
+                  (a.requests > b.requests || (a.requests === b.requests && a.key < b.key)))
+            )
           }
         }
       ),

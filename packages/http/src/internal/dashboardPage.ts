@@ -47,6 +47,40 @@ export const pickCircuits = <C extends { readonly key: string; readonly state: s
     .sort((a, b) => stateRank(a.state) - stateRank(b.state) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     .slice(0, Math.max(0, max))
 
+/** How urgent a load-balanced endpoint's state is on the page: ejected ones first, draining ones last. */
+export const endpointRank = (state: string): number => (state === "ejected" ? 0 : state === "active" ? 1 : 2)
+
+/**
+ * The `max` endpoints to show out of a balancer's: the ejected ones first,
+ * then the active ones, then the draining ones, each group in the balancer's
+ * own order (so rows do not move between snapshots while nothing changes).
+ */
+export const pickEndpoints = <H extends { readonly state: string }>(
+  hosts: ReadonlyArray<H>,
+  max: number
+): ReadonlyArray<H> =>
+  hosts
+    .map((host, index) => ({ host, index, rank: endpointRank(host.state) }))
+    .sort((a, b) => a.rank - b.rank || a.index - b.index)
+    .slice(0, Math.max(0, max))
+    .map(({ host }) => host)
+
+/**
+ * The `max` windows to show out of an adaptive throttle's: the highest
+ * rejection probability first, then the most requests, then by key.
+ */
+export const pickWindows = <
+  W extends { readonly key: string; readonly requests: number; readonly probability: number }
+>(
+  windows: ReadonlyArray<W>,
+  max: number
+): ReadonlyArray<W> =>
+  [...windows]
+    .sort(
+      (a, b) => b.probability - a.probability || b.requests - a.requests || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    )
+    .slice(0, Math.max(0, max))
+
 /** One Server-Sent Events frame of `data` (a single line: JSON has no raw newlines). */
 export const dataFrame = (data: string): string => `data: ${data.replace(/\r\n|\r|\n/g, "\ndata: ")}\n\n`
 
@@ -99,6 +133,11 @@ td.key{overflow-wrap:anywhere;max-width:260px}
 .s-ForcedOpen,.s-critical{background:var(--crit)}
 .s-MetricsOnly,.s-info,.s-debug{background:var(--info)}
 .s-Disabled{background:var(--off)}
+.s-active{background:var(--ok)}
+.s-ejected,.s-panic{background:var(--bad)}
+.s-draining,.s-fixed{background:var(--off)}
+.s-aimd,.s-gradient,.s-vegas{background:var(--info)}
+ul.issues{margin:4px 0 0;padding-left:18px}
 .bar{position:relative;height:6px;background:var(--line);border-radius:3px;margin-top:3px;min-width:60px}
 .bar>span{position:absolute;left:0;top:0;bottom:0;background:var(--bad);border-radius:3px}
 .stats{display:flex;flex-wrap:wrap;gap:4px 14px;color:var(--muted);font-size:12px;margin-bottom:6px}
@@ -209,14 +248,76 @@ const script = `
   }
 
   function renderBulkheads(s) {
-    fill("bulkheads", s.bulkheads.length === 0 ? [] : [table(["bulkhead", "in flight", "queued", "admitted", "rejected"], s.bulkheads.map(function (b) {
+    fill("bulkheads", s.bulkheads.length === 0 ? [] : [table(["bulkhead", "in flight / limit", "limit", "queued", "admitted", "rejected"], s.bulkheads.map(function (b) {
+      var a = b.adaptive;
       return h("tr", { "class": "bulkhead", "data-bulkhead": b.name },
         h("td", { "class": "key" }, b.name),
-        h("td", null, b.active + " / " + b.maxConcurrent, bar(b.maxConcurrent === 0 ? 0 : b.active / b.maxConcurrent)),
+        h("td", null, b.active + " / " + b.limit, bar(b.limit === 0 ? 0 : b.active / b.limit)),
+        h("td", { "class": "limit", "data-limit": b.limit },
+          h("b", { "class": "value" }, b.limit), " ", badge(a === null ? "fixed" : a.algorithm),
+          a === null ? null : h("div", { "class": "muted" }, a.minLimit + "–" + a.maxLimit + ", " + b.limitChanges + (b.limitChanges === 1 ? " change" : " changes"))),
         h("td", null, b.queued + " / " + b.maxQueue),
         h("td", null, b.admitted),
         h("td", null, b.rejected));
     }))], "No bulkhead registered.");
+  }
+
+  function renderThrottles(s) {
+    fill("throttles", s.throttles.map(function (t) {
+      var rows = t.windows.map(function (w) {
+        return h("tr", { "class": "window", "data-key": w.key, "data-probability": w.probability },
+          h("td", { "class": "key" }, w.key),
+          h("td", null, w.requests),
+          h("td", null, w.accepts),
+          h("td", { "class": "probability" }, pct(w.probability), bar(w.probability)));
+      });
+      var more = t.windowCount > t.windows.length ? h("p", { "class": "muted" }, "+" + (t.windowCount - t.windows.length) + " more keys (highest probability shown)") : null;
+      return h("div", { "class": "throttle", "data-throttle": t.name },
+        h("h3", null, t.name),
+        h("div", { "class": "stats" }, stat("admitted", t.admitted), stat("throttled locally", t.throttled),
+          stat("accepted", t.accepted), stat("not accepted", t.notAccepted), stat("keys", t.keys), stat("K", t.k)),
+        rows.length > 0 ? table(["key", "requests", "accepts", "rejection probability"], rows) : null, more);
+    }), "No adaptive throttle registered.");
+  }
+
+  function renderBalancers(s) {
+    fill("balancers", s.balancers.map(function (b) {
+      var rows = b.endpoints.map(function (e) {
+        return h("tr", { "class": "endpoint", "data-endpoint": e.id, "data-state": e.state },
+          h("td", { "class": "key" }, e.id, e.zone !== null ? h("span", { "class": "muted" }, " " + e.zone) : null),
+          h("td", { "class": "state" }, badge(e.state),
+            e.ejectedUntil !== null ? h("div", { "class": "muted back" }, "back in " + dur(Math.max(0, e.ejectedUntil - s.takenAt))) : null),
+          h("td", null, e.inFlight),
+          h("td", null, dur(e.latencyMillis)),
+          h("td", null, e.successes + " / " + e.failures),
+          h("td", null, e.ejections));
+      });
+      var more = b.hostCount > b.endpoints.length ? h("p", { "class": "muted" }, "+" + (b.hostCount - b.endpoints.length) + " more endpoints (ejected shown first)") : null;
+      return h("div", { "class": "balancer", "data-balancer": b.name },
+        h("h3", null, b.name, " ", b.panic ? badge("panic") : null),
+        h("div", { "class": "stats" }, stat("strategy", b.strategy), stat("endpoints", b.endpointCount), stat("ejected", b.ejected),
+          stat("in flight", b.inFlight), stat("successes", b.successes), stat("failures", b.failures), stat("rejected", b.rejected)),
+        table(["endpoint", "state", "in flight", "latency (EWMA)", "successes / failures", "times ejected"], rows), more);
+    }), "No load balancer registered.");
+  }
+
+  function renderRegistries(s) {
+    fill("registries", s.registries.map(function (r) {
+      var f = r.lastFailure;
+      return h("div", { "class": "policies", "data-registry": r.name },
+        h("h3", null, r.name, " ", h("span", { "class": "muted version" }, "version " + r.version)),
+        table(["policy", "parts (outermost first)"], r.policies.map(function (p) {
+          return h("tr", { "class": "policy", "data-policy": p.name },
+            h("td", { "class": "key" }, p.name),
+            h("td", null, p.parts.length === 0 ? h("span", { "class": "muted" }, "none") : p.parts.join(" → ")));
+        })),
+        f === null ? null : h("div", { "class": "alert reload-failure" },
+          h("b", null, "last reload refused"), " ",
+          h("span", { "class": "muted" }, dur(s.takenAt - f.failedAt) + " ago; version " + f.version + " kept serving"),
+          h("ul", { "class": "issues" }, f.issues.map(function (i) {
+            return h("li", { "class": "issue", "data-path": i.path }, i.path + ": " + i.message + " (" + i.value + ")");
+          }))));
+    }), "No policy registry registered.");
   }
 
   function renderHealth(s) {
@@ -235,7 +336,7 @@ const script = `
   }
 
   function render(s) {
-    if (!s || s.version !== 1) return;
+    if (!s || s.version !== 2) return;
     overall.replaceChildren(badge(s.status));
     updated.textContent = "updated " + new Date(s.takenAt).toLocaleTimeString();
     renderAlerts(s);
@@ -243,6 +344,9 @@ const script = `
     renderLimiters(s);
     renderBulkheads(s);
     renderHealth(s);
+    renderThrottles(s);
+    renderBalancers(s);
+    renderRegistries(s);
   }
 
   var source = null;
@@ -292,6 +396,9 @@ export const page = (options: PageOptions): string => {
 <section class="wide"><h2>Circuit breakers</h2><div id="breakers"></div></section>
 <section><h2>Rate limiters</h2><div id="limiters"></div></section>
 <section><h2>Bulkheads</h2><div id="bulkheads"></div></section>
+<section class="wide"><h2>Load balancers</h2><div id="balancers"></div></section>
+<section><h2>Adaptive throttles</h2><div id="throttles"></div></section>
+<section><h2>Policies</h2><div id="registries"></div></section>
 <section class="wide"><h2>Health</h2><div id="health"></div></section>
 </main>
 <noscript>This dashboard needs JavaScript; the same data is at <a href="${escapeHtml(options.snapshotPath)}">${escapeHtml(options.snapshotPath)}</a>.</noscript>
