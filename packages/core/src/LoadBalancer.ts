@@ -41,8 +41,9 @@
  * - The statistics live in this process: each replica of a client ejects on
  *   what it saw.
  * - A call's failure counts against the endpoint that ran it: put retries
- *   *outside* `call` so that each attempt picks again (and a timeout inside,
- *   so a hung endpoint counts as failing).
+ *   *outside* `call` so that each attempt picks again, passing the endpoints
+ *   tried so far as `avoid` (and a timeout inside, so a hung endpoint counts
+ *   as failing).
  *
  * **Example** (Round robin over three endpoints)
  *
@@ -205,6 +206,12 @@ export interface CallOptions<A, E> {
   readonly isIgnored?: ((error: E) => boolean) | undefined
   /** A success value that counts as a failure (a 503 response, say). */
   readonly isFailureResult?: ((value: A) => boolean) | undefined
+  /**
+   * Endpoint ids to pass over when another eligible endpoint is left: a
+   * retry's earlier endpoints (Envoy's `previous_hosts`). A preference, not
+   * a filter: when every eligible endpoint is avoided, one of them is picked.
+   */
+  readonly avoid?: ReadonlySet<string> | undefined
 }
 
 /**
@@ -1001,6 +1008,9 @@ export const layerConfig = <R = never>(
  *   latency). The call is released however it ends.
  * - `key` is what `ringHash` hashes: the same key goes to the same endpoint
  *   while the set and its ejections stay the same.
+ * - `avoid` lists endpoints a retry has already tried: another eligible
+ *   endpoint is picked when there is one (the next in rotation, the next on
+ *   the ring, a random one by weight), the usual pick otherwise.
  * - A throw from `f` is a defect of the call (no endpoint is charged).
  *
  * **Example** (Power of two choices avoids the busy endpoint)
@@ -1375,7 +1385,24 @@ const makeWith = <E extends Endpoint>(
           )
         }
       }
-      const member = pool.hosts[pick(fiber, panic, callOptions?.key, now)]
+      let index = pick(fiber, panic, callOptions?.key, now)
+      const avoid = callOptions?.avoid
+      if (avoid !== undefined && avoid.size > 0 && avoid.has(pool.hosts[index]?.id ?? "")) {
+        rng = fiber.getRef(Random.Random)
+        const key = callOptions?.key
+        index = engine.pickAvoiding(
+          pool,
+          strategy,
+          panic,
+          index,
+          (host) => avoid.has(host.id),
+          random,
+          now,
+          decayMillis,
+          key === undefined ? undefined : engine.hash32(key)
+        )
+      }
+      const member = pool.hosts[index]
       if (member === undefined) return Effect.die(new Error(`LoadBalancer ${name}: no endpoint picked`))
       let effect: Effect.Effect<A, Err, R>
       try {

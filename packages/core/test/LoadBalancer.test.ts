@@ -14,6 +14,7 @@ import * as Random from "effect/Random"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import { TestClock } from "effect/testing"
+import { metricValue } from "./metrics.ts"
 
 const endpoints = (...ids: ReadonlyArray<string>): ReadonlyArray<LoadBalancer.Endpoint> => ids.map((id) => ({ id }))
 
@@ -43,20 +44,6 @@ const count = (ids: ReadonlyArray<string>) => {
   const counts: Record<string, number> = {}
   for (const id of ids) counts[id] = (counts[id] ?? 0) + 1
   return counts
-}
-
-/** The value of a snapshotted metric series: a counter's count or a gauge's value. */
-const metricValue = (
-  snapshots: ReadonlyArray<Metric.Metric.Snapshot>,
-  id: string,
-  attributes: Record<string, string>
-): number | undefined => {
-  const s = snapshots.find((s) => s.id === id && Object.entries(attributes).every(([k, v]) => s.attributes?.[k] === v))
-  if (s === undefined) return undefined
-  const state: object = s.state
-  if ("count" in state) return Number(state.count)
-  if ("value" in state) return Number(state.value)
-  return undefined
 }
 
 describe("LoadBalancer strategies", () => {
@@ -579,6 +566,48 @@ describe("LoadBalancer calls", () => {
       assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
       const stats = yield* lb.stats
       assert.deepStrictEqual([stats.inFlight, stats.failures, stats.successes], [0, 0, 0])
+    })
+  )
+})
+
+describe("LoadBalancer avoid", () => {
+  it.effect(
+    "every strategy passes over the endpoints a call avoids while another is eligible; picks anyway otherwise",
+    () =>
+      Effect.gen(function* () {
+        for (const strategy of ["roundRobin", "random", "leastRequests", "peakEwma", "ringHash"] as const) {
+          const lb = yield* LoadBalancer.make({ strategy, endpoints: endpoints("a", "b", "c") })
+          const some = yield* picks(lb, 30, { avoid: new Set(["a", "b"]), key: "user-1" })
+          assert.deepStrictEqual(count(some), { c: 30 }, strategy)
+          // every endpoint avoided: a preference, not a filter
+          const all = yield* picks(lb, 30, { avoid: new Set(["a", "b", "c"]), key: "user-1" })
+          assert.strictEqual(all.length, 30, strategy)
+        }
+      })
+  )
+
+  it.effect("roundRobin takes the next endpoint in rotation; ringHash the key's next endpoint on the ring", () =>
+    Effect.gen(function* () {
+      const rr = yield* LoadBalancer.make({ endpoints: endpoints("a", "b", "c") })
+      assert.deepStrictEqual(yield* picks(rr, 3, { avoid: new Set(["a"]) }), ["b", "c", "b"])
+      assert.deepStrictEqual(yield* picks(rr, 3), ["c", "a", "b"])
+      const ring = yield* LoadBalancer.make({ strategy: "ringHash", endpoints: endpoints("a", "b", "c", "d") })
+      const [owner] = yield* picks(ring, 1, { key: "user-1" })
+      const others = yield* picks(ring, 5, { key: "user-1", avoid: new Set([owner ?? ""]) })
+      assert.strictEqual(new Set(others).size, 1)
+      assert.notStrictEqual(others[0], owner)
+    })
+  )
+
+  it.effect("an ejected endpoint is not picked in place of an avoided one", () =>
+    Effect.gen(function* () {
+      const lb = yield* LoadBalancer.make({ endpoints: endpoints("a", "b", "c"), consecutiveFailures: 1 })
+      yield* failingOn(lb, ["a"]) // a is ejected
+      assert.strictEqual((yield* hostState(lb, "a"))?.state, "ejected")
+      const ids = yield* picks(lb, 6, { avoid: new Set(["b"]) })
+      assert.deepStrictEqual(count(ids), { c: 6 })
+      const both = yield* picks(lb, 6, { avoid: new Set(["b", "c"]) })
+      assert.isFalse(both.includes("a"))
     })
   )
 })

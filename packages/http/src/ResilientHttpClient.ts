@@ -20,6 +20,23 @@
  *   accept and a failure (a 503, a 429, a timeout) as a refusal, so a host
  *   shedding load is asked less, by every caller of this client.
  *   `hosts` gives some hosts parts of their own.
+ * - Logical services (`services`): a request to `http://payments/charge`
+ *   goes to an endpoint of the `payments` service, picked by its
+ *   `LoadBalancer` for each attempt; the URL's scheme, host and port become
+ *   the endpoint's, its path and query are kept byte for byte. A retry, and
+ *   a hedged attempt, prefer an endpoint the request has not tried yet. The
+ *   classification feeds the balancer's outlier detection: a failure (5xx,
+ *   408, 429, a transport error, an attempt timeout) counts against the
+ *   endpoint, a permanent answer (a 404) for it, a request that never left
+ *   is ignored. No endpoint to pick fails with `LoadBalancerError`, retried
+ *   after its `retryAfter` as the other rejections are.
+ * - For a service the breaker is per *endpoint* (keyed by the request as
+ *   sent: `10.0.0.7:8080`), inside the pick — an open circuit sends the
+ *   attempt on at once to an endpoint not tried yet; the throttle, the
+ *   limiter and the bulkhead are per *service* (the quota and the
+ *   concurrency a caller allows itself toward it do not grow with its
+ *   replicas). The order: total timeout → retry → adaptive throttle → rate
+ *   limit → bulkhead → hedging → pick → circuit breaker → attempt timeout.
  * - Responses are classified by status (`classify`): 5xx, 408 and 429 are
  *   failures (counted by the breaker, retried); other 4xx are *permanent*
  *   (not retried; a success for the breaker, since the host answered — a
@@ -37,12 +54,22 @@
  *   retries ran out is returned as a response (check it with
  *   `HttpClientResponse.filterStatusOk`); the error channel gains the errors of
  *   the parts present (`TimeoutError`, `RetryError`, `CircuitBreakerError`,
- *   `RateLimiterError`, `BulkheadError`).
+ *   `RateLimiterError`, `BulkheadError`), and `LoadBalancerError` with
+ *   services.
+ * - The body of a failure response that a retry supersedes is read (up to
+ *   64 KiB, so a keep-alive connection goes back to its pool; past that it
+ *   is cancelled) before the next attempt is sent; one never returned (the
+ *   request failed otherwise, or was interrupted) is cancelled.
  *
  * **Gotchas**
  *
- * - The response of a retried attempt is dropped without reading its body:
- *   Effect's client aborts its request once it is garbage-collected.
+ * - A superseded failure response holds its connection until the next
+ *   attempt starts, through the retry's wait.
+ * - A request to a service carries the endpoint's `Host` (the underlying
+ *   client sets it from the URL), not the logical one: an endpoint that
+ *   routes by virtual host needs the header set on the request.
+ * - A service's balancer is yours: make it in the scope it should live in,
+ *   and watch its `stats` and `events`; several clients may share it.
  * - A `fallback` part is not accepted: put `Effect.catch` (or a
  *   `Fallback` combinator) around the call, where the response type is known.
  *
@@ -81,6 +108,7 @@ import {
   type Bulkhead,
   CircuitBreaker,
   Hedge,
+  LoadBalancer,
   Options as Options_,
   Policy,
   type RateLimiter,
@@ -95,10 +123,11 @@ import * as Effect from "effect/Effect"
 import * as Headers from "effect/http/Headers"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientError from "effect/http/HttpClientError"
-import type * as HttpClientRequest from "effect/http/HttpClientRequest"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
+import * as Stream from "effect/Stream"
 
 // ---------------------------------------------------------------------------
 // classification
@@ -237,14 +266,18 @@ const isStatusFailure = (u: unknown): u is StatusFailure => u instanceof StatusF
  * itself is wrong (a permanent response, or a status code error of a
  * permanent status from a client filtering statuses); `"local"` — the
  * request never left (an invalid URL, a body that does not encode);
+ * `"rejected"` — it never left either, refused by a breaker's open circuit
+ * or a balancer with no endpoint to pick, and may pass later;
  * `"failure"` — anything else (a failure response, a transport error, a
- * timeout). Only failures are retried.
+ * timeout). Failures and rejections are retried; only failures count
+ * against a host.
  */
-type ErrorKind = "answered" | "local" | "failure"
+type ErrorKind = "answered" | "local" | "rejected" | "failure"
 const errorKindWith =
   (classify: (response: HttpClientResponse.HttpClientResponse) => Classification) =>
   (error: unknown): ErrorKind => {
     if (isStatusFailure(error)) return error.counted ? "failure" : "answered"
+    if (CircuitBreaker.isCircuitBreakerError(error) || LoadBalancer.isLoadBalancerError(error)) return "rejected"
     if (HttpClientError.isHttpClientError(error)) {
       const reason = error.reason
       if (reason._tag === "TransportError") return "failure"
@@ -271,20 +304,157 @@ const breakerHint = (error: unknown): Duration.Duration | undefined =>
 export type Parts = Omit<Policy.Parts, "fallback">
 
 /**
+ * Runtime identifier of `Service` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export const ServiceTypeId: ServiceTypeId = "~@effect-resilience/http/ResilientHttpClient/Service"
+
+/**
+ * Type-level identifier of `Service` values.
+ *
+ * @category type IDs
+ * @since 0.1.0
+ */
+export type ServiceTypeId = "~@effect-resilience/http/ResilientHttpClient/Service"
+
+/**
+ * An endpoint of a logical service as the client reaches it: its id and,
+ * when known, its base URL.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServiceEndpoint {
+  /** The balancer's endpoint id: `host:port` when no `url` is given. */
+  readonly id: string
+  /** The base URL (`http://10.0.0.7:8080`, or with a path prefix); undefined: the request's scheme and `id`. */
+  readonly url: string | undefined
+}
+
+/**
+ * A logical service over several endpoints: a `LoadBalancer` and how to reach
+ * its endpoints (see {@link service}).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Service {
+  readonly [ServiceTypeId]: ServiceTypeId
+  /** The balancer's name. */
+  readonly name: string
+  /** Picks an endpoint with the balancer (as `LoadBalancer.call`) and runs `f` for it. */
+  readonly call: <A, Err, R>(
+    f: (endpoint: ServiceEndpoint) => Effect.Effect<A, Err, R>,
+    options: LoadBalancer.CallOptions<A, Err>
+  ) => Effect.Effect<A, Err | LoadBalancer.LoadBalancerError, R>
+}
+
+/**
+ * How {@link service} reaches an endpoint of type `E`.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export interface ServiceOptions<E extends LoadBalancer.Endpoint> {
+  /**
+   * The endpoint's base URL: scheme, host, port and an optional path prefix
+   * (default: its `metadata.url`, else the request's scheme and the
+   * endpoint's `id` as `host:port`).
+   */
+  readonly url?: ((endpoint: E) => string | undefined) | undefined
+}
+
+/**
+ * A logical service for the client's `services` option: a balancer over
+ * endpoints of any type, with how to reach them. A plain
+ * `LoadBalancer<Endpoint>` whose ids are `host:port` (or whose endpoints
+ * carry `metadata.url`) can be given as it is.
+ *
+ * **Example** (Endpoints of your own type)
+ *
+ * ```ts
+ * import { LoadBalancer } from "@effect-resilience/core"
+ * import { ResilientHttpClient } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ *
+ * interface Pod extends LoadBalancer.Endpoint {
+ *   readonly ip: string
+ *   readonly port: number
+ * }
+ *
+ * const payments = Effect.map(
+ *   LoadBalancer.make<Pod>({ name: "payments", endpoints: [{ id: "pod-a", ip: "10.0.0.7", port: 8443 }] }),
+ *   (lb) => ResilientHttpClient.service(lb, { url: (pod) => `https://${pod.ip}:${pod.port}` })
+ * )
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const service = <E extends LoadBalancer.Endpoint>(
+  balancer: Pick<LoadBalancer.LoadBalancer<E>, "name" | "call">,
+  options?: ServiceOptions<E> | undefined
+): Service => {
+  const urlOf = options?.url ?? ((endpoint: E) => endpoint.metadata?.url)
+  return {
+    [ServiceTypeId]: ServiceTypeId,
+    name: balancer.name,
+    call: (f, callOptions) => balancer.call((endpoint) => f({ id: endpoint.id, url: urlOf(endpoint) }), callOptions)
+  }
+}
+
+/**
+ * Whether a value is a {@link Service}.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isService = (u: unknown): u is Service => typeof u === "object" && u !== null && ServiceTypeId in u
+
+/**
+ * What the `services` option takes of a `LoadBalancer`: any balancer, over
+ * endpoints of any type, whose ids are `host:port` or whose endpoints carry
+ * `metadata.url` (otherwise, see {@link service}).
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type Balancer = Pick<LoadBalancer.LoadBalancer, LoadBalancer.TypeId | "name" | "call">
+
+/**
+ * The `services` option: logical hosts (as {@link hostOf} gives them, e.g.
+ * `payments` for `http://payments/charge`) and the service behind each.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type Services = Readonly<Record<string, Balancer | Service>>
+
+/**
  * What `make` takes besides the parts.
  *
  * @category options
  * @since 0.1.0
  */
-export interface ClientOptions<H extends Parts = Parts> {
-  /** The key of the breaker's circuit, the limiter and the bulkhead (default {@link hostOf}). */
+export interface ClientOptions<H extends Parts = Parts, S extends Services = Services> {
+  /**
+   * The key of the throttle, the breaker's circuit, the limiter and the bulkhead (default {@link hostOf}); for a
+   * request to a logical service, the breaker's key is that of the request as sent to its endpoint.
+   */
   readonly key?: ((request: HttpClientRequest.HttpClientRequest) => string) | undefined
   /** Whether a request may be repeated: retried and hedged (default {@link isRetryable}). */
   readonly retryable?: ((request: HttpClientRequest.HttpClientRequest) => boolean) | undefined
   /** What a response means (default: {@link classifyStatus} of its status). */
   readonly classify?: ((response: HttpClientResponse.HttpClientResponse) => Classification) | undefined
-  /** Parts of their own for some hosts (by {@link hostOf}), instead of the default ones. */
+  /** Parts of their own for some hosts (by {@link hostOf}; logical hosts too), instead of the default ones. */
   readonly hosts?: Readonly<Record<string, H>> | undefined
+  /**
+   * Logical hosts served by several endpoints: a request to `http://payments/charge` is sent to an endpoint
+   * picked by the service's balancer, for each attempt (a retry prefers an endpoint not tried yet).
+   */
+  readonly services?: S | undefined
 }
 
 /**
@@ -295,7 +465,8 @@ export interface ClientOptions<H extends Parts = Parts> {
  * @category options
  * @since 0.1.0
  */
-export type Options<P extends Parts = Parts, H extends Parts = Parts> = P & ClientOptions<H>
+export type Options<P extends Parts = Parts, H extends Parts = Parts, S extends Services = Services> = P &
+  ClientOptions<H, S>
 
 /**
  * The errors a resilient client adds for parts `P`: those of the parts
@@ -305,6 +476,17 @@ export type Options<P extends Parts = Parts, H extends Parts = Parts> = P & Clie
  * @since 0.1.0
  */
 export type Errors<P> = Policy.Errors<P>
+
+/**
+ * The errors logical services add: `LoadBalancerError` (no endpoint to
+ * pick) and an `HttpClientError` when an endpoint's URL cannot be made.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ServiceErrors<S> = [S] extends [never]
+  ? never
+  : LoadBalancer.LoadBalancerError | HttpClientError.HttpClientError
 
 /**
  * Every error a resilient client may add.
@@ -319,6 +501,7 @@ export type ResilienceError =
   | RateLimiter.RateLimiterError
   | Bulkhead.BulkheadError
   | AdaptiveThrottle.AdaptiveThrottleError
+  | LoadBalancer.LoadBalancerError
 
 // ---------------------------------------------------------------------------
 // make
@@ -352,6 +535,11 @@ interface Policies {
   /** The two innermost layers, applied here (see `inner`): the hedge (repeatable requests only), the attempt timeout. */
   readonly hedge: Policy.HedgePart | undefined
   readonly attemptTimeout: Duration.Input | undefined
+  /** For a logical service: the outer layers but the breaker (total timeout, retry, throttle, limiter, bulkhead). */
+  readonly serviceRepeatable: Policy.Policy
+  readonly serviceOnce: Policy.Policy
+  /** For a logical service: the breaker alone, applied per endpoint. */
+  readonly endpoint: Policy.Policy | undefined
 }
 
 /**
@@ -367,25 +555,34 @@ const inner = <E, R>(
 ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | Timeout.TimeoutError, R> => {
   let attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, E | Timeout.TimeoutError, R> = effect
   if (policies.attemptTimeout !== undefined) attempt = Timeout.attempt(attempt, policies.attemptTimeout)
+  return hedged(attempt, policies, repeatable)
+}
+
+const hedged = <A, E, R>(attempt: Effect.Effect<A, E, R>, policies: Policies, repeatable: boolean) => {
   const hedge = policies.hedge
-  if (repeatable && hedge !== undefined) {
-    attempt = isHedgePolicy(hedge)
-      ? Hedge.hedge(attempt, hedge)
-      : Hedge.hedge(attempt, hedge.policy, { key: hedge.key })
-  }
-  return attempt
+  if (!repeatable || hedge === undefined) return attempt
+  return isHedgePolicy(hedge) ? Hedge.hedge(attempt, hedge) : Hedge.hedge(attempt, hedge.policy, { key: hedge.key })
 }
 
 /** The parts with the HTTP classification added to the retry, the throttle and the breaker (the caller's own predicates win). */
 const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Policy.Parts => {
-  const isPermanent = (error: unknown) => errorKind(error) !== "failure"
+  // failures are retried, and so are rejections (an open circuit, no endpoint): after their `retryAfter`
+  const isRetried = (error: unknown) => {
+    const kind = errorKind(error)
+    return kind === "failure" || kind === "rejected"
+  }
+  // a request that never left says nothing of the host
+  const neverLeft = (error: unknown) => {
+    const kind = errorKind(error)
+    return kind === "local" || kind === "rejected"
+  }
   const parts: Record<string, unknown> = {}
   for (const name of partNames) if (input[name] !== undefined) parts[name] = input[name]
   const retry = input.retry
   if (retry !== undefined) {
     parts.retry = isRetryPolicy(retry)
-      ? { policy: retry, while: (error: unknown) => !isPermanent(error) }
-      : { ...retry, while: retry.while ?? ((error: unknown) => !isPermanent(error)) }
+      ? { policy: retry, while: isRetried }
+      : { ...retry, while: retry.while ?? isRetried }
   }
   const throttle = input.adaptiveThrottle
   if (throttle !== undefined) {
@@ -395,7 +592,7 @@ const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Poli
     parts.adaptiveThrottle = {
       ...part,
       // as for the breaker: a request that never left counts for nothing, a permanent answer is an accept
-      isIgnored: (error: unknown) => errorKind(error) === "local" || ownIgnored?.(error) === true,
+      isIgnored: (error: unknown) => neverLeft(error) || ownIgnored?.(error) === true,
       isAccepted: (error: unknown) => errorKind(error) === "answered" || ownAccepted?.(error) === true
     }
   }
@@ -406,8 +603,7 @@ const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Poli
     const ownIgnored = part.isIgnored
     parts.circuitBreaker = {
       ...part,
-      // a request that never left says nothing of the host: ignored
-      isIgnored: (error: unknown) => errorKind(error) === "local" || ownIgnored?.(error) === true,
+      isIgnored: (error: unknown) => neverLeft(error) || ownIgnored?.(error) === true,
       // a permanent answer (a 404, a 400) shows the host at work: a success for the breaker, so it also closes a
       // half-open circuit; failures are failures unless the part says otherwise
       isFailure: (error: unknown) => errorKind(error) === "failure" && (ownFailure === undefined || ownFailure(error)),
@@ -417,7 +613,7 @@ const httpParts = (input: Parts, errorKind: (error: unknown) => ErrorKind): Poli
   return parts as Policy.Parts
 }
 
-/** The two policies of a set of parts, or the issues of the parts (their paths prefixed with `prefix`). */
+/** The policies of a set of parts, or the issues of the parts (their paths prefixed with `prefix`). */
 const policiesOf = (
   input: Parts,
   errorKind: (error: unknown) => ErrorKind,
@@ -426,10 +622,22 @@ const policiesOf = (
   const parts = httpParts(input, errorKind)
   const { hedge, attemptTimeout, ...outer } = parts
   const { retry: _retry, ...outerOnce } = outer
+  const { circuitBreaker, ...serviceOuter } = outer
+  const { retry: _serviceRetry, ...serviceOnce } = serviceOuter
   return Effect.map(
     Effect.result(
       // the whole combination is validated (a hedge delay against the attempt timeout, say)
-      Effect.andThen(Policy.make(parts), Effect.all({ repeatable: Policy.make(outer), once: Policy.make(outerOnce) }))
+      Effect.andThen(
+        Policy.make(parts),
+        Effect.all({
+          repeatable: Policy.make(outer),
+          once: Policy.make(outerOnce),
+          serviceRepeatable: Policy.make(serviceOuter),
+          serviceOnce: Policy.make(serviceOnce),
+          endpoint:
+            circuitBreaker === undefined ? Effect.succeed(undefined) : Policy.make({ name: parts.name, circuitBreaker })
+        })
+      )
     ),
     Result.match({
       onSuccess: (policies) => Result.succeed({ ...policies, hedge, attemptTimeout }),
@@ -439,11 +647,79 @@ const policiesOf = (
   )
 }
 
+// ---------------------------------------------------------------------------
+// logical services
+// ---------------------------------------------------------------------------
+
+/** `scheme:`, the authority, and the rest (path, query, fragment) of an absolute URL, kept as written. */
+const urlParts = /^([a-z][a-z0-9+.-]*:)\/\/([^/?#]*)(.*)$/is
+
+/**
+ * The URL of a request to a logical service as sent to one of its endpoints:
+ * the endpoint's scheme, host and port (and path prefix) before the request's
+ * path, query and fragment, byte for byte; `undefined` when either URL is not
+ * absolute.
+ *
+ * **Example** (Three endpoints' URLs)
+ *
+ * ```ts import.meta.vitest
+ * import { ResilientHttpClient } from "@effect-resilience/http"
+ *
+ * const url = "http://payments/charge?amount=5&currency=EUR"
+ * const endpoints = [
+ *   { id: "10.0.0.7:8080", url: undefined },
+ *   { id: "b", url: "https://10.0.0.8:8443" },
+ *   { id: "c", url: "http://gateway.internal/payments/" }
+ * ]
+ * endpoints.map((endpoint) => ResilientHttpClient.endpointUrl(url, endpoint))
+ * // => ["http://10.0.0.7:8080/charge?amount=5&currency=EUR", "https://10.0.0.8:8443/charge?amount=5&currency=EUR", "http://gateway.internal/payments/charge?amount=5&currency=EUR"]
+ * ```
+ *
+ * @category classification
+ * @since 0.1.0
+ */
+export const endpointUrl = (url: string, endpoint: ServiceEndpoint): string | undefined => {
+  const request = urlParts.exec(url)
+  if (request === null) return undefined
+  const rest = request[3] ?? ""
+  if (endpoint.url === undefined) return `${request[1]}//${endpoint.id}${rest}`
+  const base = urlParts.exec(endpoint.url)
+  if (base === null) return undefined
+  let prefix = base[3] ?? ""
+  if (prefix.endsWith("/")) prefix = prefix.slice(0, -1)
+  return `${base[1]}//${base[2]}${prefix}${rest}`
+}
+
+/**
+ * Bytes of a failure response's body read when a retry supersedes it, so that
+ * a keep-alive connection goes back to its pool; past them, the body is
+ * cancelled (the connection closed).
+ */
+const drainLimit = 64 * 1024
+
+/**
+ * Lets go of a response that will not be returned: reads its body up to
+ * `limit` bytes, then cancels the rest (a `limit` of 0 cancels at once,
+ * without waiting for a byte). Errors are of no interest here.
+ */
+const release = (response: HttpClientResponse.HttpClientResponse, limit: number): Effect.Effect<void> => {
+  if (limit <= 0) return Effect.ignore(Effect.scoped(Stream.toPull(response.stream)))
+  let read = 0
+  return Effect.ignore(
+    Stream.runForEachWhile(response.stream, (chunk) => {
+      read += chunk.length
+      return Effect.succeed(read < limit)
+    })
+  )
+}
+
 /**
  * Wraps an `HttpClient` so that every request goes through the parts, in
- * `Policy`'s order, keyed by its host (see the module's details). Fails with
- * one `Options.InvalidOptions` listing every problem of the parts (of the
- * default parts, then of each host's, as `hosts.<host>.<path>`).
+ * `Policy`'s order, keyed by its host (see the module's details); a request
+ * to a logical service (`services`) goes to one of its endpoints, picked for
+ * each attempt. Fails with one `Options.InvalidOptions` listing every problem
+ * of the parts (of the default parts, then of each host's, as
+ * `hosts.<host>.<path>`).
  *
  * **Example** (A breaker per host; some hosts with their own parts)
  *
@@ -469,13 +745,50 @@ const policiesOf = (
  * }).pipe(Effect.scoped, Effect.provide([CircuitBreaker.layerStoreMemory(), FetchHttpClient.layer]))
  * ```
  *
+ * **Example** (A logical service over three endpoints: the retry after a 503 goes elsewhere)
+ *
+ * ```ts import.meta.vitest
+ * import { LoadBalancer, Retry } from "@effect-resilience/core"
+ * import { ResilientHttpClient } from "@effect-resilience/http"
+ * import { Effect } from "effect"
+ * import { HttpClient, HttpClientResponse } from "effect/http"
+ *
+ * const sent: Array<string> = []
+ * const upstream = HttpClient.make((request) =>
+ *   Effect.sync(() => {
+ *     sent.push(request.url)
+ *     const status = request.url.startsWith("http://10.0.0.1:8080") ? 503 : 200
+ *     return HttpClientResponse.fromWeb(request, new Response(null, { status }))
+ *   })
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   const payments = yield* LoadBalancer.make({
+ *     name: "payments",
+ *     endpoints: [{ id: "10.0.0.1:8080" }, { id: "10.0.0.2:8080" }, { id: "10.0.0.3:8080" }]
+ *   })
+ *   const client = yield* ResilientHttpClient.make(upstream, {
+ *     retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+ *     services: { payments }
+ *   })
+ *   const response = yield* client.get("http://payments/charges?id=42")
+ *   return [response.status, ...sent]
+ * }).pipe(Effect.scoped)
+ *
+ * await Effect.runPromise(program)
+ * // => [200, "http://10.0.0.1:8080/charges?id=42", "http://10.0.0.2:8080/charges?id=42"]
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */
-export const make = <E, R, const P extends Parts, const H extends Parts = never>(
+export const make = <E, R, const P extends Parts, const H extends Parts = never, const S extends Services = never>(
   client: HttpClient.HttpClient.With<E, R>,
-  options: Options<P, H>
-): Effect.Effect<HttpClient.HttpClient.With<E | Errors<P> | Errors<H>, R>, Options_.InvalidOptions> =>
+  options: Options<P, H, S>
+): Effect.Effect<
+  HttpClient.HttpClient.With<E | Errors<P> | Errors<H> | ServiceErrors<S>, R>,
+  Options_.InvalidOptions
+> =>
   Effect.gen(function* () {
     const classify = options.classify ?? ((response) => classifyStatus(response.status))
     const errorKind = errorKindWith(classify)
@@ -490,33 +803,157 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never>
       if (Result.isFailure(policies)) issues.push(...policies.failure)
       else perHost.set(host, policies.success)
     }
+    const services = new Map<string, Service>()
+    for (const [host, value] of Object.entries<Balancer | Service>(options.services ?? {})) {
+      if (isService(value)) services.set(host, value)
+      else if (LoadBalancer.isLoadBalancer(value)) services.set(host, service(value))
+      else {
+        issues.push(
+          new Options_.Issue({
+            path: `services.${host}`,
+            value: Options_.renderValue(value),
+            message: "Expected a LoadBalancer or a ResilientHttpClient.Service"
+          })
+        )
+      }
+    }
     if (Result.isFailure(defaults) || issues.length > 0) {
       return yield* Effect.fail(new Options_.InvalidOptions({ pattern: "ResilientHttpClient", issues }))
     }
     const fallbackPolicies = defaults.success
+    const byHost = perHost.size > 0 || services.size > 0
+
+    /** The failure a classified response becomes (`undefined`: a success). */
+    const failureOf = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<StatusFailure | undefined> => {
+      const classification = classify(response)
+      if (classification === "success") return Effect.succeed(undefined)
+      const status = response.status
+      return Effect.map(
+        Clock.currentTimeMillis,
+        (now) =>
+          new StatusFailure({
+            response,
+            counted: classification === "failure",
+            retryAfter:
+              status === 429 || status === 503 ? retryAfterOf(response.headers["retry-after"], now) : undefined
+          })
+      )
+    }
+    const classified = (response: HttpClientResponse.HttpClientResponse) =>
+      Effect.flatMap(failureOf(response), (failure) =>
+        failure === undefined ? Effect.succeed(response) : Effect.fail(failure)
+      )
+
+    // what the balancer makes of an attempt: as the breaker does
+    const isIgnoredByBalancer = (error: unknown) => {
+      const kind = errorKind(error)
+      return kind === "local" || kind === "rejected"
+    }
+    const isFailureForBalancer = (error: unknown) => errorKind(error) === "failure"
+
+    /**
+     * One attempt at a logical service: an endpoint picked (passing over those
+     * tried), the request sent there through the endpoint's breaker and the
+     * attempt timeout. An open circuit sends it on at once to an endpoint not
+     * tried yet, if any. The response is classified for the breaker and the
+     * balancer, then handed back whatever its status (for the hedge to race).
+     */
+    const serviceAttempt = (
+      target: Service,
+      request: HttpClientRequest.HttpClientRequest,
+      policies: Policies,
+      tried: Set<string>
+    ): Effect.Effect<HttpClientResponse.HttpClientResponse, unknown, R> => {
+      let fresh = false
+      const onEndpoint = (endpoint: ServiceEndpoint) => {
+        fresh = !tried.has(endpoint.id)
+        tried.add(endpoint.id)
+        const url = endpointUrl(request.url, endpoint)
+        if (url === undefined) {
+          return Effect.fail(
+            new HttpClientError.HttpClientError({
+              reason: new HttpClientError.InvalidUrlError({
+                request,
+                description: `no URL for endpoint ${endpoint.id} of ${target.name}`
+              })
+            })
+          )
+        }
+        const sent = HttpClientRequest.setUrl(request, url)
+        let attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, unknown, R> = client.postprocess(
+          Effect.succeed(sent)
+        )
+        if (policies.attemptTimeout !== undefined) attempt = Timeout.attempt(attempt, policies.attemptTimeout)
+        attempt = Effect.flatMap(attempt, classified)
+        return policies.endpoint === undefined
+          ? attempt
+          : Policy.apply(attempt, policies.endpoint, { key: keyOf(sent) })
+      }
+      return target
+        .call(onEndpoint, { avoid: tried, isIgnored: isIgnoredByBalancer, isFailure: isFailureForBalancer })
+        .pipe(
+          Effect.catchIf(
+            (error) => fresh && CircuitBreaker.isCircuitBreakerError(error),
+            () => serviceAttempt(target, request, policies, tried)
+          ),
+          Effect.catchIf(isStatusFailure, (failure) => Effect.succeed(failure.response))
+        )
+    }
+
     return HttpClient.transform(client, (effect, request) => {
-      const policies = perHost.size === 0 ? fallbackPolicies : (perHost.get(hostOf(request)) ?? fallbackPolicies)
+      const host = byHost ? hostOf(request) : ""
+      const policies = perHost.get(host) ?? fallbackPolicies
+      const target = services.size === 0 ? undefined : services.get(host)
       const repeatable = retryable(request)
-      const policy = repeatable ? policies.repeatable : policies.once
-      const attempt = Effect.flatMap(inner(effect, policies, repeatable), (response) => {
-        const classification = classify(response)
-        if (classification === "success") return Effect.succeed(response)
-        const status = response.status
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.fail(
-            new StatusFailure({
-              response,
-              counted: classification === "failure",
-              retryAfter:
-                status === 429 || status === 503 ? retryAfterOf(response.headers["retry-after"], now) : undefined
+      const policy =
+        target === undefined
+          ? repeatable
+            ? policies.repeatable
+            : policies.once
+          : repeatable
+            ? policies.serviceRepeatable
+            : policies.serviceOnce
+      return Effect.suspend(() => {
+        // the failure response of the last attempt: released when a retry supersedes it, or when the request ends
+        // without returning it
+        let pending: HttpClientResponse.HttpClientResponse | undefined
+        const supersede = Effect.suspend(() => {
+          const response = pending
+          pending = undefined
+          return response === undefined ? Effect.void : release(response, drainLimit)
+        })
+        const tried = new Set<string>()
+        const sent =
+          target === undefined
+            ? inner(effect, policies, repeatable)
+            : hedged(
+                Effect.suspend(() => serviceAttempt(target, request, policies, tried)),
+                policies,
+                repeatable
+              )
+        const attempt = supersede.pipe(
+          Effect.andThen(sent),
+          Effect.flatMap((response) =>
+            Effect.flatMap(failureOf(response), (failure) => {
+              if (failure === undefined) return Effect.succeed(response)
+              pending = response
+              return Effect.fail(failure)
             })
           )
         )
-      })
-      return attempt.pipe(
-        Policy.apply(policy, { key: keyOf(request) }),
-        Effect.catchIf(isStatusFailure, (failure) => Effect.succeed(failure.response))
-      ) as Effect.Effect<HttpClientResponse.HttpClientResponse, E | Errors<P> | Errors<H>, R>
+        return attempt.pipe(
+          Policy.apply(policy, { key: keyOf(request) }),
+          Effect.catchIf(isStatusFailure, (failure) => {
+            if (pending === failure.response) pending = undefined
+            return Effect.succeed(failure.response)
+          }),
+          Effect.onExit(() => {
+            const response = pending
+            pending = undefined
+            return response === undefined ? Effect.void : release(response, 0)
+          })
+        )
+      }) as Effect.Effect<HttpClientResponse.HttpClientResponse, E | Errors<P> | Errors<H> | ServiceErrors<S>, R>
     })
   })
 

@@ -1,6 +1,17 @@
+import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { AdaptiveThrottle, Bulkhead, CircuitBreaker, Hedge, RateLimiter, Retry, Timeout } from "@effect-resilience/core"
+import {
+  AdaptiveThrottle,
+  Bulkhead,
+  CircuitBreaker,
+  Hedge,
+  LoadBalancer,
+  RateLimiter,
+  Retry,
+  Timeout
+} from "@effect-resilience/core"
 import { ResilientHttpClient } from "@effect-resilience/http"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,14 +25,16 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import { TestClock } from "effect/testing"
 import { serveLoopback } from "./server.ts"
 
-/** One scripted answer of the loopback server; `hang` waits until the test ends. */
+/** One scripted answer of the loopback server; `hang` waits until the test ends; `body` (default: the status). */
 interface Step {
   readonly status: number
   readonly headers?: Record<string, string>
   readonly hang?: boolean
+  readonly body?: string
 }
 
 /**
@@ -30,14 +43,17 @@ interface Step {
  */
 const scriptedServer = Effect.gen(function* () {
   const scripts = new Map<string, Array<Step>>()
-  const seen: Array<{ readonly method: string; readonly path: string }> = []
+  const seen: Array<{ readonly method: string; readonly path: string; readonly host: string | undefined }> = []
   const release = yield* Deferred.make<void>()
   const app = HttpRouter.add("*", "*", (request) =>
     Effect.gen(function* () {
-      seen.push({ method: request.method, path: request.url })
+      seen.push({ method: request.method, path: request.url, host: request.headers.host })
       const step = scripts.get(request.url)?.shift() ?? { status: 200 }
       if (step.hang === true) yield* Deferred.await(release)
-      return HttpServerResponse.text(String(step.status), { status: step.status, headers: step.headers ?? {} })
+      return HttpServerResponse.text(step.body ?? String(step.status), {
+        status: step.status,
+        headers: step.headers ?? {}
+      })
     })
   )
   const { port } = yield* serveLoopback(app)
@@ -48,7 +64,9 @@ const scriptedServer = Effect.gen(function* () {
     url: (path: string) => `http://127.0.0.1:${port}${path}`,
     script: (path: string, ...steps: ReadonlyArray<Step>) => void scripts.set(path, [...steps]),
     hits: (path: string, method?: string) =>
-      seen.filter((r) => r.path === path && (method === undefined || r.method === method)).length
+      seen.filter((r) => r.path === path && (method === undefined || r.method === method)).length,
+    /** The Host headers it received. */
+    hosts: () => [...new Set(seen.map((r) => r.host))]
   }
 })
 
@@ -515,6 +533,287 @@ describe("ResilientHttpClient", () => {
           error.issues.map((issue) => issue.path),
           ["attemptTimeout", "hosts.slow.internal.attemptTimeout"]
         )
+      }).pipe(Effect.scoped)
+    )
+  })
+
+  describe("logical services", () => {
+    /** Scripted servers behind one balancer named `payments` (ids `127.0.0.1:<port>`), with their weights. */
+    const endpointsOf = (weights: ReadonlyArray<number>, input: Omit<LoadBalancer.Input, "endpoints"> = {}) =>
+      Effect.gen(function* () {
+        const servers: Array<Effect.Success<typeof scriptedServer>> = []
+        for (const _ of weights) servers.push(yield* scriptedServer)
+        const lb = yield* LoadBalancer.make({
+          name: "payments",
+          ...input,
+          endpoints: servers.map((server, i) => ({ id: server.host, weight: weights[i] }))
+        })
+        return { servers, lb }
+      })
+
+    const hitsOf = (servers: ReadonlyArray<{ readonly hits: (path: string) => number }>, path: string) =>
+      servers.map((server) => server.hits(path))
+
+    it.effect("round robin spreads requests; each endpoint sees the path, the query and its own Host", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([1, 1, 1])
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { services: { payments: lb } })
+        for (let i = 0; i < 6; i++) {
+          const response = yield* client.get("http://payments/charge?amount=5&currency=EUR")
+          assert.strictEqual(response.status, 200)
+        }
+        assert.deepStrictEqual(hitsOf(servers, "/charge?amount=5&currency=EUR"), [2, 2, 2])
+        // query parameters given apart from the URL, and another method, reach the endpoint as well
+        yield* client.post("http://payments/refunds/7", { urlParams: { reason: "dup licate" } })
+        assert.deepStrictEqual(hitsOf(servers, "/refunds/7?reason=dup+licate"), [1, 0, 0])
+        assert.deepStrictEqual(
+          servers.map((server) => server.hosts()),
+          servers.map((server) => [server.host])
+        )
+        // another host is not a service: sent as it is
+        assert.strictEqual((yield* client.get(servers[1]?.url("/direct") ?? "")).status, 200)
+        assert.deepStrictEqual(hitsOf(servers, "/direct"), [0, 1, 0])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect(
+      "an endpoint answering 503 is ejected after consecutive failures, and returns after its ejection time (TestClock)",
+      () =>
+        Effect.gen(function* () {
+          const { servers, lb } = yield* endpointsOf([1, 1, 1], {
+            consecutiveFailures: 2,
+            baseEjectionTime: "30 seconds"
+          })
+          const [, , failing] = servers
+          failing?.script("/pay", { status: 503 }, { status: 503 })
+          const client = yield* ResilientHttpClient.make(yield* fetchClient, { services: { payments: lb } })
+          const statuses: Array<number> = []
+          for (let i = 0; i < 6; i++) statuses.push((yield* client.get("http://payments/pay")).status)
+          assert.deepStrictEqual(statuses, [200, 200, 503, 200, 200, 503])
+          const ejected = (yield* lb.stats).hosts.find((host) => host.id === failing?.host)
+          assert.deepStrictEqual([ejected?.state, ejected?.failures], ["ejected", 2])
+          for (let i = 0; i < 6; i++) assert.strictEqual((yield* client.get("http://payments/pay")).status, 200)
+          assert.deepStrictEqual(hitsOf(servers, "/pay"), [5, 5, 2]) // no traffic while ejected
+          yield* TestClock.adjust("30 seconds")
+          for (let i = 0; i < 3; i++) assert.strictEqual((yield* client.get("http://payments/pay")).status, 200)
+          assert.deepStrictEqual(hitsOf(servers, "/pay"), [6, 6, 3]) // back in the rotation
+        }).pipe(Effect.scoped)
+    )
+
+    it.effect("a 404 is a success for the balancer; a refused connection is a failure that ejects", () =>
+      Effect.gen(function* () {
+        const answering = yield* scriptedServer
+        const closed = yield* Effect.scoped(scriptedServer) // its port refuses connections now
+        answering.script("/missing", { status: 404 }, { status: 404 }, { status: 404 })
+        const lb = yield* LoadBalancer.make({
+          name: "payments",
+          consecutiveFailures: 2,
+          endpoints: [{ id: answering.host }, { id: closed.host }]
+        })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { services: { payments: lb } })
+        const outcomes: Array<number | string> = []
+        for (let i = 0; i < 6; i++) {
+          const result = yield* Effect.result(client.get("http://payments/missing"))
+          outcomes.push(result._tag === "Success" ? result.success.status : result.failure._tag)
+        }
+        // the refused endpoint is ejected after its second failure: the rest go to the one answering
+        assert.deepStrictEqual(outcomes, [404, "HttpClientError", 404, "HttpClientError", 404, 200])
+        const stats = yield* lb.stats
+        const byId = new Map(stats.hosts.map((host) => [host.id, host]))
+        assert.deepStrictEqual(
+          [byId.get(answering.host)?.successes, byId.get(answering.host)?.failures, byId.get(answering.host)?.state],
+          [4, 0, "active"]
+        )
+        assert.deepStrictEqual([byId.get(closed.host)?.failures, byId.get(closed.host)?.state], [2, "ejected"])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("a retry after a 503 goes to another endpoint; once every endpoint was tried, to any", () =>
+      Effect.gen(function* () {
+        // weights 100 to 1: without avoiding it, the retry would go back to the first endpoint
+        const { servers, lb } = yield* endpointsOf([100, 1])
+        const [heavy, light] = servers
+        heavy?.script("/pay", { status: 503 })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          services: { payments: lb }
+        })
+        assert.strictEqual((yield* client.get("http://payments/pay")).status, 200)
+        assert.deepStrictEqual(hitsOf(servers, "/pay"), [1, 1])
+
+        heavy?.script("/down", { status: 503 }, { status: 503 })
+        light?.script("/down", { status: 502 })
+        const response = yield* client.get("http://payments/down")
+        assert.strictEqual(response.status, 503) // the third attempt, back on the heavy endpoint
+        assert.deepStrictEqual(hitsOf(servers, "/down"), [2, 1])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("a hedged attempt goes to another endpoint (TestClock)", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([100, 1])
+        const [slow] = servers
+        slow?.script("/quote", { status: 200, hang: true })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          hedge: Hedge.make({ delay: "100 millis" }),
+          attemptTimeout: "5 seconds",
+          services: { payments: lb }
+        })
+        const fiber = yield* Effect.forkChild(client.get("http://payments/quote"))
+        yield* eventually(() => slow?.hits("/quote") === 1, "the first attempt")
+        yield* TestClock.adjust("100 millis")
+        assert.strictEqual((yield* Fiber.join(fiber)).status, 200)
+        assert.deepStrictEqual(hitsOf(servers, "/quote"), [1, 1])
+        // the loser was interrupted: neither a failure nor a success of its endpoint
+        const stats = yield* lb.stats
+        assert.deepStrictEqual([stats.successes, stats.failures, stats.inFlight], [1, 0, 0])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("discovery: a new set of endpoints moves the traffic", () =>
+      Effect.gen(function* () {
+        const a = yield* scriptedServer
+        const b = yield* scriptedServer
+        const c = yield* scriptedServer
+        const discovered = yield* SubscriptionRef.make<ReadonlyArray<LoadBalancer.Endpoint>>([
+          { id: a.host },
+          { id: b.host }
+        ])
+        const lb = yield* LoadBalancer.make({ name: "payments", endpoints: discovered })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, { services: { payments: lb } })
+        for (let i = 0; i < 4; i++) yield* client.get("http://payments/pay")
+        assert.deepStrictEqual(hitsOf([a, b, c], "/pay"), [2, 2, 0])
+        yield* SubscriptionRef.set(discovered, [{ id: c.host }])
+        yield* eventually(() => true, "") // lets the discovery fiber apply the set
+        yield* Effect.yieldNow
+        for (let i = 0; i < 4; i++) yield* client.get("http://payments/pay")
+        assert.deepStrictEqual(hitsOf([a, b, c], "/pay"), [2, 2, 4])
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect(
+      "every endpoint ejected: LoadBalancerError, retried after its retryAfter (TestClock); no endpoints: NoEndpoints",
+      () =>
+        Effect.gen(function* () {
+          const server = yield* scriptedServer
+          server.script("/pay", { status: 503 })
+          const lb = yield* LoadBalancer.make({
+            name: "payments",
+            endpoints: [{ id: server.host }],
+            consecutiveFailures: 1,
+            baseEjectionTime: "10 seconds",
+            maxEjectionPercent: 100,
+            minAvailable: 0,
+            panicThreshold: 0
+          })
+          const plain = yield* ResilientHttpClient.make(yield* fetchClient, { services: { payments: lb } })
+          assert.strictEqual((yield* plain.get("http://payments/pay")).status, 503)
+          const rejected = yield* Effect.flip(plain.get("http://payments/pay"))
+          assert.isTrue(LoadBalancer.isLoadBalancerError(rejected))
+          assert.strictEqual(LoadBalancer.isLoadBalancerError(rejected) && rejected.reason._tag, "AllEjected")
+          assert.strictEqual(server.hits("/pay"), 1)
+
+          const policy = Retry.constant({ delay: 0, maxAttempts: 2 })
+          const events = yield* policy.subscribe
+          const retrying = yield* ResilientHttpClient.make(yield* fetchClient, {
+            retry: policy,
+            services: { payments: lb }
+          })
+          const fiber = yield* Effect.forkChild(retrying.get("http://payments/pay"))
+          const scheduled = yield* Queue.take(events)
+          assert.strictEqual(scheduled._tag === "RetryScheduled" && Duration.toMillis(scheduled.delay), 10_000)
+          yield* settle
+          yield* TestClock.adjust("10 seconds")
+          assert.strictEqual((yield* Fiber.join(fiber)).status, 200)
+          assert.strictEqual(server.hits("/pay"), 2)
+
+          const empty = yield* LoadBalancer.make({ name: "empty" })
+          const client = yield* ResilientHttpClient.make(yield* fetchClient, { services: { empty } })
+          const none = yield* Effect.flip(client.get("http://empty/pay"))
+          assert.strictEqual(LoadBalancer.isLoadBalancerError(none) && none.reason._tag, "NoEndpoints")
+        }).pipe(Effect.scoped)
+    )
+
+    it.effect("the breaker is per endpoint: an open circuit sends the request on to another endpoint at once", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([1, 1, 1])
+        const [a, b, c] = servers
+        a?.script("/pay", { status: 503 })
+        const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1, openDuration: "1 minute" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          circuitBreaker: breaker,
+          services: { payments: lb }
+        })
+        // POSTs: never retried, so only the re-pick can save them
+        assert.strictEqual((yield* client.post("http://payments/pay")).status, 503)
+        for (let i = 0; i < 4; i++) assert.strictEqual((yield* client.post("http://payments/pay")).status, 200)
+        assert.deepStrictEqual(hitsOf(servers, "/pay"), [1, 2, 2])
+        const states = yield* Effect.forEach([a, b, c], (server) => breaker.state(server?.host ?? ""))
+        assert.deepStrictEqual(
+          states.map((state) => state._tag),
+          ["Open", "Closed", "Closed"]
+        )
+        // the refused pick is neither a success nor a failure of the endpoint
+        const stats = yield* lb.stats
+        assert.deepStrictEqual([stats.successes, stats.failures, stats.ignored], [4, 1, 1])
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
+    )
+
+    it.effect("the rate limiter is per service: its quota is shared by every endpoint", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([1, 1, 1])
+        const limiter = yield* RateLimiter.make({
+          name: "payments",
+          limits: [{ algorithm: "fixed-window", limit: 3, window: "1 minute" }]
+        })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          rateLimiter: limiter,
+          services: { payments: lb }
+        })
+        for (let i = 0; i < 3; i++) assert.strictEqual((yield* client.get("http://payments/pay")).status, 200)
+        assert.isTrue(RateLimiter.isRateLimiterError(yield* Effect.flip(client.get("http://payments/pay"))))
+        assert.deepStrictEqual(hitsOf(servers, "/pay"), [1, 1, 1])
+      }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
+    )
+
+    it.effect("services: a value that is neither a balancer nor a service fails make", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          ResilientHttpClient.make(yield* fetchClient, {
+            services: { payments: {} as unknown as LoadBalancer.LoadBalancer }
+          })
+        )
+        assert.deepStrictEqual(
+          error.issues.map((issue) => issue.path),
+          ["services.payments"]
+        )
+      })
+    )
+  })
+
+  describe("bodies of retried responses", () => {
+    it.effect("a retried 503's body is released: retries over one keep-alive connection complete", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        // bodies larger than the socket buffers: unread, one would hold the only connection
+        const big = { status: 503, body: "x".repeat(1 << 20) }
+        server.script("/big", big, big, big)
+        const undici = Context.get(
+          yield* Layer.build(NodeHttpClient.layerUndiciOptions({ connections: 1 })),
+          HttpClient.HttpClient
+        )
+        const client = yield* ResilientHttpClient.make(undici, { retry: Retry.constant({ delay: 0, maxAttempts: 4 }) })
+        const stalled = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5_000))).pipe(
+          Effect.andThen(Effect.die(new Error("stalled: a retried response's body kept the connection")))
+        )
+        const response = yield* Effect.raceFirst(client.get(server.url("/big")), stalled)
+        assert.deepStrictEqual([response.status, yield* response.text], [200, "200"])
+        assert.strictEqual(server.hits("/big"), 4)
+        // the last failure response, when retries run out, is returned with its body intact
+        server.script("/big", big, big)
+        const last = yield* ResilientHttpClient.make(undici, { retry: Retry.constant({ delay: 0, maxAttempts: 2 }) })
+        const failed = yield* Effect.raceFirst(last.get(server.url("/big")), stalled)
+        assert.deepStrictEqual([failed.status, (yield* failed.text).length], [503, 1 << 20])
       }).pipe(Effect.scoped)
     )
   })

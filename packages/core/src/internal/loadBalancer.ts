@@ -398,6 +398,117 @@ export const pickRing = (pool: Pool, panic: boolean, hash: number, boundedLoad: 
 }
 
 // ---------------------------------------------------------------------------
+// avoiding hosts (a retry's earlier endpoints)
+// ---------------------------------------------------------------------------
+
+/** The strategies, as `pickAvoiding` tells them apart. */
+export type StrategyName = "roundRobin" | "random" | "leastRequests" | "peakEwma" | "ringHash"
+
+/** A weighted draw among the eligible hosts `skip` leaves, or -1 when it leaves none (O(n): retries are rare). */
+export const sampleWhere = (
+  pool: Pool,
+  panic: boolean,
+  random: () => number,
+  skip: (h: Host, i: number) => boolean
+): number => {
+  const hosts = pool.hosts
+  let total = 0
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]
+    if (h !== undefined && eligible(h, panic) && !skip(h, i)) total += h.weight
+  }
+  if (total <= 0) return -1
+  let r = random() * total
+  let last = -1
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]
+    if (h === undefined || !eligible(h, panic) || skip(h, i)) continue
+    last = i
+    r -= h.weight
+    if (r < 0) return i
+  }
+  return last
+}
+
+/**
+ * A pick that passes over hosts the call should avoid — a retry's earlier
+ * endpoints, as Envoy's `previous_hosts` retry predicate: `picked` when it
+ * is not avoided, or when no other eligible host is left (avoiding is a
+ * preference, never a reason to fail); otherwise another eligible host that
+ * is not avoided, chosen as the strategy would: the next one in the set's
+ * order after `picked` (round robin, which then moves on past it), the next
+ * one clockwise from the key's point (ring hash with a key), or two weighted
+ * random candidates compared (least requests, peak EWMA), one (random).
+ */
+export const pickAvoiding = (
+  pool: Pool,
+  strategy: StrategyName,
+  panic: boolean,
+  picked: number,
+  avoided: (h: Host) => boolean,
+  random: () => number,
+  now: number,
+  decayMillis: number,
+  hash: number | undefined
+): number => {
+  const hosts = pool.hosts
+  const first = hosts[picked]
+  if (first === undefined || !avoided(first)) return picked
+  const skip = (h: Host) => avoided(h)
+  switch (strategy) {
+    case "roundRobin": {
+      const n = hosts.length
+      for (let k = 1; k < n; k++) {
+        const i = (picked + k) % n
+        const h = hosts[i]
+        if (h === undefined || !eligible(h, panic) || avoided(h)) continue
+        if (pool.equalWeights) {
+          pool.cursor = (i + 1) % n
+        } else {
+          // the turn goes to the host that takes the call: the avoided one gets it back
+          let total = 0
+          for (const other of hosts) if (eligible(other, panic)) total += other.weight
+          first.current += total
+          h.current -= total
+        }
+        return i
+      }
+      return picked
+    }
+    case "ringHash": {
+      const ring = pool.ring
+      if (hash === undefined || ring === undefined || ring.points.length === 0) {
+        const i = sampleWhere(pool, panic, random, skip)
+        return i < 0 ? picked : i
+      }
+      const size = ring.points.length
+      const start = ringIndex(ring, hash)
+      for (let k = 0; k < size; k++) {
+        const owner = ring.owners[(start + k) % size] ?? -1
+        const h = hosts[owner]
+        if (h !== undefined && eligible(h, panic) && !avoided(h)) return owner
+      }
+      return picked
+    }
+    case "random": {
+      const i = sampleWhere(pool, panic, random, skip)
+      return i < 0 ? picked : i
+    }
+    case "leastRequests":
+    case "peakEwma": {
+      const a = sampleWhere(pool, panic, random, skip)
+      if (a < 0) return picked
+      const b = sampleWhere(pool, panic, random, (h, i) => i === a || avoided(h))
+      const ha = hosts[a]
+      const hb = hosts[b]
+      if (ha === undefined || hb === undefined) return a
+      if (strategy === "leastRequests") return choose(hosts, a, b)
+      return peakEwmaLoad(hb, now, decayMillis) < peakEwmaLoad(ha, now, decayMillis) ? b : a
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // outlier detection
 // ---------------------------------------------------------------------------
 

@@ -704,3 +704,78 @@ describe("loadBalancer: success rate", () => {
     assert.isFalse(engine.inPanic(pool, 0))
   })
 })
+
+describe("loadBalancer: avoiding hosts", () => {
+  const strategies = ["roundRobin", "random", "leastRequests", "peakEwma", "ringHash"] as const
+
+  it("keeps a pick that is not avoided; else returns an eligible host not avoided when one exists; else the pick", () => {
+    fc.assert(
+      fc.property(
+        weightsArb,
+        fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+        fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
+        fc.constantFrom(...strategies),
+        fc.boolean(),
+        fc.array(unit, { minLength: 1, maxLength: 10 }),
+        fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: undefined }),
+        fc.nat(),
+        (weights, ejectedFlags, avoidedFlags, strategy, panic, randoms, hash, at) => {
+          const pool = poolOf(weights)
+          ejectHosts(
+            pool,
+            weights.map((_, i) => i).filter((i) => ejectedFlags[i] === true)
+          )
+          if (strategy === "ringHash") pool.ring = engine.buildRing(pool.hosts, 8)
+          const avoided = new Set(pool.hosts.filter((_, i) => avoidedFlags[i] === true).map((h) => h.id))
+          const eligible = (h: engine.Host) => panic || h.ejectedUntil === 0
+          const candidates = pool.hosts.map((h, i) => (eligible(h) ? i : -1)).filter((i) => i >= 0)
+          // the strategy's own pick: any eligible host (or -1 when none)
+          const picked = candidates.length === 0 ? -1 : (candidates[at % candidates.length] ?? -1)
+          const result = engine.pickAvoiding(
+            pool,
+            strategy,
+            panic,
+            picked,
+            (h) => avoided.has(h.id),
+            replay(randoms),
+            0,
+            10_000,
+            hash
+          )
+          const host = pool.hosts[picked]
+          if (host === undefined || !avoided.has(host.id)) return assert.strictEqual(result, picked)
+          const better = candidates.some((i) => !avoided.has(pool.hosts[i]?.id ?? ""))
+          if (!better) return assert.strictEqual(result, picked)
+          const chosen = pool.hosts[result]
+          assert.isDefined(chosen)
+          assert.isTrue(chosen !== undefined && eligible(chosen) && !avoided.has(chosen.id))
+        }
+      )
+    )
+  })
+
+  it("smooth weighted round robin: the turn passes to the host taking the call (the running weights still sum to 0)", () => {
+    fc.assert(
+      fc.property(weightsArb, fc.array(fc.nat(), { maxLength: 30 }), (weights, avoidIndices) => {
+        const pool = poolOf(weights)
+        for (const k of avoidIndices) {
+          const picked = engine.pickRoundRobin(pool, false)
+          const avoid = pool.hosts[k % pool.hosts.length]?.id
+          engine.pickAvoiding(
+            pool,
+            "roundRobin",
+            false,
+            picked,
+            (h) => h.id === avoid,
+            () => 0,
+            0,
+            1,
+            undefined
+          )
+          const sum = pool.hosts.reduce((a, h) => a + h.current, 0)
+          assert.isTrue(Math.abs(sum) < 1e-9)
+        }
+      })
+    )
+  })
+})
