@@ -1060,6 +1060,24 @@ export interface LocalCircuits {
   readonly circuits: () => IterableIterator<engine.Circuit>
   readonly size: () => number
   readonly evicted: () => number
+  /**
+   * Called with every outcome the breaker is about to record into a circuit,
+   * with the generation its call was admitted under (an outcome whose
+   * generation is not the circuit's is then dropped). A store that syncs
+   * what its circuits saw (`RedisCircuitBreaker.layerStoreLocalFirst`) counts
+   * here; `undefined` for the memory store.
+   */
+  readonly onRecord?:
+    | ((key: string, circuit: engine.Circuit, generation: number, outcome: engine.Outcome, slow: boolean) => void)
+    | undefined
+  /**
+   * For a store that changes its circuits on its own (a local-first store
+   * applying the fleet's decisions): the breaker registers a listener that
+   * publishes each such transition (event, metrics, health) as its own.
+   */
+  readonly setTransitionListener?:
+    | ((listener: (key: string, circuit: engine.Circuit, transition: engine.Transition, now: number) => void) => void)
+    | undefined
 }
 
 /**
@@ -1521,6 +1539,10 @@ export const make: (
 
     // ---- protect: the synchronous path for in-process stores
     const local = circuits.local
+    local?.setTransitionListener?.((key, circuit, transition, now) => {
+      onTransition(undefined, key, transition, now)
+      checkHealth(key, circuit)
+    })
     const protectLocal = <A, E, R>(
       local: LocalCircuits,
       self: Effect.Effect<A, E, R>,
@@ -1613,6 +1635,8 @@ export const make: (
       if (timeWindow || outcome !== "Success" || circuit.state !== "Closed" || slow) {
         at = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
       }
+      const onRecord = local.onRecord
+      if (onRecord !== undefined) onRecord(key, circuit, generation, outcome, slow)
       const transition = engine.record(
         circuit,
         generation,
