@@ -117,7 +117,8 @@ const recordScript = script<readonly [tag: "ok", ...TransitionReply] | Need>(Lua
 // { "ok", ...transition }
 const forceScript = script<readonly [tag: "ok", ...TransitionReply]>(Lua.force)
 // the circuit as JSON, or null
-const readScript = script<string | null>(Lua.read)
+// [the circuit as JSON or null, Redis time in ms]
+const readScript = script<readonly [string | null, number]>(Lua.read)
 // [name, json, name, json, ...]
 const exportScript = script<ReadonlyArray<string>>(Lua.exportAll)
 // circuits loaded
@@ -217,6 +218,27 @@ const toCircuit = (d: CircuitJson): CircuitBreaker.Circuit => {
   c.probesInFlight = d.probesInFlight
   c.probeSuccesses = d.probeSuccesses
   c.probeFailures = d.probeFailures
+  return c
+}
+
+/**
+ * A circuit read from Redis with its times moved onto the reader's clock
+ * (`offset`: the reader's time minus Redis time), so what the breaker derives
+ * from them against its own clock — `state()`'s retryAfter, which buckets of
+ * a time window have aged out — does not depend on how far the clocks are
+ * apart. Decisions never use this copy: they run in the scripts, on Redis time.
+ */
+const onClientClock = (c: CircuitBreaker.Circuit, offset: number, bucketMillis: number): CircuitBreaker.Circuit => {
+  if (offset === 0) return c
+  if (c.openedAt !== 0) c.openedAt += offset
+  if (c.openUntil !== 0) c.openUntil += offset
+  if (c.backoffResetAt !== 0) c.backoffResetAt += offset
+  if (c.halfOpenSince !== 0) c.halfOpenSince += offset
+  const epochs = c.bucketEpoch
+  if (epochs !== undefined && bucketMillis > 0) {
+    const shift = Math.round(offset / bucketMillis)
+    for (let i = 0; i < epochs.length; i++) if (epochs[i] !== -1) epochs[i] = (epochs[i] ?? 0) + shift
+  }
   return c
 }
 
@@ -363,8 +385,19 @@ const circuitsOf = (
         transitionOf(transition)
       ),
     read: (key) =>
-      run("read", readRedis(keyOf(key), index, [...head, "0", "0"]), (json) =>
-        json === null ? CircuitBreaker.makeCircuit(0) : toCircuit(decodeCircuit(json))
+      Effect.flatMap(
+        run("read", readRedis(keyOf(key), index, [...head, "0", "0"]), ([json, redisNow]) => ({
+          circuit: json === null ? undefined : toCircuit(decodeCircuit(json)),
+          redisNow: numberReply(redisNow)
+        })),
+        ({ circuit, redisNow }) =>
+          Clock.clockWith((clock) =>
+            Effect.succeed(
+              circuit === undefined
+                ? CircuitBreaker.makeCircuit(0)
+                : onClientClock(circuit, clock.currentTimeMillisUnsafe() - redisNow, config.bucketMillis)
+            )
+          )
       ),
     export: run("export", exportRedis(index, index, [...head, "0", "0"]), (reply) => {
       const circuits: Array<readonly [string, CircuitBreaker.CircuitData]> = []

@@ -90,6 +90,37 @@ describe("RedisCircuitBreaker: what only Redis does", () => {
     }).pipe(Effect.provide(standalone))
   )
 
+  it.effect(
+    "state() and metrics() read on the client's clock: a clock decades off still sees the true retryAfter",
+    () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(Date.UTC(2100, 0, 1))
+        const server = yield* RedisServer.RedisServer
+        const store = yield* Layer.build(
+          RedisCircuitBreaker.layerStore().pipe(
+            Layer.provide(IoRedis.layer({ host: server.host, port: server.port })),
+            Layer.orDie
+          )
+        )
+        const breaker = yield* CircuitBreaker.make({
+          name: unique("skewed"),
+          consecutiveFailures: 1,
+          openDuration: "1 minute",
+          ...CircuitBreaker.timeRate({ threshold: 0.5, window: "10 seconds", buckets: 10, minimumCalls: 5 })
+        }).pipe(Effect.provide(store))
+        yield* Effect.exit(CircuitBreaker.protect(Effect.fail(new Boom()), breaker))
+        const state = yield* breaker.state()
+        // the circuit opened on Redis time; read against the client's clock 74 years ahead it would be long over
+        assert.strictEqual(state._tag, "Open")
+        const retryAfter = state._tag === "Open" ? Duration.toMillis(state.retryAfter) : 0
+        assert.isTrue(retryAfter > 55_000 && retryAfter <= 60_000, `retryAfter ${retryAfter}`)
+        // a time window's bucket is the current one on the client's clock too: a call just made still counts
+        yield* CircuitBreaker.protect(Effect.succeed("ok"), breaker, { key: "other" })
+        const metrics = yield* breaker.metrics("other")
+        assert.deepStrictEqual([metrics.bufferedCalls, metrics.failedCalls], [1, 0])
+      }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
   it.effect("a probe lost with its process: its slot is freed once its lease runs out, its late outcome dropped", () =>
     Effect.gen(function* () {
       const c = yield* circuitsOn({ probeLease: Duration.millis(100) })

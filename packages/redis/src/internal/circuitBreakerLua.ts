@@ -569,11 +569,14 @@ for _, v in ipairs(transitionReply(t)) do table.insert(reply, v) end
 return reply
 `
 
-/** read() → the circuit as JSON, or false when the key is unknown. */
+/**
+ * read() → { the circuit as JSON (false when the key is unknown), Redis time
+ * in ms }: the reader moves the circuit's times onto its own clock.
+ */
 export const read = `${perCall}${configHead}
 local c = load(KEYS[1])
-if c == nil then return false end
-return cjson.encode(c)
+if c == nil then return { false, now } end
+return { cjson.encode(c), now }
 `
 
 /** exportAll() → { name, json, name, json, ... } of every live circuit, least recently used first. */
