@@ -16,7 +16,11 @@
  * read as its stream pushes, a condition with an effect is read every
  * `interval` (and at once after any event that may change it), all on
  * Effect's `Clock`. Each rule goes `inactive` → `pending` (the condition is
- * true, `for` has not elapsed) → `firing` → `resolved`.
+ * true, `for` has not elapsed) → `firing` → `resolved`. The built-ins over a
+ * pattern with events (`circuitOpen`, `limiterAlert`, `healthStatus`) take
+ * each event's new state as a reading, in order: a breaker that opens and
+ * closes between two polls is still seen (a rule with `for: 0` fires and
+ * resolves; with a longer `for` the blip does not fire).
  *
  * **Details**
  *
@@ -24,17 +28,20 @@
  *   rule's state), the gauge `resilience.alert.firing` per rule and the
  *   counter `resilience.alert.transitions`. Rule names are configuration:
  *   they are metric attributes.
- * - Sinks: effects run, in order, for every firing and resolution. A sink
- *   that fails or dies is counted (`resilience.alert.sink_errors`) and
- *   never stops the evaluation.
+ * - Sinks: effects run, in order, for every firing and resolution, from a
+ *   queue of at most `sinkQueue` events: behind a stuck sink the oldest are
+ *   dropped (counted in `stats` and `resilience.alert.sink.dropped`), so the
+ *   sinks see the latest. A sink that fails or dies is counted
+ *   (`resilience.alert.sink_errors`) and never stops the evaluation.
  * - Everything runs in fibers of the registry's scope: closing it stops the
  *   evaluation, ends the event streams and unregisters the metrics.
  *
  * **Gotchas**
  *
  * - Between two readings a condition is taken to be what it last read: a
- *   polled condition that flips and flips back between two polls is not
- *   seen. Give such a condition a stream, or a shorter `interval`.
+ *   custom condition read by an effect that flips and flips back between two
+ *   polls is not seen. Give such a condition a stream (`readings`), or a
+ *   shorter `interval`.
  * - A condition that fails to be read keeps its last reading; the failure
  *   shows in `status` (`lastError`, `errors`).
  *
@@ -71,6 +78,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -268,6 +276,21 @@ export interface Event {
 export type Sink = (event: Event) => Effect.Effect<void, unknown>
 
 /**
+ * The sinks' counters of a registry.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Stats {
+  /** Sinks that failed or died on an event. */
+  readonly sinkErrors: number
+  /** Events dropped, the oldest first, because `sinkQueue` events were waiting for the sinks. */
+  readonly sinkDropped: number
+  /** Events waiting for the sinks now (at most `sinkQueue`). */
+  readonly sinkQueued: number
+}
+
+/**
  * An alert registry.
  *
  * @category models
@@ -283,6 +306,8 @@ export interface Alert {
   readonly firing: Effect.Effect<ReadonlyArray<RuleStatus>>
   /** Sink failures so far. */
   readonly sinkErrors: Effect.Effect<number>
+  /** The sinks' counters: failures, events dropped from their full queue, events waiting now. */
+  readonly stats: Effect.Effect<Stats>
   readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
   readonly events: Stream.Stream<Event>
 }
@@ -332,7 +357,8 @@ export const builtins = {
     for: "30 seconds",
     description:
       "A circuit of the breaker (the `key`'s, or any) is not closed: Open, HalfOpen (still probing) or ForcedOpen. The value is the number of such circuits.",
-    evaluation: "Read at every `StateTransition` event and every interval."
+    evaluation:
+      "Each `StateTransition` event is a reading (its new state, in order: a blip between two polls is seen); also read every interval."
   },
   rejectionRate: {
     kind: "rejectionRate",
@@ -352,7 +378,7 @@ export const builtins = {
     for: "0 seconds",
     description:
       "The limiter's own rejection alert (`alertRejectionRate` for `alertFor`) is raised. The value is the rejection rate.",
-    evaluation: "Read at every `AlertTriggered` / `AlertResolved` event and every interval."
+    evaluation: "Each `AlertTriggered` / `AlertResolved` event is a reading (in order); also read every interval."
   },
   healthStatus: {
     kind: "healthStatus",
@@ -362,7 +388,8 @@ export const builtins = {
     for: "0 seconds",
     description:
       "The registry's status (or one `component`'s) is at least `atLeast` (default `\"unhealthy\"`). The value is 0 healthy, 1 degraded, 2 unhealthy.",
-    evaluation: "Read at every `StatusChanged` / `OverallStatusChanged` event and every interval."
+    evaluation:
+      "Each `StatusChanged` (a component) / `OverallStatusChanged` (the whole) event is a reading of its new status (in order); also read every interval."
   },
   bulkheadSaturation: {
     kind: "bulkheadSaturation",
@@ -497,27 +524,86 @@ const notClosed = (tag: CircuitBreaker.StateTag): boolean =>
  * HalfOpen counts as open so that failed probes (Open → HalfOpen → Open) do
  * not restart the wait.
  *
+ * **Details**
+ *
+ * Each `StateTransition` event is a reading of its new state, taken in
+ * order, and the breaker is also read every `interval` (transitions made by
+ * another process over a shared store have no local event). So a circuit
+ * that opens and closes again between two polls is seen: with `for: 0` the
+ * rule fires and then resolves; with a longer `for`, a blip shorter than it
+ * never fires.
+ *
+ * **Example** (A blip between two polls fires a `for: 0` rule)
+ *
+ * ```ts import.meta.vitest
+ * import { Alert, CircuitBreaker } from "@effect-resilience/core"
+ * import { Effect, Queue } from "effect"
+ * import { TestClock } from "effect/testing"
+ *
+ * const program = Effect.gen(function* () {
+ *   const breaker = yield* CircuitBreaker.make({ name: "payments" })
+ *   const alerts = yield* Alert.make({ interval: "1 minute", rules: [Alert.circuitOpen(breaker, { for: 0 })] })
+ *   const events = yield* alerts.subscribe
+ *   yield* TestClock.adjust("1 second") // the rule listens
+ *   yield* breaker.forceOpen() // open, and closed again, before the next poll
+ *   yield* breaker.reset()
+ *   const fired = yield* Queue.take(events)
+ *   const resolved = yield* Queue.take(events)
+ *   return [fired._tag, resolved._tag]
+ * }).pipe(Effect.scoped, Effect.provide([CircuitBreaker.layerStoreMemory(), TestClock.layer()]))
+ *
+ * await Effect.runPromise(program)
+ * // => ["AlertFiring", "AlertResolved"]
+ * ```
+ *
  * @category built-in rules
  * @since 0.1.0
  */
 export const circuitOpen = (
   breaker: CircuitBreaker.CircuitBreaker,
   options?: (RuleOptions & { readonly key?: string | undefined }) | undefined
-): Rule =>
-  fromSpec(builtins.circuitOpen, breaker.name, options, {
-    read:
-      options?.key !== undefined
-        ? Effect.map(breaker.state(options.key), (state) => ({
-            active: notClosed(state._tag),
-            value: notClosed(state._tag) ? 1 : 0,
-            detail: state._tag
-          }))
-        : Effect.map(breaker.snapshot, (snapshot) => {
-            const open = snapshot.circuits.filter((circuit) => notClosed(circuit.state))
-            return { active: open.length > 0, value: open.length, detail: open.map((c) => c.key).join(", ") }
-          }),
-    triggers: Stream.filter(breaker.events, (event) => event._tag === "StateTransition")
+): Rule => {
+  const key = options?.key
+  const transitions = Stream.filter(
+    breaker.events,
+    (event): event is CircuitBreaker.Event.StateTransition => event._tag === "StateTransition"
+  )
+  const one = (tag: CircuitBreaker.StateTag): Reading => ({
+    active: notClosed(tag),
+    value: notClosed(tag) ? 1 : 0,
+    detail: tag
   })
+  return fromSpec(
+    builtins.circuitOpen,
+    breaker.name,
+    options,
+    key !== undefined
+      ? {
+          read: Effect.map(breaker.state(key), (state) => one(state._tag)),
+          readings: Stream.map(
+            Stream.filter(transitions, (event) => event.key === key),
+            (event) => one(event.to)
+          )
+        }
+      : // the circuits not closed, as last read and as changed since: state of each registry's own
+        () => {
+          const open = new Set<string>()
+          const reading = (): Reading => ({ active: open.size > 0, value: open.size, detail: [...open].join(", ") })
+          return {
+            read: Effect.map(breaker.snapshot, (snapshot) => {
+              open.clear()
+              for (const circuit of snapshot.circuits) if (notClosed(circuit.state)) open.add(circuit.key)
+              return reading()
+            }),
+            readings: Stream.map(transitions, (event) => {
+              if (notClosed(event.to)) open.add(event.key)
+              else open.delete(event.key)
+              return reading()
+            })
+          }
+        }
+  )
+}
 
 /**
  * Fires when the share of `limiter`'s decisions rejected between two
@@ -564,9 +650,13 @@ export const rejectionRate = (
 export const limiterAlert = (limiter: RateLimiter.RateLimiter, options?: RuleOptions | undefined): Rule =>
   fromSpec(builtins.limiterAlert, limiter.name, options, {
     read: Effect.map(limiter.alert, (alert) => ({ active: alert.alerting, value: alert.rejectionRate })),
-    triggers: Stream.filter(
-      limiter.events,
-      (event) => event._tag === "AlertTriggered" || event._tag === "AlertResolved"
+    // each event is a reading, in order: a raise and a resolution between two polls both count
+    readings: Stream.filterMap(limiter.events, (event) =>
+      event._tag === "AlertTriggered"
+        ? Result.succeed<Reading>({ active: true, value: event.rejectionRate })
+        : event._tag === "AlertResolved"
+          ? Result.succeed<Reading>({ active: false, value: event.rejectionRate })
+          : Result.failVoid
     )
   })
 
@@ -590,6 +680,11 @@ export const healthStatus = (
 ): Rule => {
   const atLeast = options?.atLeast ?? "unhealthy"
   const component = options?.component
+  const of = (status: Health.Status): Reading => ({
+    active: rank[status] >= rank[atLeast],
+    value: rank[status],
+    detail: status
+  })
   return fromSpec(
     builtins.healthStatus,
     component === undefined ? health.name : `${health.name}/${component}`,
@@ -598,13 +693,17 @@ export const healthStatus = (
       read: Effect.map(health.status, (report) => {
         const status =
           component === undefined ? report.status : report.components.find((c) => c.name === component)?.status
-        return status === undefined
-          ? { active: false, detail: "unknown component" }
-          : { active: rank[status] >= rank[atLeast], value: rank[status], detail: status }
+        return status === undefined ? { active: false, detail: "unknown component" } : of(status)
       }),
-      triggers: Stream.filter(
-        health.events,
-        (event) => event._tag === "StatusChanged" || event._tag === "OverallStatusChanged"
+      // each change is a reading of its new status, in order: a flip between two polls is seen
+      readings: Stream.filterMap(health.events, (event) =>
+        component === undefined
+          ? event._tag === "OverallStatusChanged" && event.view === "all"
+            ? Result.succeed(of(event.to))
+            : Result.failVoid
+          : event._tag === "StatusChanged" && event.component === component
+            ? Result.succeed(of(event.to))
+            : Result.failVoid
       )
     },
     atLeast === "degraded" || atLeast === "unhealthy"
@@ -648,7 +747,8 @@ export const bulkheadSaturation = (
 const defaults = {
   name: "default",
   interval: Duration.seconds(10),
-  resolveAfter: Duration.zero
+  resolveAfter: Duration.zero,
+  sinkQueue: 1_000
 } as const
 
 /**
@@ -676,6 +776,13 @@ export const Options = Schema.Struct({
       description: "How long a firing rule's condition must be clear before it resolves, for rules without their own.",
       default: defaults.resolveAfter
     })
+  ),
+  sinkQueue: Schema.optionalKey(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)).annotate({
+      description:
+        "Events waiting for the sinks at most; behind a slow sink the oldest are dropped (counted), so the sinks see the latest.",
+      default: defaults.sinkQueue
+    })
   )
 })
 
@@ -696,6 +803,7 @@ export interface Input<R = never> {
   readonly name?: string | undefined
   readonly interval?: Duration.Input | undefined
   readonly resolveAfter?: Duration.Input | undefined
+  readonly sinkQueue?: number | undefined
   readonly rules?: ReadonlyArray<Rule<R>> | undefined
   readonly sinks?: ReadonlyArray<Sink> | undefined
 }
@@ -724,6 +832,7 @@ export interface ResolvedOptions<R = never> {
   readonly name: string
   readonly interval: Duration.Duration
   readonly resolveAfter: Duration.Duration
+  readonly sinkQueue: number
   readonly rules: ReadonlyArray<ResolvedRule<R>>
   readonly sinks: ReadonlyArray<Sink>
 }
@@ -818,6 +927,7 @@ export const validateOptions = <R = never>(
         name: o.name ?? defaults.name,
         interval,
         resolveAfter,
+        sinkQueue: o.sinkQueue ?? defaults.sinkQueue,
         rules: resolved.map((r) => ({
           ...r.rule,
           evaluated: r.evaluated,
@@ -942,7 +1052,13 @@ const makeWith = <R>(
     const registrar = Metrics.registrar(context)
     yield* Scope.addFinalizer(scope, Effect.andThen(hub.end, Effect.sync(registrar.removeAll)))
     let sinkErrors = 0
-    const outbox = yield* Queue.unbounded<Event>()
+    let sinkDropped = 0
+    // bounded: behind a stuck sink the oldest events go, so the sinks catch up with the latest
+    const outbox = yield* Queue.sliding<Event>(options.sinkQueue)
+    const toSinks = (event: Event) => {
+      if (Queue.sizeUnsafe(outbox) >= options.sinkQueue) sinkDropped++
+      Queue.offerUnsafe(outbox, event)
+    }
     if (options.sinks.length > 0) {
       yield* Effect.forkIn(
         Effect.forever(
@@ -965,6 +1081,7 @@ const makeWith = <R>(
       )
     }
     registrar.counter(Telemetry.alert.sinkErrors, { [Telemetry.attributes.name]: name }, () => sinkErrors)
+    registrar.counter(Telemetry.alert.sinkDropped, { [Telemetry.attributes.name]: name }, () => sinkDropped)
 
     const entries = options.rules.map((rule) => ({
       rule,
@@ -1024,7 +1141,7 @@ const makeWith = <R>(
             detail: entry.reading.detail
           }
           hub.emit(event)
-          if (options.sinks.length > 0) Queue.offerUnsafe(outbox, event)
+          if (options.sinks.length > 0) toSinks(event)
         }
         return next.wakeAt
       }
@@ -1108,6 +1225,7 @@ const makeWith = <R>(
       status: Effect.sync(() => entries.map(statusOf)),
       firing: Effect.sync(() => entries.filter((e) => e.state.phase === "firing").map(statusOf)),
       sinkErrors: Effect.sync(() => sinkErrors),
+      stats: Effect.sync(() => ({ sinkErrors, sinkDropped, sinkQueued: Queue.sizeUnsafe(outbox) })),
       subscribe: hub.subscribe,
       events: hub.events
     }

@@ -17,10 +17,17 @@
  * - Aggregation: the whole is the worst of its components, a component with
  *   `critical: false` counting as at worst `degraded`. `readiness` and
  *   `liveness` aggregate the components whose `probe` includes them.
- * - Trends: each component keeps its last `history` samples; the report
- *   derives the success rate, the mean latency and the status changes over
- *   them. More than `flapThreshold` status changes within `flapWindow` is
- *   flapping: the component reports at least `degraded` until they age out.
+ * - Trends: each component keeps its last `history` samples and status
+ *   changes (a bounded ring); the report derives the success rate, the mean
+ *   latency and the status changes over them, and over the trailing
+ *   `trendWindow` the availability (time `healthy` / time), the status
+ *   changes and the check latency p50, p95 and max (`health.trend(name)`,
+ *   the `resilience.health.trend.*` gauges). More than `flapThreshold`
+ *   status changes within `flapWindow` is flapping: the component reports at
+ *   least `degraded` until they age out.
+ * - Jitter: a check's first run waits a random part of `stagger` of its
+ *   interval, and each later run `interval` ± `jitter` (both drawn from
+ *   Effect's `Random`), so that checks made together do not probe together.
  * - Checks run in fibers of the service's scope (the layer's): closing it
  *   interrupts them. A check never overlaps itself: a tick that finds the
  *   previous run still going is skipped (counted), and while that run is past
@@ -32,7 +39,8 @@
  * **Gotchas**
  *
  * - A component starts `healthy` (or its `initialStatus`) and its first
- *   check runs at once in the background: `make` does not wait for it.
+ *   check runs in the background within `stagger` of its interval (at once
+ *   with `stagger: 0`): `make` does not wait for it.
  * - A check that ignores interruption keeps running after its timeout; the
  *   next run waits for it to end (its ticks count as timeouts meanwhile).
  *
@@ -46,6 +54,8 @@
  * const program = Effect.gen(function* () {
  *   const health = yield* Health.make({
  *     interval: "1 second",
+ *     jitter: 0, // exact ticks: the first run at once, then every second
+ *     stagger: 0,
  *     components: [Health.check("db", Effect.fail("connection refused"))]
  *   })
  *   yield* TestClock.adjust("2 seconds") // the checks at 0 s, 1 s and 2 s fail
@@ -73,6 +83,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -120,6 +131,8 @@ export interface Health {
   readonly readiness: Effect.Effect<Report>
   /** The components whose `probe` is `liveness` or `both`. */
   readonly liveness: Effect.Effect<Report>
+  /** One component's trend now (its report's `trend`); `None` for a name not registered. */
+  readonly trend: (component: string) => Effect.Effect<Option.Option<Trend>>
   /**
    * Adds a component for the rest of the service's life: its check or
    * source runs in the service's scope. Fails with `Options.InvalidOptions`
@@ -248,7 +261,53 @@ export interface Trend {
   readonly meanLatency: Duration.Duration | undefined
   /** Changes of the reported status between consecutive samples of the window. */
   readonly statusChanges: number
+  /** More than `flapThreshold` status changes within `flapWindow` (the component's `flapping`). */
+  readonly flapping: boolean
+  /** The figures over the trailing `trendWindow` (since report version 2). */
+  readonly window: WindowTrend
 }
+
+/**
+ * A component's figures over the trailing `trendWindow`, computed from its
+ * ring of samples and status changes when read: bounded by the ring (at most
+ * `history` of each), so a window longer than the ring holds is covered in
+ * part only (`covered`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface WindowTrend {
+  /** The window: `trendWindow`. */
+  readonly duration: Duration.Duration
+  /**
+   * The part of the window the figures cover: up to now from the window's
+   * start, the component's start, or the oldest status change the ring still
+   * holds, whichever is latest.
+   */
+  readonly covered: Duration.Duration
+  /** Time `healthy` over the covered time, 0 to 1 (with nothing covered yet: 1 when `healthy` now, else 0). */
+  readonly availability: number
+  /** Time spent `degraded` and `unhealthy` within the covered time. */
+  readonly degraded: Duration.Duration
+  readonly unhealthy: Duration.Duration
+  /** Changes of the reported status within the window. */
+  readonly statusChanges: number
+  /** Samples (check results, source statuses) within the window. */
+  readonly samples: number
+  /** Nearest-rank median, 95th percentile and maximum of the window's check durations; undefined without any. */
+  readonly latencyP50: Duration.Duration | undefined
+  readonly latencyP95: Duration.Duration | undefined
+  readonly latencyMax: Duration.Duration | undefined
+}
+
+/**
+ * The version of the report's shape: 2 added `trend.window` and
+ * `trend.flapping` (and `version` itself). Versions only add fields.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export const reportVersion: 2 = 2
 
 /**
  * One component in a report.
@@ -293,6 +352,8 @@ export interface ComponentReport {
  * @since 0.1.0
  */
 export interface Report {
+  /** The shape's version ({@link reportVersion}): 2 since trends over a window. */
+  readonly version: typeof reportVersion
   /** The registry's name. */
   readonly name: string
   readonly view: View
@@ -383,6 +444,11 @@ const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const StatusSchema = Schema.Literals(["healthy", "degraded", "unhealthy"])
 
+const Ratio = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
+
+/** The most samples (and status changes) a component keeps: its memory is bounded by this. */
+const maxHistory = 10_000
+
 const defaults = {
   name: "default",
   interval: Duration.seconds(10),
@@ -393,6 +459,9 @@ const defaults = {
   history: 60,
   flapThreshold: 4,
   flapWindow: Duration.minutes(5),
+  trendWindow: Duration.minutes(5),
+  jitter: 0.1,
+  stagger: 0.1,
   initialStatus: "healthy" as Status,
   critical: true,
   probe: "both" as Probe
@@ -401,8 +470,23 @@ const defaults = {
 const thresholdFields = {
   interval: Schema.optionalKey(
     Schema.DurationFromString.annotate({
-      description: "Time between the starts of two runs of a check (the first runs at once); above zero.",
+      description:
+        "Time between the starts of two runs of a check (± `jitter`; the first within `stagger`); above zero.",
       default: defaults.interval
+    })
+  ),
+  jitter: Schema.optionalKey(
+    Ratio.annotate({
+      description:
+        "Each wait between two runs of a check is `interval` ± up to this share of it (0 to 1, from Effect's `Random`): checks made together drift apart.",
+      default: defaults.jitter
+    })
+  ),
+  stagger: Schema.optionalKey(
+    Ratio.annotate({
+      description:
+        "A check's first run waits a random part of this share of `interval` (0 to 1; 0 runs it at once, 1 spreads first runs over a whole interval).",
+      default: defaults.stagger
     })
   ),
   timeout: Schema.optionalKey(
@@ -431,8 +515,9 @@ const thresholdFields = {
     })
   ),
   history: Schema.optionalKey(
-    PositiveInt.annotate({
-      description: "Samples kept per component: the window of its trend numbers.",
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxHistory })).annotate({
+      description:
+        "Samples, and status changes, kept per component (1 to 10000; a ring bounding its memory): the window of its trend numbers.",
       default: defaults.history
     })
   ),
@@ -446,6 +531,13 @@ const thresholdFields = {
     Schema.DurationFromString.annotate({
       description: "The window over which status changes are counted for flapping; above zero.",
       default: defaults.flapWindow
+    })
+  ),
+  trendWindow: Schema.optionalKey(
+    Schema.DurationFromString.annotate({
+      description:
+        "The trailing window of `trend.window` (availability, status changes, latency percentiles), within what `history` holds; above zero.",
+      default: defaults.trendWindow
     })
   ),
   initialStatus: Schema.optionalKey(
@@ -517,6 +609,8 @@ export type ComponentOptions = typeof ComponentOptions.Type
  */
 export interface ThresholdInput {
   readonly interval?: Duration.Input | undefined
+  readonly jitter?: number | undefined
+  readonly stagger?: number | undefined
   readonly timeout?: Duration.Input | undefined
   readonly unhealthyAfter?: number | undefined
   readonly healthyAfter?: number | undefined
@@ -524,6 +618,7 @@ export interface ThresholdInput {
   readonly history?: number | undefined
   readonly flapThreshold?: number | undefined
   readonly flapWindow?: Duration.Input | undefined
+  readonly trendWindow?: Duration.Input | undefined
   readonly initialStatus?: Status | undefined
 }
 
@@ -558,6 +653,8 @@ export interface ComponentInput extends ThresholdInput {
 export interface ResolvedOptions {
   readonly name: string
   readonly interval: Duration.Duration
+  readonly jitter: number
+  readonly stagger: number
   readonly timeout: Duration.Duration
   readonly unhealthyAfter: number
   readonly healthyAfter: number
@@ -565,6 +662,7 @@ export interface ResolvedOptions {
   readonly history: number
   readonly flapThreshold: number
   readonly flapWindow: Duration.Duration
+  readonly trendWindow: Duration.Duration
   readonly initialStatus: Status
 }
 
@@ -579,10 +677,10 @@ export interface ResolvedComponentOptions extends Omit<ResolvedOptions, "name"> 
   readonly probe: Probe
 }
 
-const durationFields = ["interval", "timeout", "slowThreshold", "flapWindow"] as const
+const durationFields = ["interval", "timeout", "slowThreshold", "flapWindow", "trendWindow"] as const
 
 const positiveDuration =
-  (field: "interval" | "timeout" | "flapWindow"): Options_.Rule =>
+  (field: "interval" | "timeout" | "flapWindow" | "trendWindow"): Options_.Rule =>
   (o) => {
     const value = o[field]
     return Duration.isDuration(value) && Duration.toMillis(value) <= 0
@@ -593,7 +691,8 @@ const positiveDuration =
 const rules: ReadonlyArray<Options_.Rule> = [
   positiveDuration("interval"),
   positiveDuration("timeout"),
-  positiveDuration("flapWindow")
+  positiveDuration("flapWindow"),
+  positiveDuration("trendWindow")
 ]
 
 /**
@@ -621,6 +720,8 @@ const issuesOf = <S extends Schema.Top & Schema.ConstraintDecoder<unknown>>(
 const resolve = (o: Options): ResolvedOptions => ({
   name: o.name ?? defaults.name,
   interval: o.interval ?? defaults.interval,
+  jitter: o.jitter ?? defaults.jitter,
+  stagger: o.stagger ?? defaults.stagger,
   timeout: o.timeout ?? defaults.timeout,
   unhealthyAfter: o.unhealthyAfter ?? defaults.unhealthyAfter,
   healthyAfter: o.healthyAfter ?? defaults.healthyAfter,
@@ -628,11 +729,14 @@ const resolve = (o: Options): ResolvedOptions => ({
   history: o.history ?? defaults.history,
   flapThreshold: o.flapThreshold ?? defaults.flapThreshold,
   flapWindow: o.flapWindow ?? defaults.flapWindow,
+  trendWindow: o.trendWindow ?? defaults.trendWindow,
   initialStatus: o.initialStatus ?? defaults.initialStatus
 })
 
 const resolveComponent = (o: ComponentOptions, base: ResolvedOptions): ResolvedComponentOptions => ({
   interval: o.interval ?? base.interval,
+  jitter: o.jitter ?? base.jitter,
+  stagger: o.stagger ?? base.stagger,
   timeout: o.timeout ?? base.timeout,
   unhealthyAfter: o.unhealthyAfter ?? base.unhealthyAfter,
   healthyAfter: o.healthyAfter ?? base.healthyAfter,
@@ -640,6 +744,7 @@ const resolveComponent = (o: ComponentOptions, base: ResolvedOptions): ResolvedC
   history: o.history ?? base.history,
   flapThreshold: o.flapThreshold ?? base.flapThreshold,
   flapWindow: o.flapWindow ?? base.flapWindow,
+  trendWindow: o.trendWindow ?? base.trendWindow,
   initialStatus: o.initialStatus ?? base.initialStatus,
   critical: o.critical ?? defaults.critical,
   probe: o.probe ?? defaults.probe
@@ -979,7 +1084,8 @@ export const make: <R = never>(
   const { components, options } = yield* validateOptions(input ?? {})
   const scope = yield* Effect.scope
   const context = yield* Effect.context<R>()
-  const registry = makeWith(options, scope, context)
+  const clock = yield* Clock.clockWith(Effect.succeed)
+  const registry = makeWith(options, scope, context, clock)
   yield* Scope.addFinalizer(scope, registry.close)
   const all = input?.components ?? []
   for (let i = 0; i < all.length; i++) {
@@ -1074,6 +1180,8 @@ interface Entry {
   /** Whether that run passed its timeout (each skipped tick then counts as a timeout). */
   overdue: boolean
   readonly durations: Metrics.Histogram
+  /** The last window trend computed, for the state and the time it was computed at (the gauges read it six times). */
+  windowCache: { readonly state: engine.State; readonly now: number; readonly trend: engine.WindowTrend } | undefined
 }
 
 const views: ReadonlyArray<View> = ["all", "readiness", "liveness"]
@@ -1090,7 +1198,49 @@ const messageOf = (cause: Cause.Cause<unknown>): string => {
 
 const toUtc = (millis: number): DateTime.Utc => DateTime.makeUnsafe(millis)
 
-const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext: Context.Context<never>) => {
+/** The window trend of `entry` at `now`, computed once per state and instant. */
+const windowTrendOf = (entry: Entry, now: number): engine.WindowTrend => {
+  const cached = entry.windowCache
+  if (cached !== undefined && cached.state === entry.state && cached.now === now) return cached.trend
+  const trend = engine.windowTrend(entry.state, now, Duration.toMillis(entry.options.trendWindow))
+  entry.windowCache = { state: entry.state, now, trend }
+  return trend
+}
+
+const optionalMillis = (millis: number | undefined): Duration.Duration | undefined =>
+  millis === undefined ? undefined : Duration.millis(millis)
+
+/** A component's trend at `now`: over its history, and over the trailing `trendWindow`. */
+const trendOf = (entry: Entry, now: number): Trend => {
+  const trend = engine.trend(entry.state.history)
+  const window = windowTrendOf(entry, now)
+  return {
+    samples: trend.samples,
+    successRate: trend.successRate,
+    meanLatency: optionalMillis(trend.meanLatencyMillis),
+    statusChanges: trend.statusChanges,
+    flapping: entry.state.flapping,
+    window: {
+      duration: entry.options.trendWindow,
+      covered: Duration.millis(window.coveredMillis),
+      availability: window.availability,
+      degraded: Duration.millis(window.degradedMillis),
+      unhealthy: Duration.millis(window.unhealthyMillis),
+      statusChanges: window.statusChanges,
+      samples: window.samples,
+      latencyP50: optionalMillis(window.latencyP50Millis),
+      latencyP95: optionalMillis(window.latencyP95Millis),
+      latencyMax: optionalMillis(window.latencyMaxMillis)
+    }
+  }
+}
+
+const makeWith = (
+  options: ResolvedOptions,
+  scope: Scope.Scope,
+  registryContext: Context.Context<never>,
+  clock: Clock.Clock
+) => {
   const name = options.name
   const entries = new Map<string, Entry>()
   const hub = Hub.make<Event>()
@@ -1225,7 +1375,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       kind: component._tag === "Check" ? "check" : "source",
       options: resolved,
       config,
-      state: engine.initial(resolved.initialStatus),
+      state: engine.initial(resolved.initialStatus, clock.currentTimeMillisUnsafe()),
       lastCheck: undefined,
       lastError: undefined,
       latencyMillis: undefined,
@@ -1236,11 +1386,17 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       running: undefined,
       runStart: 0,
       overdue: false,
-      durations: Metrics.makeHistogram()
+      durations: Metrics.makeHistogram(),
+      windowCache: undefined
     }
     entries.set(entry.name, entry)
     const attributes = { ...base, [Telemetry.attributes.component]: entry.name }
     registrar.gauge(spec.status, attributes, () => engine.severity[entry.state.status])
+    // the trend over the window, computed from the ring when the metrics are read
+    const windowNow = () => windowTrendOf(entry, clock.currentTimeMillisUnsafe())
+    registrar.gauge(spec.trendAvailability, attributes, () => windowNow().availability)
+    registrar.gauge(spec.trendStatusChanges, attributes, () => windowNow().statusChanges)
+    registrar.gauge(spec.trendFlapping, attributes, () => (entry.state.flapping ? 1 : 0))
     if (component._tag === "Check") {
       registrar.histogram(spec.checkDuration, attributes, () => entry.durations)
       registrar.counter(spec.checkFailures, { ...attributes, [Telemetry.attributes.reason]: "error" }, () =>
@@ -1252,10 +1408,23 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
         () => entry.timeouts
       )
       registrar.counter(spec.checkSkipped, attributes, () => entry.skipped)
+      registrar.gauge(spec.trendLatencyP50, attributes, () => (windowNow().latencyP50Millis ?? 0) / 1000)
+      registrar.gauge(spec.trendLatencyP95, attributes, () => (windowNow().latencyP95Millis ?? 0) / 1000)
+      registrar.gauge(spec.trendLatencyMax, attributes, () => (windowNow().latencyMaxMillis ?? 0) / 1000)
     }
+    const intervalMillis = Duration.toMillis(resolved.interval)
+    // waits drawn from the fiber's Random: none drawn when jitter (or stagger) is 0
+    const pause = (spread: (random: number) => number, amount: number, exact: number): Effect.Effect<void> =>
+      amount === 0
+        ? exact === 0
+          ? Effect.void
+          : Effect.sleep(Duration.millis(exact))
+        : Effect.flatMap(Random.next, (random) => Effect.sleep(Duration.millis(Math.round(spread(random)))))
+    const firstWait = pause((r) => engine.staggered(intervalMillis, resolved.stagger, r), resolved.stagger, 0)
+    const nextWait = pause((r) => engine.jittered(intervalMillis, resolved.jitter, r), resolved.jitter, intervalMillis)
     const program: Effect.Effect<void, never, R> =
       component._tag === "Check"
-        ? Effect.forever(Effect.andThen(tick(entry, component.run), Effect.sleep(resolved.interval)))
+        ? Effect.andThen(firstWait, Effect.forever(Effect.andThen(tick(entry, component.run), nextWait)))
         : Effect.andThen(
             Effect.forkChild(
               // flapping ages out even when the source is quiet
@@ -1295,8 +1464,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
     )
   }
 
-  const componentReport = (entry: Entry): ComponentReport => {
-    const trend = engine.trend(entry.state.history)
+  const componentReport = (entry: Entry, now: number): ComponentReport => {
     const last = entry.state.transitions.at(-1)
     return {
       name: entry.name,
@@ -1314,12 +1482,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
       failures: entry.failures,
       timeouts: entry.timeouts,
       skipped: entry.skipped,
-      trend: {
-        samples: trend.samples,
-        successRate: trend.successRate,
-        meanLatency: trend.meanLatencyMillis === undefined ? undefined : Duration.millis(trend.meanLatencyMillis),
-        statusChanges: trend.statusChanges
-      },
+      trend: trendOf(entry, now),
       history: entry.state.history.map((sample) => ({
         at: toUtc(sample.at),
         ok: sample.ok,
@@ -1332,12 +1495,23 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
   }
 
   const report = (view: View): Effect.Effect<Report> =>
-    Effect.sync(() => {
-      const components = Array.from(entries.values())
-        .filter((entry) => inView(entry.options.probe, view))
-        .map(componentReport)
-      return { name, view, status: aggregate(view), components }
-    })
+    Clock.clockWith((c) =>
+      Effect.sync(() => {
+        const now = c.currentTimeMillisUnsafe()
+        const components = Array.from(entries.values())
+          .filter((entry) => inView(entry.options.probe, view))
+          .map((entry) => componentReport(entry, now))
+        return { version: reportVersion, name, view, status: aggregate(view), components }
+      })
+    )
+
+  const trend = (component: string): Effect.Effect<Option.Option<Trend>> =>
+    Clock.clockWith((c) =>
+      Effect.sync(() => {
+        const entry = entries.get(component)
+        return entry === undefined ? Option.none() : Option.some(trendOf(entry, c.currentTimeMillisUnsafe()))
+      })
+    )
 
   const register = <R>(component: Component<R>): Effect.Effect<void, Options_.InvalidOptions, R> =>
     Effect.flatMap(Effect.context<R>(), (context) =>
@@ -1380,6 +1554,7 @@ const makeWith = (options: ResolvedOptions, scope: Scope.Scope, registryContext:
     status: report("all"),
     readiness: report("readiness"),
     liveness: report("liveness"),
+    trend,
     register,
     subscribe: hub.subscribe,
     events: hub.events

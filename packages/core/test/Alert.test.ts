@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Alert, Bulkhead, CircuitBreaker, Health, RateLimiter, Telemetry } from "@effect-resilience/core"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -34,6 +35,10 @@ const stateOf = (alerts: Alert.Alert, name: string) =>
 /** The events so far, as `[tag, rule, at]`. */
 const drain = (events: Queue.Dequeue<Alert.Event, unknown>) =>
   Effect.map(Queue.clear(events), (all) => all.map((e) => [e._tag, e.rule, e.at] as const))
+
+/** The events so far by rule (each rule's in order; the rules' interleaving is the scheduler's). */
+const drainByRule = (events: Queue.Dequeue<Alert.Event, unknown>) =>
+  Effect.map(drain(events), (all) => [...all].sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)))
 
 const breakerStore = CircuitBreaker.layerStoreMemory()
 const limiterStore = RateLimiter.layerStoreMemory()
@@ -301,6 +306,8 @@ describe("Alert", () => {
       const health = yield* Health.make({
         name: "app",
         interval: "1 second",
+        jitter: 0, // exact ticks: the first check at once, then every second
+        stagger: 0,
         unhealthyAfter: 3,
         components: [
           Health.check(
@@ -405,6 +412,120 @@ describe("Alert", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a blocked sink: its queue holds sinkQueue events, the oldest dropped and counted (stats, metric)", () =>
+    Effect.gen(function* () {
+      const condition = yield* pushed
+      const gate = yield* Deferred.make<void>()
+      const received: Array<readonly [string, number]> = []
+      const alerts = yield* Alert.make({
+        name: "stuck-sink",
+        sinkQueue: 3,
+        rules: [Alert.fromStream("flip", condition.stream)],
+        // records each event it is given, then blocks until the gate opens
+        sinks: [
+          (event) =>
+            Effect.andThen(
+              Effect.sync(() => received.push([event._tag, event.at])),
+              Deferred.await(gate)
+            )
+        ]
+      })
+      // ten events, one a second: the first is in the sink, three wait, six are dropped
+      for (let i = 0; i < 10; i++) {
+        yield* condition.set(i % 2 === 0)
+        yield* advance("1 second")
+      }
+      assert.deepStrictEqual(received, [["AlertFiring", 0]])
+      assert.deepStrictEqual(yield* alerts.stats, { sinkErrors: 0, sinkDropped: 6, sinkQueued: 3 })
+      const snapshot = yield* Metric.snapshot
+      const dropped = snapshot.find(
+        (m) => m.id === Telemetry.alert.sinkDropped.name && m.attributes?.[Telemetry.attributes.name] === "stuck-sink"
+      )
+      assert.strictEqual(Telemetry.alert.sinkDropped.name, "resilience.alert.sink.dropped")
+      assert.strictEqual(dropped?.type === "Counter" ? dropped.state.count : -1, 6)
+      // the evaluation never waited for the sink
+      assert.strictEqual((yield* alerts.status)[0]?.transitions, 10)
+      // unblocked, the sink sees the latest three (drop-oldest): the last state it hears of is the current one
+      yield* Deferred.succeed(gate, void 0)
+      yield* settle
+      assert.deepStrictEqual(received, [
+        ["AlertFiring", 0],
+        ["AlertResolved", 7_000],
+        ["AlertFiring", 8_000],
+        ["AlertResolved", 9_000]
+      ])
+      assert.deepStrictEqual(yield* alerts.stats, { sinkErrors: 0, sinkDropped: 6, sinkQueued: 0 })
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "a breaker opening and closing between two polls: `for: 0` fires and resolves, a longer `for` does not",
+    () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ name: "payments" })
+        const alerts = yield* Alert.make({
+          interval: "1 hour", // no poll in between: only the transitions can tell
+          rules: [
+            Alert.circuitOpen(breaker, { name: "any-0", for: 0 }),
+            Alert.circuitOpen(breaker, { name: "eu-0", key: "eu", for: 0 }),
+            Alert.circuitOpen(breaker, { name: "any-30s", for: "30 seconds" })
+          ]
+        })
+        const events = yield* alerts.subscribe
+        yield* advance("1 second")
+        // open and closed again before any rule reads the breaker
+        yield* breaker.forceOpen("eu")
+        yield* breaker.reset("eu")
+        yield* advance("1 second")
+        assert.deepStrictEqual(yield* drainByRule(events), [
+          ["AlertFiring", "any-0", 1_000],
+          ["AlertResolved", "any-0", 1_000],
+          ["AlertFiring", "eu-0", 1_000],
+          ["AlertResolved", "eu-0", 1_000]
+        ])
+        const firing = (yield* alerts.status).find((status) => status.name === "any-0")
+        assert.deepStrictEqual([firing?.state, firing?.transitions, firing?.detail], ["resolved", 2, ""])
+        // the blip was shorter than 30 seconds: that rule never fires
+        yield* advance("1 minute")
+        assert.deepStrictEqual(yield* drain(events), [])
+        assert.strictEqual(yield* stateOf(alerts, "any-30s"), "inactive")
+        // a real outage still fires after its `for`
+        yield* breaker.forceOpen("eu")
+        yield* advance("30 seconds")
+        assert.deepStrictEqual(
+          (yield* drain(events)).filter(([, rule]) => rule === "any-30s"),
+          [["AlertFiring", "any-30s", 92_000]] // opened at 62 s
+        )
+      }).pipe(Effect.scoped, Effect.provide(breakerStore))
+  )
+
+  it.effect("healthStatus: a component unhealthy and healthy again between two polls still fires a `for: 0` rule", () =>
+    Effect.gen(function* () {
+      const statuses = yield* Queue.unbounded<Health.Status>()
+      const health = yield* Health.make({ components: [Health.source("db", Stream.fromQueue(statuses))] })
+      const alerts = yield* Alert.make({
+        interval: "1 hour",
+        rules: [
+          Alert.healthStatus(health, { name: "db-0", component: "db", for: 0 }),
+          Alert.healthStatus(health, { name: "whole-0", for: 0 }),
+          Alert.healthStatus(health, { name: "db-1m", component: "db", for: "1 minute" })
+        ]
+      })
+      const events = yield* alerts.subscribe
+      yield* advance("1 second")
+      yield* Queue.offerAll(statuses, ["unhealthy", "healthy"])
+      yield* advance("1 second")
+      assert.deepStrictEqual(yield* drainByRule(events), [
+        ["AlertFiring", "db-0", 1_000],
+        ["AlertResolved", "db-0", 1_000],
+        ["AlertFiring", "whole-0", 1_000],
+        ["AlertResolved", "whole-0", 1_000]
+      ])
+      yield* advance("2 minutes")
+      assert.strictEqual(yield* stateOf(alerts, "db-1m"), "inactive")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("closing the scope stops everything: no evaluation, no sink, events ended, metrics removed", () =>
     Effect.gen(function* () {
       const condition = yield* pushed
@@ -479,6 +600,7 @@ describe("Alert", () => {
         Alert.validateOptions({
           interval: "0 seconds",
           resolveAfter: "soon" as Duration.Input,
+          sinkQueue: 0,
           rules: [
             Alert.fromStream("a", Stream.empty, { for: -5 }),
             Alert.fromStream("a", Stream.empty),
@@ -500,14 +622,22 @@ describe("Alert", () => {
           ["rules.rejection-rate:api.threshold", "1.5", "Expected a number greater than 0 and at most 1"],
           ["rules.nothing.condition", "undefined", "Expected a condition with a read effect or a readings stream"],
           ["resolveAfter", '"soon"', "Expected a non-negative duration"],
+          ["sinkQueue", "0", "Expected a value greater than or equal to 1"],
           ["interval", "0", "Expected a duration greater than zero"]
         ]
       )
       const ok = yield* Alert.validateOptions({ rules: [Alert.fromStream("b", Stream.empty, { for: "1 minute" })] })
       assert.deepStrictEqual(
-        [ok.name, Duration.toMillis(ok.interval), Duration.toMillis(ok.rules[0]?.forDuration ?? Duration.zero)],
-        ["default", 10_000, 60_000]
+        [
+          ok.name,
+          Duration.toMillis(ok.interval),
+          Duration.toMillis(ok.rules[0]?.forDuration ?? Duration.zero),
+          ok.sinkQueue
+        ],
+        ["default", 10_000, 60_000, 1_000]
       )
+      // the smallest queue: one event waiting
+      assert.strictEqual((yield* Alert.validateOptions({ sinkQueue: 1 })).sinkQueue, 1)
     })
   )
 
@@ -515,8 +645,13 @@ describe("Alert", () => {
     Effect.gen(function* () {
       const alerts = yield* Alert.Alert
       assert.deepStrictEqual(
-        [alerts.name, Duration.toMillis(alerts.options.interval), Duration.toMillis(alerts.options.resolveAfter)],
-        ["alerts", 5_000, 30_000]
+        [
+          alerts.name,
+          Duration.toMillis(alerts.options.interval),
+          Duration.toMillis(alerts.options.resolveAfter),
+          alerts.options.sinkQueue
+        ],
+        ["alerts", 5_000, 30_000, 50]
       )
       assert.deepStrictEqual(
         (yield* alerts.status).map((s) => s.name),
@@ -527,7 +662,9 @@ describe("Alert", () => {
         Alert.layerConfig("alerts", { rules: [Alert.fromStream("never", Stream.never)] }).pipe(
           Layer.provide(
             ConfigProvider.layer(
-              ConfigProvider.fromEnv({ env: { alerts_interval: "5 seconds", alerts_resolveAfter: "30 seconds" } })
+              ConfigProvider.fromEnv({
+                env: { alerts_interval: "5 seconds", alerts_resolveAfter: "30 seconds", alerts_sinkQueue: "50" }
+              })
             )
           )
         )

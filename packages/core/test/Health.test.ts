@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Health, Options, RateLimiter } from "@effect-resilience/core"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
@@ -9,11 +10,16 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { TestClock } from "effect/testing"
+
+/** Exact ticks: no jitter and no stagger (the first run at once, then every interval); jitter has tests of its own. */
+const exact = { jitter: 0, stagger: 0 } as const
 
 /** Lets the forked checks and sources run to their next suspension (a run takes a few fiber hops). */
 const settle = Effect.gen(function* () {
@@ -72,7 +78,7 @@ describe("Health checks", () => {
     Effect.gen(function* () {
       const { control, run } = controlled()
       control.next = "fail"
-      const health = yield* Health.make({ interval: "1 second", components: [Health.check("db", run)] })
+      const health = yield* Health.make({ ...exact, interval: "1 second", components: [Health.check("db", run)] })
       const seen: Array<Health.Status> = []
       yield* settle
       seen.push(yield* statuses(health, "db")) // t=0: 1st failure
@@ -107,6 +113,7 @@ describe("Health checks", () => {
       const { control, run } = controlled()
       control.next = "fail"
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         components: [Health.check("db", run, { healthyAfter: 3 })]
       })
@@ -126,6 +133,7 @@ describe("Health checks", () => {
       const { control, run } = controlled()
       control.next = 300
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         components: [Health.check("api", run, { slowThreshold: "200 millis" })]
       })
@@ -150,6 +158,7 @@ describe("Health checks", () => {
       const interrupted = yield* Deferred.make<void>()
       const hang = Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined)))
       const health = yield* Health.make({
+        ...exact,
         interval: "10 seconds",
         timeout: "2 seconds",
         components: [Health.check("queue", hang)]
@@ -182,6 +191,7 @@ describe("Health checks", () => {
         () => Effect.sync(() => inFlight--)
       )
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         timeout: "5 seconds",
         slowThreshold: "10 seconds",
@@ -201,6 +211,7 @@ describe("Health checks", () => {
       const { control, run } = controlled()
       control.next = 9_500
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         timeout: "1500 millis",
         components: [Health.check("stuck", Effect.uninterruptible(run))]
@@ -234,9 +245,12 @@ describe("Health checks", () => {
         Effect.andThen(Effect.never),
         Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
       )
-      yield* Health.make({ interval: "1 second", timeout: "1 minute", components: [Health.check("c", check)] }).pipe(
-        Scope.provide(scope)
-      )
+      yield* Health.make({
+        ...exact,
+        interval: "1 second",
+        timeout: "1 minute",
+        components: [Health.check("c", check)]
+      }).pipe(Scope.provide(scope))
       yield* settle
       assert.strictEqual(runs, 1)
       yield* Scope.close(scope, Exit.void)
@@ -248,7 +262,7 @@ describe("Health checks", () => {
 
   it.effect("a defect counts as a failure with its message", () =>
     Effect.gen(function* () {
-      const health = yield* Health.make({ components: [Health.check("c", Effect.die(new Error("boom")))] })
+      const health = yield* Health.make({ ...exact, components: [Health.check("c", Effect.die(new Error("boom")))] })
       yield* settle
       const report = componentOf(yield* health.status, "c")
       assert.deepStrictEqual([report.status, report.lastError, report.failures], ["degraded", "boom", 1])
@@ -262,6 +276,7 @@ describe("Health aggregation", () => {
       const cache = yield* manualSource
       const db = yield* manualSource
       const health = yield* Health.make({
+        ...exact,
         components: [Health.source("cache", cache.statuses, { critical: false }), Health.source("db", db.statuses)]
       })
       const overall = Effect.map(health.status, (r) => r.status)
@@ -290,6 +305,7 @@ describe("Health aggregation", () => {
   it.effect("readiness and liveness views take the components tagged for them", () =>
     Effect.gen(function* () {
       const health = yield* Health.make({
+        ...exact,
         components: [
           Health.source("database", Stream.succeed("unhealthy"), { probe: "readiness" }),
           Health.source("worker", Stream.succeed("degraded"), { probe: "liveness" }),
@@ -317,7 +333,7 @@ describe("Health aggregation", () => {
 
   it.effect("a failing source is unhealthy with its error; register adds components at run time", () =>
     Effect.gen(function* () {
-      const health = yield* Health.make({ components: [] })
+      const health = yield* Health.make({ ...exact, components: [] })
       assert.strictEqual((yield* health.status).status, "healthy")
       yield* health.register(Health.source("feed", Stream.fail(new Error("disconnected"))))
       yield* settle
@@ -351,6 +367,7 @@ describe("Health aggregation", () => {
   it.effect("initialStatus: a component can start unhealthy until its checks pass", () =>
     Effect.gen(function* () {
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         initialStatus: "unhealthy",
         components: [Health.check("db", Effect.void)]
@@ -370,6 +387,7 @@ describe("Health.fromCircuitBreaker", () => {
       const breaker = yield* CircuitBreaker.make({ name: "payments" })
       yield* breaker.forceOpen()
       const health = yield* Health.make({
+        ...exact,
         components: [Health.fromCircuitBreaker(breaker), Health.fromCircuitBreaker(breaker, { key: "eu" })]
       })
       yield* settle
@@ -401,7 +419,7 @@ describe("Health.fromCircuitBreaker through calls", () => {
         slidingWindowSize: 4,
         minimumCalls: 4
       })
-      const health = yield* Health.make({ components: [Health.fromCircuitBreaker(breaker)] })
+      const health = yield* Health.make({ ...exact, components: [Health.fromCircuitBreaker(breaker)] })
       yield* settle
       const status = Effect.map(health.status, (r) => r.status)
       const call = (ok: boolean) =>
@@ -431,6 +449,7 @@ describe("Health.fromRateLimiter", () => {
         alertFor: "2 seconds"
       })
       const health = yield* Health.make({
+        ...exact,
         components: [Health.fromRateLimiter(limiter, { whenAlerting: "unhealthy", critical: false })]
       })
       yield* settle
@@ -463,7 +482,7 @@ describe("Health.fromRateLimiter", () => {
         yield* advance("200 millis")
       }
       assert.isTrue((yield* limiter.alert).alerting)
-      const health = yield* Health.make({ components: [Health.fromRateLimiter(limiter)] })
+      const health = yield* Health.make({ ...exact, components: [Health.fromRateLimiter(limiter)] })
       yield* settle
       assert.strictEqual(componentOf(yield* health.status, "api").status, "degraded")
     }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
@@ -474,7 +493,12 @@ describe("Health trends and flapping", () => {
   it.effect("the history is bounded; the trend is the success rate and mean latency over it", () =>
     Effect.gen(function* () {
       const { control, run } = controlled()
-      const health = yield* Health.make({ interval: "1 second", history: 3, components: [Health.check("db", run)] })
+      const health = yield* Health.make({
+        ...exact,
+        interval: "1 second",
+        history: 3,
+        components: [Health.check("db", run)]
+      })
       yield* settle // ok
       control.next = "fail"
       yield* advance("1 second") // fail
@@ -516,6 +540,7 @@ describe("Health trends and flapping", () => {
     Effect.gen(function* () {
       const feed = yield* manualSource
       const health = yield* Health.make({
+        ...exact,
         interval: "1 second",
         flapThreshold: 2,
         flapWindow: "1 minute",
@@ -547,12 +572,207 @@ describe("Health trends and flapping", () => {
   )
 })
 
+describe("Health trends over a window", () => {
+  it.effect(
+    "availability, status changes and check latency p50/p95/max over trendWindow; health.trend; the gauges",
+    () =>
+      Effect.gen(function* () {
+        const feed = yield* manualSource
+        const latencies = [30, 10, 100, 20, 90, 40, 80, 50, 70, 60]
+        let runs = 0
+        const db = Effect.suspend(() => Effect.sleep(Duration.millis(latencies[runs++ % latencies.length] as number)))
+        const health = yield* Health.make({
+          ...exact,
+          name: "trends",
+          interval: "1 second",
+          trendWindow: "10 seconds",
+          components: [Health.source("link", feed.statuses), Health.check("db", db)]
+        })
+        yield* advance("2 seconds")
+        yield* Queue.offer(feed.queue, "unhealthy") // at 2 s
+        yield* settle
+        for (let i = 0; i < 3; i++) yield* advance("1 second")
+        yield* Queue.offer(feed.queue, "healthy") // at 5 s
+        yield* settle
+        for (let i = 0; i < 5; i++) yield* advance("1 second") // now 10 s
+        const report = yield* health.status
+        assert.strictEqual(report.version, 2)
+        assert.strictEqual(Health.reportVersion, 2)
+        const window = (trend: Health.Trend) => ({
+          covered: Duration.toMillis(trend.window.covered),
+          availability: trend.window.availability,
+          unhealthy: Duration.toMillis(trend.window.unhealthy),
+          statusChanges: trend.window.statusChanges,
+          samples: trend.window.samples,
+          p50: trend.window.latencyP50 === undefined ? undefined : Duration.toMillis(trend.window.latencyP50),
+          p95: trend.window.latencyP95 === undefined ? undefined : Duration.toMillis(trend.window.latencyP95),
+          max: trend.window.latencyMax === undefined ? undefined : Duration.toMillis(trend.window.latencyMax)
+        })
+        const link = componentOf(report, "link").trend
+        // healthy 0-2 s and 5-10 s, unhealthy 2-5 s: 7 s of 10
+        assert.deepStrictEqual(window(link), {
+          covered: 10_000,
+          availability: 0.7,
+          unhealthy: 3_000,
+          statusChanges: 2,
+          samples: 2,
+          p50: undefined,
+          p95: undefined,
+          max: undefined
+        })
+        assert.strictEqual(Duration.toMillis(link.window.duration), 10_000)
+        assert.strictEqual(link.flapping, false)
+        // the runs at 0 s … 9 s took 10 ms … 100 ms (the run at 10 s has not ended): nearest-rank percentiles
+        assert.deepStrictEqual(window(componentOf(report, "db").trend), {
+          covered: 10_000,
+          availability: 1,
+          unhealthy: 0,
+          statusChanges: 0,
+          samples: 10,
+          p50: 50,
+          p95: 100,
+          max: 100
+        })
+        // the same trend as an effect of its own; None for a name not registered
+        assert.deepStrictEqual(yield* health.trend("link"), Option.some(link))
+        assert.deepStrictEqual(yield* health.trend("nope"), Option.none())
+        // the gauges, computed from the ring when read
+        const gauges = Effect.map(Metric.snapshot, (snapshots) => {
+          const of = (id: string, component: string) =>
+            metricValue(snapshots, id, { "resilience.name": "trends", "resilience.component": component })
+          return {
+            availability: of("resilience.health.trend.availability", "link"),
+            changes: of("resilience.health.trend.status_changes", "link"),
+            flapping: of("resilience.health.trend.flapping", "link"),
+            p50: of("resilience.health.trend.latency.p50", "db"),
+            p95: of("resilience.health.trend.latency.p95", "db"),
+            max: of("resilience.health.trend.latency.max", "db"),
+            sourceLatency: of("resilience.health.trend.latency.p50", "link")
+          }
+        })
+        assert.deepStrictEqual(yield* gauges, {
+          availability: 0.7,
+          changes: 2,
+          flapping: 0,
+          p50: 0.05,
+          p95: 0.1,
+          max: 0.1,
+          sourceLatency: undefined // a source has no check durations: no latency series
+        })
+        // the window trails the clock without new results: at 14 s it holds 1 s unhealthy (4-5 s) and one change
+        yield* TestClock.adjust("4 seconds")
+        assert.deepStrictEqual([(yield* gauges).availability, (yield* gauges).changes], [0.9, 1])
+        yield* TestClock.adjust("6 seconds")
+        const later = Option.getOrThrow(yield* health.trend("link"))
+        assert.deepStrictEqual([later.window.availability, later.window.statusChanges, later.window.samples], [1, 0, 0])
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect("memory is bounded by history: a window longer than the ring holds is covered from its oldest change", () =>
+    Effect.gen(function* () {
+      const feed = yield* manualSource
+      const health = yield* Health.make({
+        ...exact,
+        history: 2,
+        trendWindow: "1 minute",
+        components: [Health.source("link", feed.statuses)]
+      })
+      for (const status of ["unhealthy", "healthy", "unhealthy", "healthy"] as const) {
+        yield* advance("1 second")
+        yield* Queue.offer(feed.queue, status) // at 1 s, 2 s, 3 s, 4 s
+        yield* settle
+      }
+      yield* advance("6 seconds") // now 10 s
+      const link = componentOf(yield* health.status, "link")
+      assert.deepStrictEqual([link.history.length, link.transitions.length], [2, 2])
+      // the ring dropped the changes at 1 s and 2 s: known from 2 s on, unhealthy 3-4 s
+      assert.deepStrictEqual(
+        [Duration.toMillis(link.trend.window.covered), link.trend.window.availability, link.trend.window.statusChanges],
+        [8_000, 7 / 8, 2]
+      )
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("Health jitter", () => {
+  /** A registry of `n` checks with the same interval, recording when each run starts. */
+  const herd = (n: number, options: Health.ThresholdInput) =>
+    Effect.gen(function* () {
+      const starts = new Map<string, Array<number>>()
+      const components = Array.from({ length: n }, (_, i) => {
+        const name = `c${i}`
+        starts.set(name, [])
+        return Health.check(
+          name,
+          Effect.map(Clock.currentTimeMillis, (now) => starts.get(name)?.push(now))
+        )
+      })
+      yield* Health.make({ interval: "10 seconds", ...options, components })
+      return starts
+    })
+
+  /** Runs `n` checks for `seconds`, returning each check's run start times (from the start). */
+  const runHerd = (n: number, seconds: number, options: Health.ThresholdInput) =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const starts = yield* herd(n, options)
+      yield* settle
+      for (let i = 0; i < seconds; i++) yield* advance("1 second")
+      return Array.from(starts.values(), (times) => times.map((t) => t - start))
+    }).pipe(Effect.scoped)
+
+  it.effect("without jitter every check probes at the same instants: the thundering herd", () =>
+    Effect.gen(function* () {
+      const runs = yield* runHerd(20, 30, { jitter: 0, stagger: 0 })
+      for (const times of runs) assert.deepStrictEqual(times, [0, 10_000, 20_000, 30_000])
+    })
+  )
+
+  it.effect("stagger spreads the first runs across the interval and jitter moves each wait by up to ±10 %", () =>
+    Effect.gen(function* () {
+      const runs = yield* runHerd(20, 40, { stagger: 1, jitter: 0.1 }).pipe(Random.withSeed("health-jitter"))
+      const firsts = runs.map((times) => times[0] as number)
+      // the first runs fall all over the first interval: in at least 6 of its ten seconds, none at the same instant
+      for (const first of firsts) assert.isTrue(first >= 0 && first < 10_000, `${first}`)
+      assert.isAtLeast(new Set(firsts.map((t) => Math.floor(t / 1_000))).size, 6)
+      assert.strictEqual(new Set(firsts).size, firsts.length)
+      // each later wait is the interval ± 10 %, and they differ (drawn for each wait)
+      const gaps = runs.flatMap((times) => times.slice(1).map((t, i) => t - (times[i] as number)))
+      assert.isAtLeast(gaps.length, 3 * 20)
+      for (const gap of gaps) assert.isTrue(gap >= 9_000 && gap <= 11_000, `${gap}`)
+      assert.isAtLeast(new Set(gaps).size, gaps.length / 2)
+      // deterministic on Effect's Random: the same seed gives the same schedule
+      const again = yield* runHerd(20, 40, { stagger: 1, jitter: 0.1 }).pipe(Random.withSeed("health-jitter"))
+      assert.deepStrictEqual(again, runs)
+    })
+  )
+
+  it.effect(
+    "the waits follow the draws exactly: first at stagger × draw × interval, then interval × (1 + jitter × (2 × draw − 1))",
+    () =>
+      Effect.gen(function* () {
+        const draws = [0.5, 0, 0.75]
+        let i = 0
+        const scripted: Random.Random = {
+          nextDoubleUnsafe: () => draws[i++ % draws.length] as number,
+          nextIntUnsafe: () => 0
+        }
+        const [times] = yield* runHerd(1, 30, { stagger: 0.5, jitter: 0.2 }).pipe(
+          Effect.provideService(Random.Random, scripted)
+        )
+        // 0.5 × 0.5 × 10 s = 2.5 s; then 10 s × 0.8 = 8 s; then 10 s × 1.1 = 11 s; then 10 s × 1.0 = 10 s
+        assert.deepStrictEqual(times, [2_500, 10_500, 21_500])
+      })
+  )
+})
+
 describe("Health events and metrics", () => {
   it.effect("StatusChanged per component and per view, CheckFailed per failure", () =>
     Effect.gen(function* () {
       const { control, run } = controlled()
       control.next = "fail"
       const health = yield* Health.make({
+        ...exact,
         name: "api",
         interval: "1 second",
         unhealthyAfter: 2,
@@ -593,7 +813,7 @@ describe("Health events and metrics", () => {
         }
       })
       const { control, run } = controlled()
-      yield* Health.make({ name: "api", interval: "1 second", components: [Health.check("db", run)] }).pipe(
+      yield* Health.make({ ...exact, name: "api", interval: "1 second", components: [Health.check("db", run)] }).pipe(
         Effect.withTracer(tracer)
       )
       yield* settle
@@ -620,6 +840,7 @@ describe("Health events and metrics", () => {
       const { control, run } = controlled()
       control.next = "fail"
       const health = yield* Health.make({
+        ...exact,
         name: "metrics-test",
         interval: "1 second",
         components: [Health.check("db", run), Health.check("hang", Effect.never, { timeout: "500 millis" })]
@@ -665,6 +886,9 @@ describe("Health options", () => {
           history: options.history,
           flapThreshold: options.flapThreshold,
           flapWindow: Duration.toMillis(options.flapWindow),
+          trendWindow: Duration.toMillis(options.trendWindow),
+          jitter: options.jitter,
+          stagger: options.stagger,
           initialStatus: options.initialStatus
         },
         {
@@ -677,6 +901,9 @@ describe("Health options", () => {
           history: 60,
           flapThreshold: 4,
           flapWindow: 300_000,
+          trendWindow: 300_000,
+          jitter: 0.1,
+          stagger: 0.1,
           initialStatus: "healthy"
         }
       )
@@ -708,9 +935,24 @@ describe("Health options", () => {
         interval: 1,
         timeout: 1,
         flapWindow: 1,
-        slowThreshold: 0
+        trendWindow: 1,
+        slowThreshold: 0,
+        jitter: 0,
+        stagger: 0
       })
       assert.strictEqual(min.options.history, 1)
+      // and the maximum ones: a ring of 10000, jitter and stagger of a whole interval
+      const max = yield* Health.validateOptions({ history: 10_000, jitter: 1, stagger: 1 })
+      assert.deepStrictEqual([max.options.history, max.options.jitter, max.options.stagger], [10_000, 1, 1])
+      // a component overrides them
+      const own = yield* Health.validateOptions({
+        jitter: 0.2,
+        components: [Health.check("a", Effect.void, { jitter: 0, stagger: 1, trendWindow: "1 hour" })]
+      })
+      assert.deepStrictEqual(
+        own.components.map((c) => [c.jitter, c.stagger, Duration.toMillis(c.trendWindow)]),
+        [[0, 1, 3_600_000]]
+      )
     })
   )
 
@@ -722,7 +964,10 @@ describe("Health options", () => {
           timeout: "soon" as Duration.Input,
           unhealthyAfter: 0,
           healthyAfter: 1.5,
-          history: -1,
+          history: 10_001,
+          jitter: 1.5,
+          stagger: -0.1,
+          trendWindow: 0,
           flapThreshold: -1,
           initialStatus: "unknown" as Health.Status,
           components: [
@@ -737,19 +982,22 @@ describe("Health options", () => {
         error.issues.map((i) => [i.path, i.value, i.message]),
         [
           ["timeout", '"soon"', "Expected a non-negative duration"],
+          ["jitter", "1.5", "Expected a value between 0 and 1"],
+          ["stagger", "-0.1", "Expected a value between 0 and 1"],
           ["unhealthyAfter", "0", "Expected a value greater than or equal to 1"],
           ["healthyAfter", "1.5", "Expected an integer"],
-          ["history", "-1", "Expected a value greater than or equal to 1"],
+          ["history", "10001", "Expected a value between 1 and 10000"],
           ["flapThreshold", "-1", "Expected a value greater than or equal to 0"],
           ["initialStatus", '"unknown"', 'Expected "healthy" | "degraded" | "unhealthy"'],
           ["interval", "0", "Expected a duration greater than zero"],
+          ["trendWindow", "0", "Expected a duration greater than zero"],
           ["components.db.critical", '"yes"', "Expected boolean"],
           ["components.db.timeout", "0", "Expected a duration greater than zero"],
           ["components.db", '"db"', "Expected a unique, non-empty component name"],
           ["components.db.probe", '"startup"', 'Expected "readiness" | "liveness" | "both"']
         ]
       )
-      const fromMake = yield* Effect.flip(Health.make({ unhealthyAfter: 0 }).pipe(Effect.scoped))
+      const fromMake = yield* Effect.flip(Health.make({ ...exact, unhealthyAfter: 0 }).pipe(Effect.scoped))
       assert.strictEqual(
         fromMake.message,
         "Health options are invalid: unhealthyAfter = 0: Expected a value greater than or equal to 1"
@@ -766,7 +1014,7 @@ describe("Health.layer and layerConfig", () => {
         const health = yield* Health.Health
         yield* advance("2 seconds")
         return (yield* health.status).components.map((c) => c.checks)
-      }).pipe(Effect.provide(Health.layer({ interval: "1 second", components: [Health.check("db", run)] })))
+      }).pipe(Effect.provide(Health.layer({ ...exact, interval: "1 second", components: [Health.check("db", run)] })))
       assert.deepStrictEqual(yield* program, [3])
       yield* advance("10 seconds")
       assert.strictEqual(control.runs, 3)

@@ -12,10 +12,12 @@
  *   `"degraded"`), `unhealthy` answers `unhealthyStatus` (503 by default).
  * - Every answer carries `Cache-Control: no-store`: a cached health answer is
  *   a wrong one.
- * - Bodies: `detail: "full"` (the default) is the report as JSON (status,
- *   view, components with their counters, trend and transitions; timestamps as
- *   ISO strings, durations in milliseconds); `detail: "compact"` is
- *   `{"status":"…"}` only.
+ * - Bodies: `detail: "full"` (the default) is the report as JSON (its
+ *   `version`, status, view, components with their counters, trend — over
+ *   the history and over the trailing `trendWindow` — and transitions;
+ *   timestamps as ISO strings, durations in milliseconds); `detail:
+ *   "compact"` is `{"status":"…"}` only. Versions only add fields: version 2
+ *   added `version` and each trend's `window`.
  * - Reading a view never runs a check: the checks run on their own schedule
  *   in the `Health` service, so a probe is as cheap as reading a few numbers.
  *
@@ -283,6 +285,8 @@ export interface CompactBody {
  * @since 0.1.0
  */
 export interface FullBody {
+  /** The report's shape version (`Health.reportVersion`); versions only add fields. Absent means 1. */
+  readonly version: typeof Health.reportVersion
   readonly status: Health.Status
   readonly name: string
   readonly view: Health.View
@@ -316,9 +320,31 @@ export interface ComponentBody {
     readonly successRate?: number | undefined
     readonly meanLatencyMillis?: number | undefined
     readonly statusChanges: number
+    /** The figures over the trailing `trendWindow` (version 2). */
+    readonly window: WindowBody
   }
   readonly transitions: ReadonlyArray<{ readonly at: string; readonly from: Health.Status; readonly to: Health.Status }>
   readonly since?: string | undefined
+}
+
+/**
+ * A component's trend over the trailing `trendWindow`, durations in
+ * milliseconds (see `Health.WindowTrend`).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface WindowBody {
+  readonly durationMillis: number
+  readonly coveredMillis: number
+  readonly availability: number
+  readonly degradedMillis: number
+  readonly unhealthyMillis: number
+  readonly statusChanges: number
+  readonly samples: number
+  readonly latencyP50Millis?: number | undefined
+  readonly latencyP95Millis?: number | undefined
+  readonly latencyMaxMillis?: number | undefined
 }
 
 const iso = (at: DateTime.Utc | undefined): string | undefined =>
@@ -347,7 +373,19 @@ const componentBody = (c: Health.ComponentReport): ComponentBody => ({
     samples: c.trend.samples,
     successRate: c.trend.successRate,
     meanLatencyMillis: millis(c.trend.meanLatency),
-    statusChanges: c.trend.statusChanges
+    statusChanges: c.trend.statusChanges,
+    window: {
+      durationMillis: Duration.toMillis(c.trend.window.duration),
+      coveredMillis: Duration.toMillis(c.trend.window.covered),
+      availability: c.trend.window.availability,
+      degradedMillis: Duration.toMillis(c.trend.window.degraded),
+      unhealthyMillis: Duration.toMillis(c.trend.window.unhealthy),
+      statusChanges: c.trend.window.statusChanges,
+      samples: c.trend.window.samples,
+      latencyP50Millis: millis(c.trend.window.latencyP50),
+      latencyP95Millis: millis(c.trend.window.latencyP95),
+      latencyMaxMillis: millis(c.trend.window.latencyMax)
+    }
   },
   transitions: c.transitions.map((t) => ({ at: DateTime.formatIso(t.at), from: t.from, to: t.to })),
   since: iso(c.since)
@@ -362,7 +400,7 @@ const componentBody = (c: Health.ComponentReport): ComponentBody => ({
  * ```ts import.meta.vitest
  * import { HealthHttp } from "@effect-resilience/http"
  *
- * HealthHttp.body({ name: "api", view: "readiness", status: "degraded", components: [] }, "compact")
+ * HealthHttp.body({ version: 2, name: "api", view: "readiness", status: "degraded", components: [] }, "compact")
  * // => { status: "degraded" }
  * ```
  *
@@ -372,7 +410,13 @@ const componentBody = (c: Health.ComponentReport): ComponentBody => ({
 export const body = (report: Health.Report, detail: Detail = "full"): Body =>
   detail === "compact"
     ? { status: report.status }
-    : { status: report.status, name: report.name, view: report.view, components: report.components.map(componentBody) }
+    : {
+        version: report.version,
+        status: report.status,
+        name: report.name,
+        view: report.view,
+        components: report.components.map(componentBody)
+      }
 
 /**
  * The HTTP response of a report: its status code, its JSON body and

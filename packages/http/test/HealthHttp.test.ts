@@ -132,7 +132,9 @@ describe("HealthHttp", () => {
   it.effect("full bodies: a failed check's error, its time as an ISO string, its latency in milliseconds", () =>
     Effect.gen(function* () {
       const { get } = yield* serveLoopback(
-        withHealth([Health.check("db", Effect.fail(new Error("connection refused")), { interval: "1 minute" })])
+        withHealth([
+          Health.check("db", Effect.fail(new Error("connection refused")), { interval: "1 minute", stagger: 0 })
+        ])
       )
       yield* TestClock.adjust("1 millis") // lets the first check (at 0 ms) finish on the test clock
       const res = yield* get("/health")
@@ -143,7 +145,26 @@ describe("HealthHttp", () => {
       // the run ended when the test clock moved 1 ms past its start (TestClock's epoch)
       assert.strictEqual(db?.lastCheck, "1970-01-01T00:00:00.001Z")
       assert.strictEqual(db?.latencyMillis, 1)
-      assert.deepStrictEqual(db?.trend, { samples: 1, successRate: 0, meanLatencyMillis: 1, statusChanges: 0 })
+      assert.deepStrictEqual((res.json as HealthHttp.FullBody).version, 2)
+      // the trend over the history, and (version 2) over the trailing trendWindow: healthy 0-1 ms, degraded from 1 ms
+      assert.deepStrictEqual(db?.trend, {
+        samples: 1,
+        successRate: 0,
+        meanLatencyMillis: 1,
+        statusChanges: 0,
+        window: {
+          durationMillis: 300_000,
+          coveredMillis: 1,
+          availability: 1,
+          degradedMillis: 0,
+          unhealthyMillis: 0,
+          statusChanges: 1,
+          samples: 1,
+          latencyP50Millis: 1,
+          latencyP95Millis: 1,
+          latencyMaxMillis: 1
+        }
+      })
       assert.deepStrictEqual(db?.transitions, [{ at: "1970-01-01T00:00:00.001Z", from: "healthy", to: "degraded" }])
       assert.strictEqual(db?.since, "1970-01-01T00:00:00.001Z")
     }).pipe(Effect.scoped)

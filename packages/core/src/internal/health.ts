@@ -76,10 +76,16 @@ export interface State {
   readonly history: ReadonlyArray<Sample>
   /** The last `historySize` changes of the reported status, oldest first. */
   readonly transitions: ReadonlyArray<Transition>
+  /**
+   * Since when the reported status is known without a gap: the component's
+   * start, then the time of the last transition the ring dropped (from then
+   * on, the status is the oldest kept transition's `from`).
+   */
+  readonly knownFrom: number
 }
 
-/** A fresh component reporting `status`. */
-export const initial = (status: Status = "healthy"): State => ({
+/** A fresh component reporting `status`, started at `now`. */
+export const initial = (status: Status = "healthy", now = 0): State => ({
   base: status,
   status,
   flapping: false,
@@ -88,7 +94,8 @@ export const initial = (status: Status = "healthy"): State => ({
   consecutiveFast: 0,
   changes: [],
   history: [],
-  transitions: []
+  transitions: [],
+  knownFrom: now
 })
 
 /** A check's outcome from whether it succeeded and how long it took. */
@@ -159,17 +166,22 @@ const settle = (
     ...counters,
     changes,
     history: history.length > config.historySize ? history.slice(history.length - config.historySize) : history,
-    transitions: transition(state, status, now, config)
+    ...transition(state, status, now, config)
   }
 }
 
-/** The transitions after the reported status became `status` at `now`. */
-const transition = (state: State, status: Status, now: number, config: Config): ReadonlyArray<Transition> => {
-  if (status === state.status) return state.transitions
+/** The transitions (and `knownFrom`) after the reported status became `status` at `now`. */
+const transition = (
+  state: State,
+  status: Status,
+  now: number,
+  config: Config
+): Pick<State, "transitions" | "knownFrom"> => {
+  if (status === state.status) return { transitions: state.transitions, knownFrom: state.knownFrom }
   const transitions = [...state.transitions, { at: now, from: state.status, to: status }]
-  return transitions.length > config.historySize
-    ? transitions.slice(transitions.length - config.historySize)
-    : transitions
+  if (transitions.length <= config.historySize) return { transitions, knownFrom: state.knownFrom }
+  const dropped = transitions.length - config.historySize
+  return { transitions: transitions.slice(dropped), knownFrom: (transitions[dropped - 1] as Transition).at }
 }
 
 /** A check's result at `now`: the counters, the hysteresis, flapping and the history. */
@@ -224,7 +236,7 @@ export const tick = (state: State, now: number, config: Config): State => {
     changes,
     flapping,
     status: state.base,
-    transitions: transition(state, state.base, now, config)
+    ...transition(state, state.base, now, config)
   }
 }
 
@@ -262,6 +274,105 @@ export const trend = (history: ReadonlyArray<Sample>): Trend => {
     statusChanges
   }
 }
+
+/** The figures of a component over a trailing window of time. */
+export interface WindowTrend {
+  /** The window asked for. */
+  readonly windowMillis: number
+  /**
+   * The part of the window the kept timeline covers: from the window's start
+   * or `knownFrom`, whichever is later, to `now`.
+   */
+  readonly coveredMillis: number
+  /** Time spent in each reported status within the covered part. */
+  readonly healthyMillis: number
+  readonly degradedMillis: number
+  readonly unhealthyMillis: number
+  /**
+   * Time `healthy` over the covered time, 0 to 1; with nothing covered yet
+   * (at the start), 1 when the status is `healthy`, else 0.
+   */
+  readonly availability: number
+  /** Changes of the reported status within the window (those the ring still holds). */
+  readonly statusChanges: number
+  /** Samples within the window (those the ring still holds). */
+  readonly samples: number
+  /** Nearest-rank median, 95th percentile and maximum of the window's check durations; undefined without any. */
+  readonly latencyP50Millis: number | undefined
+  readonly latencyP95Millis: number | undefined
+  readonly latencyMaxMillis: number | undefined
+}
+
+/** The nearest-rank `p`-quantile (0 < p <= 1) of ascending `sorted`; undefined when empty. */
+export const nearestRank = (sorted: ReadonlyArray<number>, p: number): number | undefined =>
+  sorted.length === 0 ? undefined : sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]
+
+/**
+ * A component's figures over the window `(now - windowMillis, now]`: the time
+ * in each status (from its transitions), the status changes, and the check
+ * durations' percentiles. Bounded by the ring: what it dropped is not
+ * counted, and the time before `knownFrom` is not covered.
+ */
+export const windowTrend = (state: State, now: number, windowMillis: number): WindowTrend => {
+  const start = now - windowMillis
+  const from = Math.min(now, Math.max(start, state.knownFrom))
+  const spent = { healthy: 0, degraded: 0, unhealthy: 0 }
+  let statusChanges = 0
+  // the status at `from`: the `from` of the first transition after it, else the current one
+  let current: Status = state.status
+  const { transitions } = state
+  let first = transitions.length
+  for (let i = 0; i < transitions.length; i++) {
+    if ((transitions[i] as Transition).at > from) {
+      first = i
+      current = (transitions[i] as Transition).from
+      break
+    }
+  }
+  let cursor = from
+  for (let i = first; i < transitions.length; i++) {
+    const t = transitions[i] as Transition
+    if (t.at > now) break
+    spent[current] += t.at - cursor
+    cursor = t.at
+    current = t.to
+  }
+  spent[current] += Math.max(0, now - cursor)
+  for (const t of transitions) if (t.at > start && t.at <= now) statusChanges++
+  const latencies: Array<number> = []
+  let samples = 0
+  for (const sample of state.history) {
+    if (sample.at <= start || sample.at > now) continue
+    samples++
+    if (sample.latencyMillis !== undefined) latencies.push(sample.latencyMillis)
+  }
+  latencies.sort((a, b) => a - b)
+  const coveredMillis = now - from
+  return {
+    windowMillis,
+    coveredMillis,
+    healthyMillis: spent.healthy,
+    degradedMillis: spent.degraded,
+    unhealthyMillis: spent.unhealthy,
+    availability: coveredMillis > 0 ? spent.healthy / coveredMillis : state.status === "healthy" ? 1 : 0,
+    statusChanges,
+    samples,
+    latencyP50Millis: nearestRank(latencies, 0.5),
+    latencyP95Millis: nearestRank(latencies, 0.95),
+    latencyMaxMillis: latencies.at(-1)
+  }
+}
+
+/**
+ * The delay before a check's next run: `interval` moved by up to
+ * `jitter` of itself either way, from a uniform draw `random` in [0, 1).
+ */
+export const jittered = (intervalMillis: number, jitter: number, random: number): number =>
+  Math.max(0, intervalMillis * (1 + jitter * (2 * random - 1)))
+
+/** The delay before a check's first run: up to `stagger` of the interval, from a uniform draw in [0, 1). */
+export const staggered = (intervalMillis: number, stagger: number, random: number): number =>
+  Math.max(0, intervalMillis * stagger * random)
 
 /** What aggregation needs of a component. */
 export interface Member {

@@ -242,6 +242,133 @@ describe("internal/health", () => {
     )
   })
 
+  it("window trend equals a naive recomputation over the full log of random histories (the ring bounding it)", () => {
+    /** One event of a component's life: a check result, a source status, or a tick (flapping ageing out). */
+    type Op =
+      | { readonly _tag: "record"; readonly ok: boolean; readonly latency: number; readonly gap: number }
+      | { readonly _tag: "observe"; readonly status: engine.Status; readonly gap: number }
+      | { readonly _tag: "tick"; readonly gap: number }
+    const gap = fc.integer({ min: 0, max: 400 })
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({
+        _tag: fc.constant("record" as const),
+        ok: fc.boolean(),
+        latency: fc.integer({ min: 0, max: 300 }),
+        gap
+      }),
+      fc.record({ _tag: fc.constant("observe" as const), status: statusArb, gap }),
+      fc.record({ _tag: fc.constant("tick" as const), gap })
+    )
+    fc.assert(
+      fc.property(
+        configArb,
+        statusArb,
+        fc.integer({ min: 0, max: 1_000 }),
+        fc.array(opArb, { maxLength: 50 }),
+        fc.integer({ min: 0, max: 3_000 }),
+        fc.integer({ min: 1, max: 4_000 }),
+        (config, initialStatus, startedAt, ops, later, windowMillis) => {
+          let state = engine.initial(initialStatus, startedAt)
+          let now = startedAt
+          // the full, unbounded log the ring is a window of
+          const allTransitions: Array<engine.Transition> = []
+          const allSamples: Array<engine.Sample> = []
+          for (const op of ops) {
+            now += op.gap
+            const next =
+              op._tag === "record"
+                ? engine.record(state, op.ok, op.latency, now, config)
+                : op._tag === "observe"
+                  ? engine.observe(state, op.status, now, config)
+                  : engine.tick(state, now, config)
+            if (next.status !== state.status) allTransitions.push({ at: now, from: state.status, to: next.status })
+            if (next.history.length > 0 && next.history !== state.history)
+              allSamples.push(next.history.at(-1) as engine.Sample)
+            state = next
+          }
+          const query = now + later
+
+          // the timeline is known from the start, or from the last transition the ring dropped
+          const dropped = allTransitions.length - config.historySize
+          const knownFrom = dropped > 0 ? (allTransitions[dropped - 1] as engine.Transition).at : startedAt
+          assert.strictEqual(state.knownFrom, knownFrom)
+          // the status at each millisecond from knownFrom to the query, from the full log
+          const statusAt = (t: number): engine.Status => {
+            let status = initialStatus
+            for (const transition of allTransitions) if (transition.at <= t) status = transition.to
+            return status
+          }
+          const timeline = Array.from({ length: query - knownFrom }, (_, i) => statusAt(knownFrom + i))
+
+          // the random window, and windows starting exactly at each transition and sample (the boundaries)
+          const windows = [
+            windowMillis,
+            ...allTransitions.map((t) => query - t.at),
+            ...allSamples.map((sample) => query - sample.at)
+          ].filter((w) => w > 0)
+          for (const window of windows) {
+            const trend = engine.windowTrend(state, query, window)
+            const from = Math.min(query, Math.max(query - window, knownFrom))
+            const spent = { healthy: 0, degraded: 0, unhealthy: 0 }
+            for (let t = from; t < query; t++) spent[timeline[t - knownFrom] as engine.Status]++
+            const covered = query - from
+            assert.strictEqual(trend.coveredMillis, covered)
+            assert.deepStrictEqual(
+              [trend.healthyMillis, trend.degradedMillis, trend.unhealthyMillis],
+              [spent.healthy, spent.degraded, spent.unhealthy]
+            )
+            assert.strictEqual(
+              trend.availability,
+              covered > 0 ? spent.healthy / covered : state.status === "healthy" ? 1 : 0
+            )
+            const inWindow = (at: number) => at > query - window && at <= query
+            assert.strictEqual(
+              trend.statusChanges,
+              allTransitions.slice(-config.historySize).filter((t) => inWindow(t.at)).length
+            )
+            const kept = allSamples.slice(-config.historySize).filter((sample) => inWindow(sample.at))
+            assert.strictEqual(trend.samples, kept.length)
+            const latencies = kept.flatMap((sample) =>
+              sample.latencyMillis === undefined ? [] : [sample.latencyMillis]
+            )
+            // nearest rank, by its definition: the least value with at least p of the values at or below it
+            const rank = (p: number) =>
+              latencies.length === 0
+                ? undefined
+                : Math.min(...latencies.filter((v) => latencies.filter((w) => w <= v).length >= p * latencies.length))
+            assert.strictEqual(trend.latencyP50Millis, rank(0.5))
+            assert.strictEqual(trend.latencyP95Millis, rank(0.95))
+            assert.strictEqual(trend.latencyMaxMillis, latencies.length === 0 ? undefined : Math.max(...latencies))
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("jitter and stagger stay within their bounds and follow the draw", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+        fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+        (interval, ratio, a, b) => {
+          const [low, high] = a <= b ? [a, b] : [b, a]
+          const wait = engine.jittered(interval, ratio, a)
+          assert.isAtLeast(wait, interval * (1 - ratio) - 1e-9)
+          assert.isAtMost(wait, interval * (1 + ratio) + 1e-9)
+          assert.isAtMost(engine.jittered(interval, ratio, low), engine.jittered(interval, ratio, high) + 1e-9)
+          assert.strictEqual(engine.jittered(interval, 0, a), interval)
+          const first = engine.staggered(interval, ratio, a)
+          assert.isAtLeast(first, 0)
+          assert.isAtMost(first, interval * ratio)
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
   it("aggregate: the worst member, a non-critical one counting as at worst degraded", () => {
     fc.assert(
       fc.property(fc.array(fc.record({ status: statusArb, critical: fc.boolean() }), { maxLength: 8 }), (members) => {
