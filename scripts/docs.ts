@@ -24,6 +24,7 @@ import {
   Timeout
 } from "@effect-resilience/core"
 import { Dashboard } from "@effect-resilience/http"
+import { RedisCircuitBreaker } from "@effect-resilience/redis"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -83,6 +84,18 @@ export const sections = (): Record<string, string> => ({
     "annotations). With no trip policy set, the breaker trips at a 50% failure rate.",
     "",
     Options.defaultsTable(CircuitBreaker.optionsDocs)
+  ].join("\n"),
+  "circuit-breaker-local-first-defaults": [
+    "Options of `RedisCircuitBreaker.layerStoreLocalFirst` (every one optional; generated from",
+    "`RedisCircuitBreaker.LocalFirstOptions`). Bad values fail the layer with one `InvalidOptions` naming each.",
+    "",
+    Options.defaultsTable(RedisCircuitBreaker.localFirstOptionsDocs)
+  ].join("\n"),
+  "circuit-breaker-local-first-telemetry": [
+    "The breaker's own metrics and events work as over the memory store. The sync adds (from",
+    "`Telemetry.circuitBreakerSync`):",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.circuitBreakerSync))
   ].join("\n"),
   "circuit-breaker-telemetry": [
     "Metrics (from `Telemetry.circuitBreaker`), read from the breaker's counters when they are exported:",
@@ -273,7 +286,8 @@ export const sections = (): Record<string, string> => ({
   ].join("\n"),
   "dashboard-defaults": [
     "Every option is optional; the table is generated from `Dashboard.Options` (its `description` and `default`",
-    "annotations). The instances shown (`breakers`, `limiters`, `bulkheads`, `health`, `alerts`) are given in code.",
+    "annotations). The instances shown (`breakers`, `limiters`, `bulkheads`, `health`, `alerts`, `throttles`,",
+    "`balancers`, `registries`) are given in code.",
     "",
     Options.defaultsTable(Dashboard.optionsDocs)
   ].join("\n")

@@ -17,6 +17,7 @@ import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.
 import { adaptiveThrottleSuites } from "./suites/adaptiveThrottle.ts"
 import { bulkheadSuites } from "./suites/bulkhead.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
+import { circuitBreakerLocalFirst } from "./suites/circuitBreakerLocalFirst.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
@@ -32,6 +33,7 @@ export const suites: ReadonlyArray<Suite> = [
   floor,
   ...circuitBreakerSuites,
   circuitBreakerRedis,
+  circuitBreakerLocalFirst,
   ...retrySuites,
   ...rateLimiterSuites,
   rateLimiterRedis,

@@ -232,6 +232,33 @@ export const circuitBreakerEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The metrics of a local-first circuit breaker store's background sync
+ * (`RedisCircuitBreaker.layerStoreLocalFirst`): one sync per breaker each
+ * `syncInterval`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const circuitBreakerSync = {
+  errors: {
+    name: "resilience.circuit_breaker.sync.errors",
+    kind: "counter",
+    unit: "{sync}",
+    description:
+      "Syncs of a local-first store that failed (Redis unreachable, timed out, bad reply); the breaker kept deciding locally.",
+    attributes: [attributes.name]
+  },
+  duration: {
+    name: "resilience.circuit_breaker.sync.duration",
+    kind: "histogram",
+    unit: "s",
+    description: "Duration of a local-first store's syncs (one script call per breaker), successful or not.",
+    attributes: [attributes.name],
+    boundaries: durationBoundariesSeconds
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
  * The retry policies' metrics.
  *
  * @category catalogue
@@ -578,6 +605,50 @@ export const health = {
     unit: "{tick}",
     description: "Ticks skipped because the component's previous run was still going (checks never overlap).",
     attributes: [attributes.name, attributes.component]
+  },
+  trendAvailability: {
+    name: "resilience.health.trend.availability",
+    kind: "gauge",
+    unit: "1",
+    description:
+      "Time `healthy` over the trailing `trendWindow` (the part the component's history covers), 0 to 1, computed when read.",
+    attributes: [attributes.name, attributes.component]
+  },
+  trendStatusChanges: {
+    name: "resilience.health.trend.status_changes",
+    kind: "gauge",
+    unit: "{change}",
+    description: "Changes of the component's reported status within the trailing `trendWindow`.",
+    attributes: [attributes.name, attributes.component]
+  },
+  trendFlapping: {
+    name: "resilience.health.trend.flapping",
+    kind: "gauge",
+    unit: "1",
+    description: "1 while the component is flapping (more than `flapThreshold` changes within `flapWindow`), else 0.",
+    attributes: [attributes.name, attributes.component]
+  },
+  trendLatencyP50: {
+    name: "resilience.health.trend.latency.p50",
+    kind: "gauge",
+    unit: "s",
+    description: "Nearest-rank median of a check's durations within the trailing `trendWindow` (0 without any).",
+    attributes: [attributes.name, attributes.component]
+  },
+  trendLatencyP95: {
+    name: "resilience.health.trend.latency.p95",
+    kind: "gauge",
+    unit: "s",
+    description:
+      "Nearest-rank 95th percentile of a check's durations within the trailing `trendWindow` (0 without any).",
+    attributes: [attributes.name, attributes.component]
+  },
+  trendLatencyMax: {
+    name: "resilience.health.trend.latency.max",
+    kind: "gauge",
+    unit: "s",
+    description: "The longest of a check's durations within the trailing `trendWindow` (0 without any).",
+    attributes: [attributes.name, attributes.component]
   }
 } as const satisfies Record<string, MetricSpec>
 
@@ -786,6 +857,14 @@ export const alert = {
     kind: "counter",
     unit: "{error}",
     description: "Sinks that failed or died on an event (the evaluation goes on).",
+    attributes: [attributes.name]
+  },
+  sinkDropped: {
+    name: "resilience.alert.sink.dropped",
+    kind: "counter",
+    unit: "{event}",
+    description:
+      "Events dropped from the sinks' queue because it held `sinkQueue` events (the oldest dropped: sinks see the latest).",
     attributes: [attributes.name]
   }
 } as const satisfies Record<string, MetricSpec>
@@ -1035,6 +1114,7 @@ export const loadBalancerEvents = {
  */
 export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(circuitBreaker),
+  ...Object.values(circuitBreakerSync),
   ...Object.values(retry),
   ...Object.values(timeout),
   ...Object.values(hedge),
