@@ -564,17 +564,8 @@ export interface ResolvedOptions {
 
 const durationFields = ["interval", "baseEjectionTime", "maxEjectionTime", "latencyDecay"] as const
 
-const positiveDuration =
-  (field: (typeof durationFields)[number]): Options_.Rule =>
-  (o) => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
-
 const rules: ReadonlyArray<Options_.Rule> = [
-  ...durationFields.map(positiveDuration),
+  ...durationFields.map(Options_.positiveDuration),
   (o) => {
     const base = Duration.isDuration(o.baseEjectionTime) ? o.baseEjectionTime : defaults.baseEjectionTime
     const max = o.maxEjectionTime

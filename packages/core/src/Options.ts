@@ -127,6 +127,53 @@ export type Rule = (
 ) => ReadonlyArray<{ readonly path: string; readonly message: string }>
 
 /**
+ * A {@link Rule}: the duration field `field` (at the top level of the
+ * options), when given, is greater than zero.
+ *
+ * **When to use**
+ *
+ * For an interval, a window or a wait that means nothing at zero:
+ * {@link normalizeDurations} accepts any non-negative duration, so zero
+ * passes the schema and needs this rule.
+ *
+ * **Details**
+ *
+ * - The issue reads `Expected a duration greater than zero`, the same in
+ *   every pattern.
+ * - A field left out, or one that is not a duration (it has an issue of its
+ *   own already), passes.
+ *
+ * **Example** (A zero interval)
+ *
+ * ```ts import.meta.vitest
+ * import { Options } from "@effect-resilience/core"
+ * import { Effect, Schema } from "effect"
+ *
+ * const PollerOptions = Schema.Struct({ interval: Schema.optionalKey(Schema.DurationFromString) })
+ * const { issues, normalized } = Options.normalizeDurations({ interval: 0 }, ["interval"])
+ * const error = await Effect.runPromise(
+ *   Effect.flip(
+ *     Options.validate("Poller", PollerOptions, normalized, [Options.positiveDuration("interval")], issues)
+ *   )
+ * )
+ * error.message
+ * // => "Poller options are invalid: interval = 0: Expected a duration greater than zero"
+ * ```
+ *
+ * @see {@link validate}
+ * @category validation
+ * @since 0.1.0
+ */
+export const positiveDuration =
+  (field: string): Rule =>
+  (options) => {
+    const value = options[field]
+    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
+      ? [{ path: field, message: "Expected a duration greater than zero" }]
+      : []
+  }
+
+/**
  * Normalizes the named `Duration.Input` fields of `input` to `Duration`s,
  * collecting an issue for each one that is not a duration. A field given as
  * `undefined` is left out: options are written `x?: T | undefined`, and an

@@ -41,6 +41,14 @@
  * - For another order, pipe the combinators yourself: in a `pipe` the later
  *   combinator is the outer one. docs/patterns/policy.md shows what each
  *   position is for.
+ * - The `fallback` part's `orElse` sees `unknown`. A policy is made before
+ *   the effects it wraps, and their own errors reach the fallback beside the
+ *   parts' `Errors<P>`, so at `make` nothing narrower is true. A refinement
+ *   `when` would be, but `Parts` holds the handler apart from it: typing one
+ *   by the other needs a generic part that `Parts` cannot hold without a
+ *   cast. For a typed handler, pipe `Fallback.orElse` after `Policy.apply`:
+ *   it sits where the part would (outermost) and sees `E | Errors<P>`, or
+ *   what its refinement `when` keeps (see {@link FallbackPart}).
  *
  * **Example** (A policy around a call)
  *
@@ -147,6 +155,41 @@ export type PartName =
  * (every typed failure by default), as `Fallback.orElse`; or the last good
  * value under the call's key, as `Fallback.orElseCached`.
  *
+ * **Gotchas**
+ *
+ * - `orElse` is given the error as `unknown`: the policy is made before the
+ *   effects it wraps, whose own errors reach it too. `when` narrows the
+ *   applied effect's error type, not the handler's parameter. For a handler
+ *   typed by what reaches it, pipe `Fallback.orElse` after `Policy.apply`
+ *   instead of this part: same place, same behaviour.
+ *
+ * **Example** (A typed fallback around a policy)
+ *
+ * ```ts import.meta.vitest
+ * import { CircuitBreaker, Fallback, Policy } from "@effect-resilience/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+ *   const policy = yield* Policy.make({ circuitBreaker: breaker })
+ *   const call = Effect.fail("down" as const).pipe(
+ *     Policy.apply(policy),
+ *     // `error` is a CircuitBreakerError: the refinement keeps it out of "down" | CircuitBreakerError
+ *     Fallback.orElse((error) => Effect.succeed(`stale (${error.reason._tag})`), {
+ *       when: CircuitBreaker.isCircuitBreakerError
+ *     })
+ *   )
+ *   // Effect<string, "down">
+ *   const first = yield* Effect.flip(call)
+ *   const second = yield* call
+ *   return [first, second]
+ * }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+ *
+ * await Effect.runPromise(program)
+ * // => ["down", "stale (CircuitOpen)"]
+ * ```
+ *
+ * @see {@link Handled} for the errors the part removes from the applied effect
  * @category models
  * @since 0.1.0
  */
@@ -533,13 +576,17 @@ const ignoredByPolicy = (parts: Parts): ((error: unknown) => boolean) | undefine
 }
 
 /** What the throttle ignores: the local rejections inside it, and attempts cut short by the total timeout. */
-const throttleIgnoredByPolicy = (parts: Parts): ((error: unknown) => boolean) | undefined => {
-  const inner = ignoredByPolicy(parts)
-  if (parts.circuitBreaker === undefined) return inner
-  return inner === undefined
-    ? CircuitBreaker.isCircuitBreakerError
-    : (error) => CircuitBreaker.isCircuitBreakerError(error) || inner(error)
-}
+const throttleIgnoredByPolicy = (parts: Parts): ((error: unknown) => boolean) | undefined =>
+  parts.circuitBreaker === undefined
+    ? ignoredByPolicy(parts)
+    : either(CircuitBreaker.isCircuitBreakerError, ignoredByPolicy(parts))
+
+/** Ignored when either predicate ignores it (the first asked first); undefined when neither is given. */
+const either = (
+  first: ((error: unknown) => boolean) | undefined,
+  second: ((error: unknown) => boolean) | undefined
+): ((error: unknown) => boolean) | undefined =>
+  first === undefined ? second : second === undefined ? first : (error) => first(error) || second(error)
 
 const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => {
   const parts = policy.parts
@@ -567,35 +614,21 @@ const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => 
   }
   if (parts.circuitBreaker !== undefined) {
     const part = isBreaker(parts.circuitBreaker) ? { breaker: parts.circuitBreaker } : parts.circuitBreaker
-    const ignored = ignoredByPolicy(parts)
-    const userIgnored = "isIgnored" in part ? part.isIgnored : undefined
     effect = CircuitBreaker.protect(effect, part.breaker, {
       key: call?.circuitBreaker?.key ?? call?.key ?? ("key" in part ? part.key : undefined),
       isFailure: "isFailure" in part ? part.isFailure : undefined,
       isFailureResult: "isFailureResult" in part ? part.isFailureResult : undefined,
       retryAfter: "retryAfter" in part ? part.retryAfter : undefined,
-      isIgnored:
-        ignored === undefined
-          ? userIgnored
-          : userIgnored === undefined
-            ? ignored
-            : (error) => ignored(error) || userIgnored(error)
+      isIgnored: either(ignoredByPolicy(parts), "isIgnored" in part ? part.isIgnored : undefined)
     })
   }
   if (parts.adaptiveThrottle !== undefined) {
     const part = isThrottle(parts.adaptiveThrottle) ? { throttle: parts.adaptiveThrottle } : parts.adaptiveThrottle
-    const ignored = throttleIgnoredByPolicy(parts)
-    const userIgnored = "isIgnored" in part ? part.isIgnored : undefined
     effect = AdaptiveThrottle.throttle(effect, part.throttle, {
       key: call?.adaptiveThrottle?.key ?? call?.key ?? ("key" in part ? part.key : undefined),
       isAccepted: "isAccepted" in part ? part.isAccepted : undefined,
       isAcceptedResult: "isAcceptedResult" in part ? part.isAcceptedResult : undefined,
-      isIgnored:
-        ignored === undefined
-          ? userIgnored
-          : userIgnored === undefined
-            ? ignored
-            : (error) => ignored(error) || userIgnored(error)
+      isIgnored: either(throttleIgnoredByPolicy(parts), "isIgnored" in part ? part.isIgnored : undefined)
     })
   }
   if (parts.retry !== undefined) {

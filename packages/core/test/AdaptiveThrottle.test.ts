@@ -1,5 +1,3 @@
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import { AdaptiveThrottle, Options, Retry } from "@effect-resilience/core"
 import * as Clock from "effect/Clock"
@@ -13,6 +11,7 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import { heapAfterGc } from "./heap.ts"
 import { metricValue } from "./metrics.ts"
 
 // ---------------------------------------------------------------------------
@@ -473,15 +472,6 @@ describe("AdaptiveThrottle keys", () => {
     "heap stays flat while 1,000,000 distinct keys pass through",
     () =>
       Effect.gen(function* () {
-        const heapAfterGc = (): number => {
-          v8.setFlagsFromString("--expose-gc")
-          const gc: unknown = vm.runInNewContext("gc")
-          if (typeof gc === "function") {
-            gc()
-            gc()
-          }
-          return process.memoryUsage().heapUsed
-        }
         const throttle = yield* AdaptiveThrottle.make({ maxKeys: 10_000 })
         const pass = (from: number, to: number) =>
           Effect.gen(function* () {

@@ -36,4 +36,16 @@ describe("Options", () => {
       ["c"]
     )
   })
+
+  it("positiveDuration flags a zero duration only, with the message every pattern uses", () => {
+    const rule = Options.positiveDuration("interval")
+    assert.deepStrictEqual(rule({ interval: Duration.zero }), [
+      { path: "interval", message: "Expected a duration greater than zero" }
+    ])
+    // above zero, left out, or not a duration (that has an issue of its own): nothing
+    assert.deepStrictEqual(
+      [rule({ interval: Duration.millis(1) }), rule({}), rule({ interval: "soon" }), rule({ other: Duration.zero })],
+      [[], [], [], []]
+    )
+  })
 })

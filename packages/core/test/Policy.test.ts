@@ -444,6 +444,36 @@ describe("Policy", () => {
         }).pipe(Effect.provide(stores))
     )
 
+    it.effect(
+      "the parts' own isIgnored and the policy's rejections are both ignored, by the throttle and the breaker",
+      () =>
+        Effect.gen(function* () {
+          const throttle = yield* AdaptiveThrottle.make({ maxRejectProbability: 0 })
+          const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
+          const limiter = yield* RateLimiter.make({
+            limits: [{ algorithm: "fixed-window", limit: 1, window: "1 minute" }]
+          })
+          const cancelled = (error: unknown) => error === "cancelled"
+          const policy = yield* Policy.make({
+            adaptiveThrottle: { throttle, isIgnored: cancelled },
+            circuitBreaker: { breaker, isIgnored: cancelled },
+            rateLimiter: limiter
+          })
+          const call = (error: string, key: string) =>
+            Effect.flip(Effect.fail(error).pipe(Policy.apply(policy, { key })))
+          // the parts' own isIgnored, then the limiter's rejection: neither opens the circuit nor counts for the throttle
+          assert.strictEqual(yield* call("cancelled", "a"), "cancelled")
+          assert.isTrue(RateLimiter.isRejection(yield* call("boom", "a")))
+          assert.strictEqual(yield* stateOf(breaker, "a"), "Closed")
+          // a real failure counts and opens the circuit; its rejection is ignored by the throttle
+          assert.strictEqual(yield* call("boom", "b"), "boom")
+          assert.isTrue(CircuitBreaker.isCircuitBreakerError(yield* call("boom", "b")))
+          assert.strictEqual(yield* stateOf(breaker, "b"), "Open")
+          const stats = yield* throttle.stats
+          assert.deepStrictEqual([stats.admitted, stats.notAccepted, stats.ignored], [4, 1, 3])
+        }).pipe(Effect.provide(stores))
+    )
+
     it.effect("the call's options take precedence over a part's key", () =>
       Effect.gen(function* () {
         const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 1 })
@@ -763,6 +793,29 @@ describe("Policy", () => {
 
         const empty = call.pipe(Policy.apply(yield* Policy.make({})))
         typeIs<Equals<Shape<typeof empty>, [string, Down, never]>>()
+
+        // the part's handler sees unknown (the module's Gotchas); Fallback.orElse piped after apply sees the errors
+        typeIs<Equals<Parameters<Extract<Policy.FallbackPart, { readonly orElse: unknown }>["orElse"]>[0], unknown>>()
+        const policy = yield* Policy.make({ circuitBreaker: parts.circuitBreaker, attemptTimeout: "1 second" })
+        const typed = call.pipe(
+          Policy.apply(policy),
+          Fallback.orElse((error) => {
+            typeIs<Equals<typeof error, Down | Timeout.TimeoutError | CircuitBreaker.CircuitBreakerError>>()
+            return Effect.succeed(0)
+          })
+        )
+        typeIs<Equals<Shape<typeof typed>, [string | number, never, never]>>()
+        const refinedTyped = call.pipe(
+          Policy.apply(policy),
+          Fallback.orElse(
+            (error) => {
+              typeIs<Equals<typeof error, CircuitBreaker.CircuitBreakerError>>()
+              return Effect.succeed(error.reason._tag)
+            },
+            { when: CircuitBreaker.isCircuitBreakerError }
+          )
+        )
+        typeIs<Equals<Shape<typeof refinedTyped>, [string, Down | Timeout.TimeoutError, never]>>()
         assert.isTrue(true)
       }).pipe(Effect.provide(stores))
     )

@@ -1,20 +1,8 @@
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import { assert, describe, it } from "@effect/vitest"
 import { RateLimiter } from "@effect-resilience/core"
 import * as Effect from "effect/Effect"
 import { TestClock } from "effect/testing"
-
-/** A full collection (`gc` exposed at run time, as in `CircuitBreakerStore.test.ts`), then the heap in use. */
-const heapAfterGc = (): number => {
-  v8.setFlagsFromString("--expose-gc")
-  const gc: unknown = vm.runInNewContext("gc")
-  if (typeof gc === "function") {
-    gc()
-    gc()
-  }
-  return process.memoryUsage().heapUsed
-}
+import { heapAfterGc } from "./heap.ts"
 
 /** One decision for each of the keys `k<from>` .. `k<to - 1>`. */
 const pass = (limiter: RateLimiter.RateLimiter, from: number, to: number) =>

@@ -720,13 +720,6 @@ const registryList = (value: Input["registries"]): ReadonlyArray<Registry.Regist
 /** The schema checked the pattern (segments after slashes); this tells the compiler. */
 const isPath = (path: string): path is `/${string}` => path.startsWith("/")
 
-const positive =
-  (field: "interval" | "reconnect"): Options_.Rule =>
-  (o) =>
-    Duration.isDuration(o[field]) && Duration.toMillis(o[field]) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-
 /** Two instances of a kind under one name would be one card on the page: the second is named. */
 const uniqueNames = (
   field: string,
@@ -800,7 +793,7 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
       "Dashboard",
       Options,
       normalized,
-      [positive("interval"), positive("reconnect")],
+      [Options_.positiveDuration("interval"), Options_.positiveDuration("reconnect")],
       [...issues, ...instanceIssues]
     ),
     (o: Options): ResolvedOptions => ({

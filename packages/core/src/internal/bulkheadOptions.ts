@@ -35,15 +35,6 @@ export const limitDefaults = {
   probeMultiplier: 30
 } as const
 
-const positiveDuration =
-  (field: "maxWait" | "sweepInterval"): Options_.Rule =>
-  (o) => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
-
 const fieldOf = (o: unknown, field: string): unknown => (Predicate.hasProperty(o, field) ? o[field] : undefined)
 
 const numberAt = (o: unknown, field: string): number | undefined => {
@@ -84,8 +75,8 @@ const limitRule: Options_.Rule = (o) => {
 
 /** The rules beyond the schema's own checks, each issue named by its path. */
 export const rules: ReadonlyArray<Options_.Rule> = [
-  positiveDuration("maxWait"),
-  positiveDuration("sweepInterval"),
+  Options_.positiveDuration("maxWait"),
+  Options_.positiveDuration("sweepInterval"),
   limitRule
 ]
 

@@ -7,7 +7,7 @@
  */
 import * as Duration from "effect/Duration"
 import type { Options, ResolvedOptions } from "../Fallback.ts"
-import type * as Options_ from "../Options.ts"
+import * as Options_ from "../Options.ts"
 
 /** The options' defaults: the schema's `default` annotations, applied by `resolveOptions`. */
 export const defaults = {
@@ -17,15 +17,6 @@ export const defaults = {
   maxStale: Duration.minutes(5),
   sweepInterval: Duration.seconds(30)
 } as const
-
-const positiveDuration =
-  (field: "maxStale" | "sweepInterval"): Options_.Rule =>
-  (o) => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
 
 const ttlWithinMaxStale: Options_.Rule = (o) => {
   const ttl = o.ttl
@@ -37,8 +28,8 @@ const ttlWithinMaxStale: Options_.Rule = (o) => {
 
 /** The rules beyond the schema's own checks, each issue named by its path. */
 export const rules: ReadonlyArray<Options_.Rule> = [
-  positiveDuration("maxStale"),
-  positiveDuration("sweepInterval"),
+  Options_.positiveDuration("maxStale"),
+  Options_.positiveDuration("sweepInterval"),
   ttlWithinMaxStale
 ]
 
