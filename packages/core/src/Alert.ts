@@ -837,11 +837,6 @@ export interface ResolvedOptions<R = never> {
   readonly sinks: ReadonlyArray<Sink>
 }
 
-const positiveInterval: Options_.Rule = (o) =>
-  Duration.isDuration(o.interval) && Duration.toMillis(o.interval) <= 0
-    ? [{ path: "interval", message: "Expected a duration greater than zero" }]
-    : []
-
 const duration = (value: Duration.Input): Option.Option<Duration.Duration> => {
   const found = Duration.isDuration(value) ? Option.some(value) : Duration.fromInput(value)
   return Option.filter(found, (d) => Duration.toMillis(d) >= 0)
@@ -919,7 +914,13 @@ export const validateOptions = <R = never>(
     })
   })
   return Effect.map(
-    Options_.validate("Alert", Options, normalized, [positiveInterval], [...ruleIssues, ...issues]),
+    Options_.validate(
+      "Alert",
+      Options,
+      normalized,
+      [Options_.positiveDuration("interval")],
+      [...ruleIssues, ...issues]
+    ),
     (o: Options): ResolvedOptions<R> => {
       const interval = o.interval ?? defaults.interval
       const resolveAfter = o.resolveAfter ?? defaults.resolveAfter

@@ -679,20 +679,11 @@ export interface ResolvedComponentOptions extends Omit<ResolvedOptions, "name"> 
 
 const durationFields = ["interval", "timeout", "slowThreshold", "flapWindow", "trendWindow"] as const
 
-const positiveDuration =
-  (field: "interval" | "timeout" | "flapWindow" | "trendWindow"): Options_.Rule =>
-  (o) => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
-
 const rules: ReadonlyArray<Options_.Rule> = [
-  positiveDuration("interval"),
-  positiveDuration("timeout"),
-  positiveDuration("flapWindow"),
-  positiveDuration("trendWindow")
+  Options_.positiveDuration("interval"),
+  Options_.positiveDuration("timeout"),
+  Options_.positiveDuration("flapWindow"),
+  Options_.positiveDuration("trendWindow")
 ]
 
 /**

@@ -593,15 +593,6 @@ export interface LocalFirstResolved {
 
 const localFirstDurations = ["syncInterval", "syncTimeout", "voteTimeToLive", "probeLease"]
 
-const positiveDuration =
-  (field: string) =>
-  (o: Readonly<Record<string, unknown>>): ReadonlyArray<{ readonly path: string; readonly message: string }> => {
-    const value = o[field]
-    return Duration.isDuration(value) && Duration.toMillis(value) <= 0
-      ? [{ path: field, message: "Expected a duration greater than zero" }]
-      : []
-  }
-
 /**
  * Validates the local-first store's options: succeeds with them resolved, or
  * fails with one `InvalidOptions` naming every bad field.
@@ -618,7 +609,7 @@ export const validateLocalFirstOptions = (
       "RedisCircuitBreaker.layerStoreLocalFirst",
       LocalFirstOptions,
       normalized,
-      localFirstDurations.map(positiveDuration),
+      localFirstDurations.map(Options.positiveDuration),
       issues
     ),
     (o): LocalFirstResolved => {
