@@ -19,6 +19,7 @@ import {
   Options,
   RateLimiter,
   Registry,
+  ResourcePool,
   Retry,
   Telemetry,
   Timeout
@@ -283,6 +284,23 @@ export const sections = (): Record<string, string> => ({
     Telemetry.metricsTable(Object.values(Telemetry.rateLimiter)),
     "",
     Telemetry.eventsTable(Object.values(Telemetry.rateLimiterEvents))
+  ].join("\n"),
+  "resource-pool-defaults": [
+    "Every option is optional; the table is generated from `ResourcePool.Options` (its `description` and `default`",
+    "annotations). `acquire` (required) and `validate` are given in code, beside these options.",
+    "",
+    Options.defaultsTable(ResourcePool.optionsDocs)
+  ].join("\n"),
+  "resource-pool-telemetry": [
+    "Metrics (from `Telemetry.resourcePool`), read from the pool's counters when they are exported; by pool name,",
+    "never by resource:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.resourcePool)),
+    "",
+    "Events on `pool.events` (`WaitTimeout`, `Rejected` and `LeakSuspected` are also span events on the borrower's",
+    "span, with the name and reason only):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.resourcePoolEvents))
   ].join("\n"),
   "dashboard-defaults": [
     "Every option is optional; the table is generated from `Dashboard.Options` (its `description` and `default`",

@@ -26,6 +26,7 @@ import { policySuite } from "./suites/policy.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
 import { registrySuite } from "./suites/registry.ts"
+import { resourcePoolSuites } from "./suites/resourcePool.ts"
 import { retrySuites } from "./suites/retry.ts"
 
 /** Every suite, in the order docs/benchmarks.md lists them. */
@@ -38,6 +39,7 @@ export const suites: ReadonlyArray<Suite> = [
   ...rateLimiterSuites,
   rateLimiterRedis,
   ...bulkheadSuites,
+  ...resourcePoolSuites,
   ...fallbackSuites,
   ...loadBalancerSuites,
   ...adaptiveThrottleSuites,

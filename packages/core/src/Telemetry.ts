@@ -1106,6 +1106,146 @@ export const loadBalancerEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * The resource pools' metrics, named `resilience.pool.*`: by pool name, with
+ * a reason or outcome, never by resource.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const resourcePool = {
+  size: {
+    name: "resilience.pool.size",
+    kind: "gauge",
+    unit: "{resource}",
+    description: "Open resources: idle, borrowed and being checked (acquisitions in flight aside).",
+    attributes: [attributes.name]
+  },
+  idle: {
+    name: "resilience.pool.idle",
+    kind: "gauge",
+    unit: "{resource}",
+    description: "Idle resources, ready to be borrowed.",
+    attributes: [attributes.name]
+  },
+  borrowed: {
+    name: "resilience.pool.borrowed",
+    kind: "gauge",
+    unit: "{resource}",
+    description: "Resources borrowed now (handed to a waiter that has not resumed yet included).",
+    attributes: [attributes.name]
+  },
+  waiters: {
+    name: "resilience.pool.waiters",
+    kind: "gauge",
+    unit: "{borrower}",
+    description: "Borrowers waiting for a resource.",
+    attributes: [attributes.name]
+  },
+  waitDuration: {
+    name: "resilience.pool.wait.duration",
+    kind: "histogram",
+    unit: "s",
+    description:
+      "Time borrowers waited for their resource, validation included (0 for a resource idle and handed out at once).",
+    attributes: [attributes.name],
+    boundaries: durationBoundariesSeconds
+  },
+  timeouts: {
+    name: "resilience.pool.timeouts",
+    kind: "counter",
+    unit: "{borrow}",
+    description:
+      "Borrowers that waited `acquireTimeout` in vain, by `resilience.reason`: `acquire_timeout` (every resource busy) or `acquire_failed` (acquisitions failing).",
+    attributes: [attributes.name, attributes.reason]
+  },
+  rejected: {
+    name: "resilience.pool.rejected",
+    kind: "counter",
+    unit: "{borrow}",
+    description:
+      "Borrowers rejected without a resource, by `resilience.reason`: `too_many_waiters` (`maxWaiters` waiting) or `closed` (the pool shut down).",
+    attributes: [attributes.name, attributes.reason]
+  },
+  acquisitions: {
+    name: "resilience.pool.acquisitions",
+    kind: "counter",
+    unit: "{acquisition}",
+    description: "Acquisitions by `resilience.outcome`: `success` or `failure` (retried with backoff while needed).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  releases: {
+    name: "resilience.pool.releases",
+    kind: "counter",
+    unit: "{resource}",
+    description:
+      "Resources released (their scope closed) by `resilience.reason`: `idle_timeout`, `max_lifetime`, `invalidated` or `shutdown`.",
+    attributes: [attributes.name, attributes.reason]
+  },
+  leaks: {
+    name: "resilience.pool.leaks_suspected",
+    kind: "counter",
+    unit: "{borrow}",
+    description: "Borrows that held their resource longer than `leakDetection`.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * The resource pools' events: the `_tag`s of `ResourcePool.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const resourcePoolEvents = {
+  Acquired: {
+    pattern: "resource_pool",
+    name: "Acquired",
+    severity: "debug",
+    description: "A resource was acquired (how long `acquire` took, the pool's size)."
+  },
+  AcquireFailed: {
+    pattern: "resource_pool",
+    name: "AcquireFailed",
+    severity: "warning",
+    description: "An acquisition failed (the error, the failures in a row, `retryIn`: the backoff before the next one)."
+  },
+  Invalidated: {
+    pattern: "resource_pool",
+    name: "Invalidated",
+    severity: "info",
+    description:
+      "A resource was invalidated (`reason`: Invalidate, ValidationFailed, KeepaliveFailed, Interrupted); released at once when idle, when it comes back when borrowed."
+  },
+  Released: {
+    pattern: "resource_pool",
+    name: "Released",
+    severity: "debug",
+    description: "A resource's scope was closed (`reason`: IdleTimeout, MaxLifetime, Invalidated, Shutdown; its age)."
+  },
+  LeakSuspected: {
+    pattern: "resource_pool",
+    name: "LeakSuspected",
+    severity: "warning",
+    description:
+      "A borrower held a resource longer than `leakDetection` (its fiber id); also a span event on the borrower's span."
+  },
+  WaitTimeout: {
+    pattern: "resource_pool",
+    name: "WaitTimeout",
+    severity: "warning",
+    description:
+      "A borrower waited `acquireTimeout` in vain (`reason`: AcquireTimeout, AcquireFailed); also a span event (name and reason)."
+  },
+  Rejected: {
+    pattern: "resource_pool",
+    name: "Rejected",
+    severity: "warning",
+    description:
+      "A borrower was rejected without a resource (`reason`: TooManyWaiters, PoolClosed); also a span event (name and reason)."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -1126,7 +1266,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(alert),
   ...Object.values(loadBalancer),
   ...Object.values(adaptiveThrottle),
-  ...Object.values(registry)
+  ...Object.values(registry),
+  ...Object.values(resourcePool)
 ]
 
 /**
@@ -1148,7 +1289,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(alertEvents),
   ...Object.values(loadBalancerEvents),
   ...Object.values(adaptiveThrottleEvents),
-  ...Object.values(registryEvents)
+  ...Object.values(registryEvents),
+  ...Object.values(resourcePoolEvents)
 ]
 
 /**

@@ -98,6 +98,14 @@ export * as RateLimiter from "./RateLimiter.ts"
 export * as Registry from "./Registry.ts"
 
 /**
+ * Resource pools (connections, channels, pages, workers): acquire timeout, idle timeout, max lifetime with jitter,
+ * validation on borrow and keepalive, leak detection, background acquisition with backoff, FIFO waiters.
+ *
+ * @since 0.1.0
+ */
+export * as ResourcePool from "./ResourcePool.ts"
+
+/**
  * Retry policies: backoff with the AWS jitter modes or any Schedule, kept apart from what to retry; hints, attempt
  * context, retry budgets.
  *
