@@ -32,7 +32,8 @@
  * **Example** (One quota for every process)
  *
  * ```ts
- * import { RateLimiter } from "@effect-resilience/core"
+ * import { Buffer } from "node:buffer"
+import { RateLimiter } from "@effect-resilience/core"
  * import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
  * import { Effect, Layer } from "effect"
  *
@@ -52,15 +53,21 @@
  * @stability experimental
  * @since 0.1.0
  */
-import { createHash } from "node:crypto"
 import { RateLimiter } from "@effect-resilience/core"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
-import { asFunction, definitions as luaDefinitions, perCall } from "./internal/lua.ts"
-import { type AlgorithmName, algorithmsFor, decodeDecision, inputArgs } from "./internal/rateLimiterLua.ts"
+import { asFunction, clockLua, definitions as luaDefinitions } from "./internal/lua.ts"
+import {
+  type AlgorithmName,
+  algorithmsFor,
+  decodeDecision,
+  decodeDecisionAt,
+  inputArgs,
+  type ReplyValue
+} from "./internal/rateLimiterLua.ts"
 
 /**
  * Options of the Redis store.
@@ -88,166 +95,212 @@ export interface StoreOptions {
  * they are made once, when it loads).
  */
 const storeDefinitions = `
--- A tier's limits as parsed from the arguments: a library keeps them by the
--- id the client computed from the arguments' text, so a tier is parsed once
--- (as a script, every call parses its own). At most 1,000 kept.
-local parsedSpecs, parsedCount = {}, 0
-local function parseSpecs(argv, arg)
-  local specId = argv[2]
-  local cached = parsedSpecs[specId]
-  if cached then return cached end
-  local count = arg(3, "limits")
-  local specs = { count = count, fields = {}, concurrency = false }
-  local at = 4
+-- values[i] as a number ("inf" is infinity), or an error naming it.
+local function numberIn(values, i, name)
+  local v = values[i]
+  if v == "inf" then return math.huge end
+  local n = tonumber(v)
+  if n == nil or n ~= n then error("bad argument " .. name .. ": " .. tostring(v)) end
+  return n
+end
+
+-- A tier's text as the client writes it: tokens, each "<byte length>:<token>".
+local function tokensOf(text)
+  local tokens, at, size = {}, 1, #text
+  while at <= size do
+    local colon = string.find(text, ":", at, true)
+    local length = colon and tonumber(string.sub(text, at, colon - 1))
+    if length == nil then error("bad argument tier: " .. text) end
+    tokens[#tokens + 1] = string.sub(text, colon + 1, colon + length)
+    at = colon + length + 1
+  end
+  return tokens
+end
+
+-- A tier's limits, parsed from its text (ARGV[1]): the permit lease, the
+-- limit count, then per limit its algorithm, field and config, arity first.
+-- What every call would compute again is computed here: each limit's time
+-- to idle (a concurrency limit's is the lease) and those times as PEXPIRE
+-- arguments. A library keeps the parsed tiers by their text, so a tier is
+-- parsed once (as a script, every call parses its own). At most 1,000 kept.
+local parsedTiers, parsedCount = {}, 0
+local function parseTier(text)
+  local tokens = tokensOf(text)
+  local lease = numberIn(tokens, 1, "permitLease")
+  local count = numberIn(tokens, 2, "limits")
+  local tier = { count = count, fields = {}, concurrency = false, lease = lease,
+    leaseArg = int(math.ceil(lease)) }
+  local at = 3
   for j = 1, count do
-    local algorithm = ALGORITHMS[argv[at]]
-    if algorithm == nil then error("bad argument algorithm: " .. tostring(argv[at])) end
-    local arity = arg(at + 2, "arity")
+    local algorithm = ALGORITHMS[tokens[at]]
+    if algorithm == nil then error("bad argument algorithm: " .. tostring(tokens[at])) end
+    local arity = numberIn(tokens, at + 2, "arity")
     local values = {}
-    for v = 1, arity do values[v] = arg(at + 2 + v, "config") end
-    specs[j] = { algorithm = algorithm, name = argv[at], field = argv[at + 1], config = algorithm.configOf(values, 1) }
-    specs.fields[j] = argv[at + 1]
-    if algorithm.release then specs.concurrency = true end
+    for v = 1, arity do values[v] = numberIn(tokens, at + 2 + v, "config") end
+    local config = algorithm.configOf(values, 1)
+    local ttl = algorithm.ttlMillis(config)
+    if ttl == math.huge then ttl = lease end
+    tier[j] = { algorithm = algorithm, name = tokens[at], field = tokens[at + 1], config = config, ttl = ttl,
+      ttlArg = int(math.ceil(ttl)) }
+    tier.fields[j] = tokens[at + 1]
+    if algorithm.release then tier.concurrency = true end
     at = at + 3 + arity
   end
-  specs.op = at
-  if parsedCount >= 1000 then parsedSpecs, parsedCount = {}, 0 end
-  parsedSpecs[specId] = specs
+  if parsedCount >= 1000 then parsedTiers, parsedCount = {}, 0 end
+  parsedTiers[text] = tier
   parsedCount = parsedCount + 1
-  return specs
+  return tier
+end
+
+-- Tables every call fills again instead of making its own (a library's
+-- calls run one at a time): the states, and each limit's decision, wholly
+-- rewritten by check and consume.
+local STATES, DECISIONS = {}, {}
+local function decisionAt(j)
+  local out = DECISIONS[j]
+  if out == nil then
+    out = newDecision()
+    DECISIONS[j] = out
+  end
+  return out
+end
+
+-- The limits' states: each stored one decoded, a missing one fresh.
+local function load(key, tier, now)
+  local states = STATES
+  if tier.count == 1 then
+    local spec = tier[1]
+    local bytes = redis.call("HGET", key, spec.field)
+    states[1] = bytes and spec.algorithm.decode(bytes) or spec.algorithm.make(spec.config, now)
+    return states
+  end
+  local stored = redis.call("HMGET", key, unpack(tier.fields))
+  for j = 1, tier.count do
+    local spec = tier[j]
+    states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
+  end
+  return states
 end
 
 -- Concurrency permits as leases: a sorted set of "<permit>|<cost>" by when each lease runs out.
 local function costOf(member) return tonumber(string.match(member, "|([^|]+)$")) or 0 end
-local function releasePermits(specs, states, cost)
-  for j = 1, specs.count do
-    local spec = specs[j]
+local function releasePermits(tier, states, cost)
+  for j = 1, tier.count do
+    local spec = tier[j]
     if spec.algorithm.release then spec.algorithm.release(states[j], cost, spec.config) end
   end
 end
-local function holdPermit(permitsKey, now, lease, permit, cost)
-  redis.call("ZADD", permitsKey, now + lease, permit .. "|" .. cost)
-  redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
+-- Gives back the permits whose lease ran out (their process is gone): true when there were some.
+local function releaseExpired(permitsKey, tier, states, now)
+  local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+  for _, member in ipairs(expired) do releasePermits(tier, states, costOf(member)) end
+  if #expired == 0 then return false end
+  redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
+  return true
+end
+local function holdPermit(permitsKey, now, tier, permit, cost)
+  redis.call("ZADD", permitsKey, now + tier.lease, permit .. "|" .. cost)
+  redis.call("PEXPIRE", permitsKey, tier.leaseArg)
 end
 -- A permit given back once: true when it was still held (its lease not run out).
 local function dropPermit(permitsKey, permit, cost)
   return redis.call("ZREM", permitsKey, permit .. "|" .. cost) == 1
 end
 
--- Writes the states back: an idle one is deleted (it decides as a fresh one
--- would); the key lives until every state would be idle (a concurrency
--- state, as long as a lease).
-local function save(key, specs, states, now, lease)
-  local ttl = 0
-  for j = 1, specs.count do
-    local spec = specs[j]
-    if spec.algorithm.isIdle(states[j], now, spec.config) then
+-- Writes the states back, in one HSET (and one HDEL): an idle one is
+-- deleted (it decides as a fresh one would); the key lives until every
+-- state would be idle (a concurrency state, as long as a lease).
+local function save(key, tier, states, now)
+  if tier.count == 1 then
+    local spec = tier[1]
+    if spec.algorithm.isIdle(states[1], now, spec.config) then
       redis.call("HDEL", key, spec.field)
     else
-      redis.call("HSET", key, spec.field, spec.algorithm.encode(states[j]))
-      local limitTtl = spec.algorithm.ttlMillis(spec.config)
-      if limitTtl == math.huge then limitTtl = lease end
-      if limitTtl > ttl then ttl = limitTtl end
+      redis.call("HSET", key, spec.field, spec.algorithm.encode(states[1]))
+      if spec.ttl > 0 then redis.call("PEXPIRE", key, spec.ttlArg) end
+    end
+    return
+  end
+  local sets, idle, ttl, ttlArg = {}, {}, 0, nil
+  for j = 1, tier.count do
+    local spec = tier[j]
+    if spec.algorithm.isIdle(states[j], now, spec.config) then
+      idle[#idle + 1] = spec.field
+    else
+      sets[#sets + 1] = spec.field
+      sets[#sets + 1] = spec.algorithm.encode(states[j])
+      if spec.ttl > ttl then ttl, ttlArg = spec.ttl, spec.ttlArg end
     end
   end
-  if ttl > 0 then redis.call("PEXPIRE", key, int(math.ceil(ttl))) end
+  if #idle > 0 then redis.call("HDEL", key, unpack(idle)) end
+  if #sets > 0 then redis.call("HSET", key, unpack(sets)) end
+  if ttl > 0 then redis.call("PEXPIRE", key, ttlArg) end
 end
 `
 
 /**
- * KEYS: the limits' states (a hash), and the concurrency permits held.
- * Each call: the arguments (ARGV[1] the permit lease, [2] the tier's id, [3]
- * the limit count, then per limit its algorithm, field and config, arity
- * first, then the operation's own arguments from \`OP\`), the states loaded
- * (or fresh), and the permits whose lease ran out given back.
+ * KEYS: the limits' states (a hash) and, for a tier with a concurrency
+ * limit, the permits held. Each call: the server's time, the tier (ARGV[1],
+ * its text: see \`parseTier\`), the states loaded (or fresh), and the
+ * permits whose lease ran out given back. The operation's own arguments
+ * follow from ARGV[2].
  */
-const limits = `${perCall}
-local lease = arg(1, "permitLease")
-local specs = parseSpecs(ARGV, arg)
-local count = specs.count
-local OP = specs.op
-local stored = redis.call("HMGET", KEYS[1], unpack(specs.fields))
-local states = {}
-for j = 1, count do
-  local spec = specs[j]
-  states[j] = stored[j] and spec.algorithm.decode(stored[j]) or spec.algorithm.make(spec.config, now)
-end
+const limits = `${clockLua}
+local tier = parsedTiers[ARGV[1]] or parseTier(ARGV[1])
+local count = tier.count
+local key = KEYS[1]
+local states = load(key, tier, now)
 local permitsKey = KEYS[2]
--- permits whose lease ran out: their process is gone, they are given back
-local dirty = false
-if specs.concurrency then
-  local expired = redis.call("ZRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
-  for _, member in ipairs(expired) do releasePermits(specs, states, costOf(member)) end
-  if #expired > 0 then
-    redis.call("ZREMRANGEBYSCORE", permitsKey, "-inf", "(" .. int(now))
-    dirty = true
-  end
-end
+local dirty = tier.concurrency and releaseExpired(permitsKey, tier, states, now)
 `
 
 /**
- * decide(commit, cost, permit) → six strings per limit (see
- * \`decisionReply\`). One limit: consume decides exactly as check and charges
- * only when allowed; several: all are checked, then all charged when all
- * allow. A charged \`permit\` ("" for none) holds its concurrency permits as a
- * lease.
+ * decide(commit, cost, permit) → six values per limit (see
+ * \`appendDecision\`). One limit: consume decides exactly as check and
+ * charges only when allowed; several: all are checked, then all charged when
+ * all allow. A charged \`permit\` (absent or "" for none) holds its
+ * concurrency permits as a lease.
  */
 const decideLua = `${limits}
-local commit = ARGV[OP] == "1"
-local cost = arg(OP + 1, "cost")
-local permit = ARGV[OP + 2] or ""
-local outs = {}
-for j = 1, count do outs[j] = newDecision() end
-local charged = false
+local commit = ARGV[2] == "1"
+local cost = numberIn(ARGV, 3, "cost")
+local permit = ARGV[4] or ""
+-- (states given back permits, dirty, are saved even when refused: then they must stay uncharged)
+local charged = decideLimits(tier, count, states, now, cost, commit, decisionAt, dirty)
+local reply
 if count == 1 then
-  if commit then
-    specs[1].algorithm.consume(states[1], now, cost, specs[1].config, outs[1])
-    charged = outs[1].allowed
-  else
-    specs[1].algorithm.check(states[1], now, cost, specs[1].config, outs[1])
-  end
+  reply = decisionReply(decisionAt(1))
 else
-  local allowed = true
-  for j = 1, count do
-    specs[j].algorithm.check(states[j], now, cost, specs[j].config, outs[j])
-    if not outs[j].allowed then allowed = false end
-  end
-  if allowed and commit then
-    for j = 1, count do specs[j].algorithm.consume(states[j], now, cost, specs[j].config, outs[j]) end
-    charged = true
-  end
+  reply = {}
+  for j = 1, count do appendDecision(reply, 6 * j - 5, decisionAt(j)) end
 end
-if charged and permit ~= "" then holdPermit(permitsKey, now, lease, permit, cost) end
-if charged or dirty then save(KEYS[1], specs, states, now, lease) end
-local reply = {}
-for j = 1, count do
-  for _, v in ipairs(decisionReply(outs[j])) do reply[#reply + 1] = v end
-end
+if charged and permit ~= "" then holdPermit(permitsKey, now, tier, permit, cost) end
+if charged or dirty then save(key, tier, states, now) end
 return reply
 `
 
 /**
  * adjust(operation, cost, permit): refund, penalize, release or renew on
- * every limit; → the number of limits. With a \`permit\` ("" for none), a
- * release or a refund gives back that permit's concurrency permits once
- * (nothing when its lease already ran out: they were given back then), and
- * a renew extends its lease.
+ * every limit; → the number of limits. With a \`permit\` (absent or "" for
+ * none), a release or a refund gives back that permit's concurrency permits
+ * once (nothing when its lease already ran out: they were given back then),
+ * and a renew extends its lease.
  */
 const adjustLua = `${limits}
-local operation = ARGV[OP]
-local cost = arg(OP + 1, "cost")
-local permit = ARGV[OP + 2] or ""
+local operation = ARGV[2]
+local cost = numberIn(ARGV, 3, "cost")
+local permit = ARGV[4] or ""
 if operation == "renew" then
-  if permit ~= "" and redis.call("ZADD", permitsKey, "XX", "CH", now + lease, permit .. "|" .. cost) == 1 then
-    redis.call("PEXPIRE", permitsKey, int(math.ceil(lease)))
-    redis.call("PEXPIRE", KEYS[1], int(math.ceil(lease)))
+  if permit ~= "" and redis.call("ZADD", permitsKey, "XX", "CH", now + tier.lease, permit .. "|" .. cost) == 1 then
+    redis.call("PEXPIRE", permitsKey, tier.leaseArg)
+    redis.call("PEXPIRE", key, tier.leaseArg)
   end
-  if dirty then save(KEYS[1], specs, states, now, lease) end
+  if dirty then save(key, tier, states, now) end
   return count
 end
 local permitHeld = permit ~= "" and (operation == "release" or operation == "refund") and dropPermit(permitsKey, permit, cost)
 for j = 1, count do
-  local spec = specs[j]
+  local spec = tier[j]
   local concurrency = spec.algorithm.release ~= nil
   if operation == "penalize" then spec.algorithm.penalize(states[j], now, cost, spec.config)
   elseif concurrency and permit ~= "" then
@@ -257,20 +310,21 @@ for j = 1, count do
     if concurrency then spec.algorithm.release(states[j], cost, spec.config) end
   else error("bad argument operation: " .. tostring(operation)) end
 end
-save(KEYS[1], specs, states, now, lease)
+save(key, tier, states, now)
 return count
 `
 
 /**
  * A script over the given algorithms, runnable as a Redis function too: the
  * algorithms' functions are then made once, when the library loads, instead
- * of on every call.
+ * of on every call. Its parameters: how many of `keysAndArgs` are keys, and
+ * the keys then the arguments, all strings.
  */
 const scriptOf = <Result>(algorithms: string, body: string) => {
   const definitions = `${luaDefinitions}${algorithms}${storeDefinitions}`
   return asFunction(
-    Redis.script((key: string, permits: string, args: ReadonlyArray<string>) => [key, permits, ...args], {
-      numberOfKeys: 2,
+    Redis.script((_keys: number, keysAndArgs: ReadonlyArray<string>) => keysAndArgs, {
+      numberOfKeys: (keys) => keys,
       lua: `${definitions}${body}`
     }).withReturnType<Result>(),
     definitions,
@@ -279,7 +333,7 @@ const scriptOf = <Result>(algorithms: string, body: string) => {
 }
 
 const makeScripts = (algorithms: string) => ({
-  decide: scriptOf<ReadonlyArray<string>>(algorithms, decideLua),
+  decide: scriptOf<ReadonlyArray<ReplyValue>>(algorithms, decideLua),
   adjust: scriptOf<number>(algorithms, adjustLua)
 })
 
@@ -309,28 +363,55 @@ const describe = (cause: unknown): string => {
   return inner instanceof Error ? inner.message : String(inner)
 }
 
+/** A tier's text token: its length in bytes (as Lua counts them), a colon, then the token. */
+const token = (text: string): string => `${Buffer.byteLength(text, "utf8")}:${text}`
+
+/** What one call sends for a tier: how many keys (the permits' only with a concurrency limit), and its text. */
+interface TierCall {
+  readonly keys: 1 | 2
+  readonly text: string
+}
+
 const remoteOf = (
   redis: Redis.Redis["Service"],
   options: RateLimiter.RemoteOptions,
   prefix: string,
   leaseMillis: number
 ): RateLimiter.RemoteLimits => {
-  // per tier: the permit lease, the tier's id (a digest of what follows), the limit count and every limit's
-  // algorithm, field and config
-  const tierArgs = options.tiers.map((specs, tier): ReadonlyArray<string> => {
-    const limitArgs = [
+  // per tier, made once: its text (the permit lease, the limit count and every limit's algorithm, field and
+  // config; the script parses it once and keeps it by the text), and whether calls carry the permits key
+  const tierCalls = options.tiers.map((specs, tier): TierCall => {
+    const tokens = [
+      String(leaseMillis),
       String(specs.length),
       ...specs.flatMap((spec) => {
         const config = inputArgs(spec)
         return [spec.algorithm, `${tier}:${spec.name}:${spec.algorithm}`, String(config.length), ...config]
       })
     ]
-    return [String(leaseMillis), createHash("sha1").update(limitArgs.join("\u0000")).digest("hex"), ...limitArgs]
+    return {
+      keys: specs.some((spec) => spec.algorithm === "concurrency") ? 2 : 1,
+      text: tokens.map(token).join("")
+    }
   })
-  const keyOf = (key: string) => `${prefix}{${options.name}:${key}}`
+  // an unknown tier decides on the default one (a limiter always has it: the empty tier is never sent)
+  const defaultTier: TierCall = tierCalls[0] ?? { keys: 1, text: token(String(leaseMillis)) + token("0") }
+  const tierOf = (tier: number): TierCall => tierCalls[tier] ?? defaultTier
   const scripts = scriptsFor(options.tiers.flatMap((specs) => specs.map((spec) => spec.algorithm)))
   const decide = redis.eval(scripts.decide)
   const adjust = redis.eval(scripts.adjust)
+  /** The call's keys and arguments: the state key (and the permits key), the tier, then the operation's. */
+  const call = (key: string, tier: TierCall, operation: string, cost: number, permit: string | undefined) => {
+    const state = `${prefix}{${options.name}:${key}}`
+    const costArg = String(cost)
+    return tier.keys === 1
+      ? permit === undefined
+        ? [state, tier.text, operation, costArg]
+        : [state, tier.text, operation, costArg, permit]
+      : permit === undefined
+        ? [state, `${state}:p`, tier.text, operation, costArg]
+        : [state, `${state}:p`, tier.text, operation, costArg, permit]
+  }
   const storeError = (key: string, operation: string) => (cause: unknown) =>
     new RateLimiter.RateLimiterStoreError({
       limiter: options.name,
@@ -338,7 +419,6 @@ const remoteOf = (
       message: `Redis rate limiter store: ${operation} failed: ${describe(cause)}`,
       cause
     })
-  const argsOf = (tier: number) => tierArgs[tier] ?? tierArgs[0] ?? []
   const adjusting =
     (operation: "refund" | "penalize" | "release" | "renew") =>
     (
@@ -347,8 +427,8 @@ const remoteOf = (
       cost: number,
       permit?: string | undefined
     ): Effect.Effect<void, RateLimiter.RateLimiterStoreError> => {
-      const state = keyOf(key)
-      return adjust(state, `${state}:p`, [...argsOf(tier), operation, String(cost), permit ?? ""]).pipe(
+      const call_ = tierOf(tier)
+      return adjust(call_.keys, call(key, call_, operation, cost, permit)).pipe(
         Effect.asVoid,
         Effect.mapError(storeError(key, operation))
       )
@@ -356,15 +436,16 @@ const remoteOf = (
   const renew = adjusting("renew")
   return {
     decide: (key, tier, cost, commit, permit) => {
-      const state = keyOf(key)
-      return decide(state, `${state}:p`, [...argsOf(tier), commit ? "1" : "0", String(cost), permit ?? ""]).pipe(
-        Effect.mapError(storeError(key, "decide")),
-        Effect.map((reply) => {
+      const call_ = tierOf(tier)
+      return Effect.mapBoth(decide(call_.keys, call(key, call_, commit ? "1" : "0", cost, permit)), {
+        onFailure: storeError(key, "decide"),
+        onSuccess: (reply) => {
+          if (reply.length === 6) return [decodeDecision(reply)]
           const outcomes: Array<RateLimiter.LimitOutcome> = []
-          for (let i = 0; i + 6 <= reply.length; i += 6) outcomes.push(decodeDecision(reply.slice(i, i + 6)))
+          for (let at = 0; at + 6 <= reply.length; at += 6) outcomes.push(decodeDecisionAt(reply, at))
           return outcomes
-        })
-      )
+        }
+      })
     },
     refund: adjusting("refund"),
     penalize: adjusting("penalize"),

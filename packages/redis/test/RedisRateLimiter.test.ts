@@ -112,6 +112,28 @@ describe("RedisRateLimiter: what only Redis does", () => {
     }).pipe(Effect.scoped, Effect.provide(standalone))
   )
 
+  it.effect("policy names with colons, braces and characters of several bytes reach their fields whole", () =>
+    Effect.gen(function* () {
+      const redis = yield* Redis.Redis
+      const name = unique("names")
+      const limiter = yield* RateLimiter.make({
+        name,
+        limits: [
+          { algorithm: "fixed-window", limit: 1, window: "1 minute", name: "a:1:{b}" },
+          { algorithm: "gcra", limit: 5, window: "1 minute", name: "Ünïcødé ✓ 限流" }
+        ]
+      }).pipe(Effect.provide(RedisRateLimiter.layerStore({ prefix: "names:" })))
+      assert.isTrue((yield* limiter.consume("k")).allowed)
+      const refused = yield* limiter.consume("k")
+      assert.isFalse(refused.allowed)
+      assert.strictEqual(refused.policy, "a:1:{b}")
+      assert.deepStrictEqual([...(yield* redis.send<ReadonlyArray<string>>("HKEYS", `names:{${name}:k}`))].sort(), [
+        "0:a:1:{b}:fixedWindow",
+        "0:Ünïcødé ✓ 限流:gcra"
+      ])
+    }).pipe(Effect.scoped, Effect.provide(standalone))
+  )
+
   it.effect("a changed limit (another policy name) starts from a fresh state", () =>
     Effect.gen(function* () {
       const name = unique("changed")

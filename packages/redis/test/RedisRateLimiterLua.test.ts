@@ -19,7 +19,9 @@ import {
   configArgs,
   configArity,
   decodeDecision,
-  inputArgs
+  decodeDecisionAt,
+  inputArgs,
+  type ReplyValue
 } from "../src/internal/rateLimiterLua.ts"
 
 // ---------------------------------------------------------------------------
@@ -36,6 +38,17 @@ import {
  * Replies { { hex(encode(state)) }, dump(decode(encode(state))) }.
  *
  * ARGV: "minmax", a, b. Replies { { max(a, b), min(a, b) } }.
+ *
+ * ARGV: "decision", allowed ("1" or "0"), then a decision's five numbers.
+ * Replies { decisionReply(decision) }.
+ *
+ * ARGV: "many", "", n, then per limit its algorithm, k and k config values,
+ * then start, then (kind, now, cost) per operation, kind "check", "consume"
+ * or "untouched" (a consume whose states must stay untouched when refused).
+ * Replies, per operation, { charged ("1" or "0"), then each limit's
+ * decision } from decideLimits and dump of every state in turn; after a
+ * refused "consume" the states are decoded from their bytes before it, as
+ * the store reads them again (it writes states back only when charged).
  */
 const driver = `${prelude}${algorithms}
 local FIELDS = {
@@ -49,18 +62,21 @@ local FIELDS = {
 }
 local name = ARGV[2]
 local A = ALGORITHMS[name]
-if A == nil and ARGV[1] ~= "minmax" then error("no algorithm " .. tostring(name)) end
--- the state's numbers: its fields in order; for the log, total then (time, cost) per entry
-local function dump(s)
+if A == nil and ARGV[1] ~= "minmax" and ARGV[1] ~= "decision" and ARGV[1] ~= "many" then
+  error("no algorithm " .. tostring(name))
+end
+-- the state's numbers (of algorithm, by default name's): its fields in order; for the log, total then (time, cost) per entry
+local function dump(s, algorithm)
+  algorithm = algorithm or name
   local r = {}
-  if name == "slidingLog" then
+  if algorithm == "slidingLog" then
     r[1] = num(s.total)
     for j = 1, #s.times do
       r[#r + 1] = num(s.times[j])
       r[#r + 1] = num(s.costs[j])
     end
   else
-    for j, f in ipairs(FIELDS[name]) do r[j] = num(s[f]) end
+    for j, f in ipairs(FIELDS[algorithm]) do r[j] = num(s[f]) end
   end
   return r
 end
@@ -84,6 +100,58 @@ local function roundTrip(s) return A.decode(A.encode(s)) end
 if ARGV[1] == "minmax" then
   local a, b = arg(2, "a"), arg(3, "b")
   return { { num(max(a, b)), num(min(a, b)) } }
+end
+
+if ARGV[1] == "many" then
+  local count = tonumber(ARGV[3])
+  local limits, i = {}, 4
+  for j = 1, count do
+    local algorithm = ALGORITHMS[ARGV[i]]
+    local k = tonumber(ARGV[i + 1])
+    local values = {}
+    for v = 1, k do values[v] = arg(i + 1 + v, "config") end
+    limits[j] = { algorithm = algorithm, config = algorithm.configOf(values, 1), name = ARGV[i] }
+    i = i + 2 + k
+  end
+  local start = arg(i, "start")
+  local states = {}
+  for j = 1, count do states[j] = limits[j].algorithm.make(limits[j].config, start) end
+  local outs = {}
+  local function outAt(j)
+    if outs[j] == nil then outs[j] = newDecision() end
+    return outs[j]
+  end
+  local replies = {}
+  i = i + 1
+  while i <= #ARGV do
+    local kind, at, cost = ARGV[i], arg(i + 1, "now"), arg(i + 2, "cost")
+    local before = {}
+    for j = 1, count do before[j] = limits[j].algorithm.encode(states[j]) end
+    local charged = decideLimits(limits, count, states, at, cost, kind ~= "check", outAt, kind == "untouched")
+    local r = { charged and "1" or "0" }
+    for j = 1, count do appendDecision(r, 6 * j - 4, outAt(j)) end
+    local d = {}
+    for j = 1, count do
+      local algorithm = limits[j].algorithm
+      -- as the store: a charge is written back; after a refused consume, the states are read again as stored
+      if charged or kind ~= "consume" then
+        states[j] = algorithm.decode(algorithm.encode(states[j]))
+      else
+        states[j] = algorithm.decode(before[j])
+      end
+      for _, v in ipairs(dump(states[j], limits[j].name)) do d[#d + 1] = v end
+    end
+    replies[#replies + 1] = r
+    replies[#replies + 1] = d
+    i = i + 3
+  end
+  return replies
+end
+
+if ARGV[1] == "decision" then
+  local out = { allowed = ARGV[2] == "1", limit = arg(3, "limit"), remaining = arg(4, "remaining"),
+    resetMillis = arg(5, "resetMillis"), retryAfterMillis = arg(6, "retryAfterMillis"), delayMillis = arg(7, "delayMillis") }
+  return { decisionReply(out) }
 end
 
 if ARGV[1] == "codec" then
@@ -142,19 +210,21 @@ beforeAll(async () => {
 
 afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)), 60_000)
 
-const strings = (u: unknown): Array<string> => {
+/** A reply's values: integer replies and strings, nothing else. */
+const values = (u: unknown): Array<ReplyValue> => {
   if (!Array.isArray(u)) throw new Error(`expected an array reply, got ${String(u)}`)
   return u.map((x) => {
-    if (typeof x !== "string") throw new Error(`expected a string, got ${String(x)}`)
+    if (typeof x !== "string" && typeof x !== "number")
+      throw new Error(`expected a string or integer, got ${String(x)}`)
     return x
   })
 }
 
-const runDriver = async (args: ReadonlyArray<string>): Promise<Array<Array<string>>> => {
+const runDriver = async (args: ReadonlyArray<string>): Promise<Array<Array<ReplyValue>>> => {
   if (client === undefined) throw new Error("the Redis fixture did not start")
   const reply: unknown = await client.call("EVALSHA", sha, "0", ...args)
   if (!Array.isArray(reply)) throw new Error(`expected an array reply, got ${String(reply)}`)
-  return reply.map(strings)
+  return reply.map(values)
 }
 
 /** A number as text that tells every float64 apart (`-0` included). */
@@ -426,7 +496,7 @@ const actual = async <A extends AlgorithmName>(
         ...[d.limit, d.remaining, d.resetMillis, d.retryAfterMillis, d.delayMillis].map(exact)
       ]
     }
-    if (i >= 2 && i % 2 === 0) return reply
+    if (i >= 2 && i % 2 === 0) return reply.map(String)
     return reply.map((s) => exact(numberReply(s)))
   })
 }
@@ -455,6 +525,129 @@ describe("rate limiter algorithms in Lua: the port decides as the TypeScript, bi
   differential(leakyQueue)
   differential(gcra)
   differential(concurrency)
+})
+
+// ---------------------------------------------------------------------------
+// several limits decided at once (decideLimits, the store's decision)
+// ---------------------------------------------------------------------------
+
+/** One limit of a tier, with its own state, run by the TypeScript functions. */
+interface LimitRun {
+  readonly name: AlgorithmName
+  readonly config: ReadonlyArray<string>
+  readonly limit: number
+  readonly span: number
+  readonly check: (now: number, cost: number) => engine.Decision
+  readonly consume: (now: number, cost: number) => engine.Decision
+  readonly numbers: () => ReadonlyArray<number>
+}
+
+/** A limit of a subject with a random config, its state made fresh at `start`. */
+const limitRunArb = <A extends AlgorithmName, S>(subject: Subject<A, S>): fc.Arbitrary<(start: number) => LimitRun> =>
+  subject.config.map((config) => (start: number): LimitRun => {
+    const state = subject.algo.make(config, start)
+    const out = engine.makeDecision()
+    return {
+      name: subject.name,
+      config: configArgs(subject.name, config),
+      limit: subject.limit(config),
+      span: subject.span(config),
+      check: (now, cost) => ({ ...subject.algo.check(state, now, cost, config, out) }),
+      consume: (now, cost) => ({ ...subject.algo.consume(state, now, cost, config, out) }),
+      numbers: () => subject.numbers(state)
+    }
+  })
+
+type ManyKind = "check" | "consume" | "untouched"
+
+const manyArb = fc
+  .record({
+    makers: fc.array(
+      fc.oneof(
+        limitRunArb(fixedWindow),
+        limitRunArb(slidingLog),
+        limitRunArb(slidingCounter),
+        limitRunArb(tokenBucket),
+        limitRunArb(leakyMeter),
+        limitRunArb(leakyQueue),
+        limitRunArb(gcra),
+        limitRunArb(concurrency)
+      ),
+      { minLength: 1, maxLength: 3 }
+    ),
+    start: startArb
+  })
+  .chain(({ makers, start }) => {
+    // a sample of the limits only sizes the operations (each trace makes its own, fresh)
+    const sample = makers.map((make) => make(start))
+    const span = Math.min(...sample.map((run) => run.span))
+    const limit = Math.min(...sample.map((run) => run.limit))
+    return fc.record({
+      makers: fc.constant(makers),
+      start: fc.constant(start),
+      ops: fc.array(
+        fc.record({
+          kind: fc.constantFrom<ManyKind>("consume", "consume", "untouched", "check"),
+          dt: dtArb(span),
+          cost: costArb(limit)
+        }),
+        { maxLength: 60, size: "max" }
+      )
+    })
+  })
+
+describe("rate limiter algorithms in Lua: several limits at once", () => {
+  it("decideLimits decides as checking every limit then charging all when all allow, bit for bit", async () => {
+    await fc.assert(
+      fc.asyncProperty(manyArb, async ({ makers, start, ops }) => {
+        // TypeScript: check all; with a consume, and all allowed, consume all (each decides as its check did)
+        const runs = makers.map((make) => make(start))
+        const decision = (d: engine.Decision) => [
+          d.allowed ? "1" : "0",
+          ...[d.limit, d.remaining, d.resetMillis, d.retryAfterMillis, d.delayMillis].map(exact)
+        ]
+        const expected: Array<Array<string>> = []
+        let now = start
+        for (const op of ops) {
+          now += op.dt
+          let decisions = runs.map((run) => run.check(now, op.cost))
+          const charged = op.kind !== "check" && decisions.every((d) => d.allowed)
+          if (charged) decisions = runs.map((run) => run.consume(now, op.cost))
+          expected.push([charged ? "1" : "0", ...decisions.flatMap(decision)])
+          expected.push(runs.flatMap((run) => run.numbers().map(exact)))
+        }
+        // Lua: the same trace through decideLimits
+        const args = [
+          "many",
+          "",
+          String(runs.length),
+          ...runs.flatMap((run) => [run.name, String(run.config.length), ...run.config]),
+          numberArg(start)
+        ]
+        now = start
+        for (const op of ops) {
+          now += op.dt
+          args.push(op.kind, numberArg(now), numberArg(op.cost))
+        }
+        const replies = await runDriver(args)
+        const actual = replies.map((reply, i) => {
+          if (i % 2 === 1) return reply.map((s) => exact(numberReply(s)))
+          return [
+            String(reply[0]),
+            ...runs.flatMap((_, j) => {
+              const d = decodeDecisionAt(reply, 1 + 6 * j)
+              return [
+                d.allowed ? "1" : "0",
+                ...[d.limit, d.remaining, d.resetMillis, d.retryAfterMillis, d.delayMillis].map(exact)
+              ]
+            })
+          ]
+        })
+        assert.deepStrictEqual(actual, expected)
+      }),
+      { numRuns: 300 }
+    )
+  })
 })
 
 /** Runs consume-only operations in Lua: the decisions. */
@@ -661,6 +854,47 @@ describe("rate limiter algorithms in Lua: state codec and arguments", () => {
         )
       }
     }
+  })
+
+  it("a decision leaves as integer replies where every client reads them exactly (whole, below 2^52, not -0), as num strings elsewhere", async () => {
+    const numbers = [
+      0,
+      -0,
+      7,
+      -7,
+      2 ** 52 - 1,
+      -(2 ** 52 - 1),
+      2 ** 52,
+      -(2 ** 52),
+      2 ** 53 - 1,
+      2 ** 60,
+      0.5,
+      1 / 3,
+      1_700_000_000_000 + 1 / 1024,
+      Infinity,
+      -Infinity,
+      Number.MAX_VALUE,
+      Number.MIN_VALUE
+    ]
+    for (const n of numbers) {
+      const [reply] = await runDriver(["decision", "1", exact(n), exact(n), exact(n), exact(n), exact(n)])
+      const integer = Number.isInteger(n) && Math.abs(n) < 2 ** 52 && !Object.is(n, -0)
+      assert.deepStrictEqual(
+        (reply ?? []).map((v) => typeof v),
+        ["number", ...Array.from({ length: 5 }, () => (integer ? "number" : "string"))],
+        exact(n)
+      )
+      const decision = decodeDecision(reply ?? [])
+      assert.deepStrictEqual(
+        [decision.limit, decision.remaining, decision.resetMillis, decision.retryAfterMillis, decision.delayMillis].map(
+          exact
+        ),
+        Array.from({ length: 5 }, () => exact(n)),
+        exact(n)
+      )
+    }
+    const [refused] = await runDriver(["decision", "0", "1", "0", "0", "0", "0"])
+    assert.isFalse(decodeDecision(refused ?? []).allowed)
   })
 
   it("configArgs: the config's numbers in configOf's order, Infinity as inf", () => {

@@ -37,12 +37,15 @@ local function arg(i, name)
 end
 `
 
-/** What each call needs (after `definitions`): `now` (ms), `nowMicros`, `arg` and `nextGeneration`. */
-export const perCall = `
+/** The server's time: `now` (ms) and `nowMicros`, from `TIME`. */
+export const clockLua = `
 local time = redis.call("TIME")
 local nowMicros = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local now = math.floor(nowMicros / 1000)
-${argLua}-- fencing tokens never repeat, even after a key expired and came back
+`
+
+/** What each call needs (after `definitions`): `now` (ms), `nowMicros`, `arg` and `nextGeneration`. */
+export const perCall = `${clockLua}${argLua}-- fencing tokens never repeat, even after a key expired and came back
 local function nextGeneration(current)
   return int(math.max((tonumber(current) or 0) + 1, nowMicros))
 end
@@ -55,9 +58,15 @@ export const prelude = `${definitions}${perCall}`
 export const numberArg = (n: number): string =>
   n === Number.POSITIVE_INFINITY ? "inf" : n === Number.NEGATIVE_INFINITY ? "-inf" : String(n)
 
-/** A number from a script reply made by `num` or `int`. */
+/** A number from a script reply: an integer reply, or a string made by `num` or `int`. */
 export const numberReply = (s: unknown): number =>
-  s === "inf" ? Number.POSITIVE_INFINITY : s === "-inf" ? Number.NEGATIVE_INFINITY : Number(s)
+  typeof s === "number"
+    ? s
+    : s === "inf"
+      ? Number.POSITIVE_INFINITY
+      : s === "-inf"
+        ? Number.NEGATIVE_INFINITY
+        : Number(s)
 
 // ---------------------------------------------------------------------------
 // scripts as Redis functions

@@ -9,7 +9,8 @@
  * expression here is the TypeScript one, operand for operand, with the same
  * grouping. `Math.max`/`Math.min` are `max`/`min` below, which order `-0`
  * below `+0` as JavaScript does (Lua's `math.max` keeps its first argument).
- * Numbers leave a script as strings (`num`), so they stay exact.
+ * Numbers leave a script exact: as integer replies when whole, below 2^52 in
+ * magnitude and not -0 (`exact`), else as strings (`num`).
  *
  * **Layout.** `algorithms` is a chunk to concatenate after `prelude` (it uses
  * only Lua 5.1, `struct` and the prelude's `num`). It defines `ALGORITHMS`,
@@ -28,7 +29,8 @@
  *
  * `out` is a table `{ allowed, limit, remaining, resetMillis,
  * retryAfterMillis, delayMillis }` (see `newDecision`), and
- * `decisionReply(out)` turns one into the strings `decodeDecision` reads.
+ * `decisionReply(out)` (or `appendDecision`) turns one into the values
+ * `decodeDecision` reads.
  *
  * @internal
  */
@@ -166,15 +168,24 @@ export interface DecisionReply {
   readonly delayMillis: number
 }
 
-/** Parses the six strings of a `decisionReply`. */
-export const decodeDecision = (reply: ReadonlyArray<string>): DecisionReply => ({
-  allowed: reply[0] === "1",
-  limit: numberReply(reply[1]),
-  remaining: numberReply(reply[2]),
-  resetMillis: numberReply(reply[3]),
-  retryAfterMillis: numberReply(reply[4]),
-  delayMillis: numberReply(reply[5])
+/**
+ * One value of a `decisionReply`: an integer reply, or a string made by
+ * `num` (a number Redis would not carry exactly as an integer).
+ */
+export type ReplyValue = number | string
+
+/** Parses the six values of a `decisionReply` that start at `at` in `reply` (several limits reply in turn). */
+export const decodeDecisionAt = (reply: ReadonlyArray<ReplyValue>, at: number): DecisionReply => ({
+  allowed: reply[at] === 1,
+  limit: numberReply(reply[at + 1]),
+  remaining: numberReply(reply[at + 2]),
+  resetMillis: numberReply(reply[at + 3]),
+  retryAfterMillis: numberReply(reply[at + 4]),
+  delayMillis: numberReply(reply[at + 5])
 })
+
+/** Parses the six values of a `decisionReply`. */
+export const decodeDecision = (reply: ReadonlyArray<ReplyValue>): DecisionReply => decodeDecisionAt(reply, 0)
 
 // ---------------------------------------------------------------------------
 // Lua
@@ -182,7 +193,8 @@ export const decodeDecision = (reply: ReadonlyArray<string>): DecisionReply => (
 
 /**
  * The algorithms, to concatenate after `prelude`. Defines `ALGORITHMS`,
- * `newDecision` and `decisionReply`.
+ * `newDecision`, `appendDecision`, `decisionReply`, `checkLimits` and
+ * `decideLimits`.
  */
 export const algorithms = `
 -- Each algorithm sits in its own do ... end block, so its functions are
@@ -215,10 +227,71 @@ local function decide(out, allowed, limit, remaining, resetMillis, retryAfterMil
   return out
 end
 
--- A decision as exact strings: allowed ("1" or "0"), limit, remaining, resetMillis, retryAfterMillis, delayMillis.
+-- A number for a reply, exact: an integer reply for a whole number of
+-- magnitude below 2^52 other than -0, else num's string. Integers are the
+-- common case, and far cheaper than formatting a string. (2^52, not 2^53:
+-- ioredis parses an integer reply digit by digit through n * 10 + byte - 48,
+-- whose intermediate rounds once it passes 2^53.)
+local function exact(n)
+  if n % 1 == 0 and n < 4503599627370496 and n > -4503599627370496 and (n ~= 0 or 1 / n > 0) then return n end
+  return num(n)
+end
+
+-- Appends a decision to reply from index at: allowed (1 or 0), limit,
+-- remaining, resetMillis, retryAfterMillis, delayMillis, each exact.
+local function appendDecision(reply, at, out)
+  reply[at] = out.allowed and 1 or 0
+  reply[at + 1] = exact(out.limit)
+  reply[at + 2] = exact(out.remaining)
+  reply[at + 3] = exact(out.resetMillis)
+  reply[at + 4] = exact(out.retryAfterMillis)
+  reply[at + 5] = exact(out.delayMillis)
+  return reply
+end
+
+-- A decision as the six values decodeDecision reads (see appendDecision), in a table made at its size.
 local function decisionReply(out)
-  return { out.allowed and "1" or "0", num(out.limit), num(out.remaining), num(out.resetMillis),
-    num(out.retryAfterMillis), num(out.delayMillis) }
+  return { out.allowed and 1 or 0, exact(out.limit), exact(out.remaining), exact(out.resetMillis),
+    exact(out.retryAfterMillis), exact(out.delayMillis) }
+end
+
+-- Checks cost on every limit of a tier (limits[j] = { algorithm, config },
+-- states[j] its state, outAt(j) the table for its decision): whether all allow.
+local function checkLimits(limits, count, states, now, cost, outAt)
+  local allowed = true
+  for j = 1, count do
+    local limit, out = limits[j], outAt(j)
+    limit.algorithm.check(states[j], now, cost, limit.config, out)
+    if not out.allowed then allowed = false end
+  end
+  return allowed
+end
+
+-- Decides cost on every limit of a tier at once (as checkLimits): with
+-- commit, all are charged when all allow, and none otherwise. Returns
+-- whether they were charged. Consuming limit by limit, and only checking
+-- once one refused, decides as checking all and then consuming all (each
+-- algorithm's consume decides as its check, then charges only when allowed;
+-- limits share no state), with half the work; but the limits consumed
+-- before a refusal keep that charge in states. A caller that writes the
+-- states back after a refusal asks for them untouched: all checked first.
+local function decideLimits(limits, count, states, now, cost, commit, outAt, untouched)
+  if not commit then
+    checkLimits(limits, count, states, now, cost, outAt)
+    return false
+  end
+  if untouched and count > 1 and not checkLimits(limits, count, states, now, cost, outAt) then return false end
+  local allowed = true
+  for j = 1, count do
+    local limit, out = limits[j], outAt(j)
+    if allowed then
+      limit.algorithm.consume(states[j], now, cost, limit.config, out)
+    else
+      limit.algorithm.check(states[j], now, cost, limit.config, out)
+    end
+    if not out.allowed then allowed = false end
+  end
+  return allowed
 end
 
 -- ---------------------------------------------------------------------------
@@ -305,8 +378,12 @@ local function configValue(values, i, name, low, strict)
   return v
 end
 
--- Packs numbers as little-endian float64s.
-local function pack(...) return struct.pack("<" .. string.rep("d", select("#", ...)), ...) end
+-- Packs numbers as little-endian float64s (formats made once: a state packs at most three at a time).
+local PACK_FORMATS = { "<d", "<dd", "<ddd" }
+local function pack(...)
+  local n = select("#", ...)
+  return struct.pack(PACK_FORMATS[n] or "<" .. string.rep("d", n), ...)
+end
 
 -- ---------------------------------------------------------------------------
 -- 1. fixed window
