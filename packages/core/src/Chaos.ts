@@ -110,6 +110,17 @@ export interface Chaos {
     self: Effect.Effect<A, E, R>,
     options?: InjectOptions | undefined
   ) => Effect.Effect<A, E | ChaosError, R>
+  /**
+   * Runs `self` with the faults given instead of drawn ones (a caller-chosen
+   * fault, such as one an HTTP request asks for in a header): applied only
+   * while the instance is enabled and the key targeted, and counted,
+   * published and traced as drawn faults are.
+   */
+  readonly force: <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    faults: Forced,
+    options?: InjectOptions | undefined
+  ) => Effect.Effect<A, E | ChaosError, R>
   readonly enable: Effect.Effect<void>
   readonly disable: Effect.Effect<void>
   readonly enabled: Effect.Effect<boolean>
@@ -127,6 +138,21 @@ export interface Chaos {
 export interface InjectOptions {
   /** The call's key, matched against `keys` (default: the instance's name). */
   readonly key?: string | undefined
+}
+
+/**
+ * Faults chosen by the caller rather than drawn (see the instance's `force`): a delay
+ * before the call (a `latency` fault), then perhaps a terminal fault in its
+ * place. Neither field: the call runs as it is (and is counted).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Forced {
+  /** A delay added before the call. */
+  readonly delay?: Duration.Duration | undefined
+  /** The fault replacing the call, after the delay. */
+  readonly fault?: "failure" | "defect" | "hang" | undefined
 }
 
 /**
@@ -541,6 +567,20 @@ const makeWith = (
     if (hub.listening()) hub.emit({ _tag: "FaultInjected", chaos: name, key, fault, delay })
   }
 
+  /** A terminal fault in place of the call, recorded. */
+  const replace = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    key: string,
+    fault: "failure" | "defect" | "hang"
+  ): Effect.Effect<never, ChaosError> => {
+    injected(fiber, key, fault, undefined)
+    return fault === "failure"
+      ? Effect.fail(new ChaosError({ chaos: name, key }))
+      : fault === "defect"
+        ? Effect.die(new ChaosDefect(name, key))
+        : Effect.never
+  }
+
   /** The fault replacing the call, if any: one draw over the three terminal rates. */
   const terminal = <A, E, R>(
     fiber: Fiber.Fiber<unknown, unknown>,
@@ -549,20 +589,29 @@ const makeWith = (
   ): Effect.Effect<A, E | ChaosError, R> => {
     if (failureRate + defectRate + hangRate === 0) return self
     const r = draw(fiber)
-    if (r < failureRate) {
-      injected(fiber, key, "failure", undefined)
-      return Effect.fail(new ChaosError({ chaos: name, key }))
-    }
-    if (r < failureRate + defectRate) {
-      injected(fiber, key, "defect", undefined)
-      return Effect.die(new ChaosDefect(name, key))
-    }
-    if (r < failureRate + defectRate + hangRate) {
-      injected(fiber, key, "hang", undefined)
-      return Effect.never
-    }
+    if (r < failureRate) return replace(fiber, key, "failure")
+    if (r < failureRate + defectRate) return replace(fiber, key, "defect")
+    if (r < failureRate + defectRate + hangRate) return replace(fiber, key, "hang")
     return self
   }
+
+  const forceCall = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    faults: Forced,
+    callOptions?: InjectOptions | undefined
+  ): Effect.Effect<A, E | ChaosError, R> =>
+    Effect.withFiber((fiber) => {
+      counters.calls++
+      const key = callOptions?.key ?? name
+      if (!enabled || (keys !== undefined && !keys.has(key))) return self
+      const fault = faults.fault
+      const delay = faults.delay
+      if (delay === undefined) return fault === undefined ? self : replace(fiber, key, fault)
+      injected(fiber, key, "latency", delay)
+      const after: Effect.Effect<A, E | ChaosError, R> =
+        fault === undefined ? self : Effect.withFiber((later) => replace(later, key, fault))
+      return Effect.andThen(Effect.sleep(delay), after)
+    })
 
   const injectCall = <A, E, R>(
     self: Effect.Effect<A, E, R>,
@@ -599,6 +648,7 @@ const makeWith = (
     name,
     options,
     inject: injectCall,
+    force: forceCall,
     enable: Effect.sync(() => {
       enabled = true
     }),

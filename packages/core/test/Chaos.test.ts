@@ -132,6 +132,40 @@ describe("Chaos", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect(
+    "force: caller-chosen faults, whatever the rates, only while enabled and targeted, counted and published",
+    () =>
+      Effect.gen(function* () {
+        const chaos = yield* Chaos.make({ name: "api", keys: ["tenant-a"] }) // every rate 0
+        const events = yield* chaos.subscribe
+        const late = yield* Effect.forkChild(
+          chaos.force(Effect.succeed("late"), { delay: Duration.seconds(2) }, { key: "tenant-a" })
+        )
+        yield* TestClock.adjust("1999 millis")
+        assert.isUndefined(late.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual(yield* Fiber.join(late), "late")
+        const error = yield* Effect.flip(chaos.force(Effect.succeed(1), { fault: "failure" }, { key: "tenant-a" }))
+        assert.deepStrictEqual([error._tag, error.key], ["ChaosError", "tenant-a"])
+        const died = yield* Effect.exit(chaos.force(Effect.succeed(1), { fault: "defect" }, { key: "tenant-a" }))
+        assert.isTrue(Exit.isFailure(died) && Cause.hasDies(died.cause))
+        // not targeted, or disabled: the call runs as it is
+        assert.strictEqual(yield* chaos.force(Effect.succeed(2), { fault: "failure" }, { key: "tenant-b" }), 2)
+        yield* chaos.disable
+        assert.strictEqual(yield* chaos.force(Effect.succeed(3), { fault: "hang" }, { key: "tenant-a" }), 3)
+        assert.deepStrictEqual(yield* chaos.stats, { calls: 5, latency: 1, failure: 1, defect: 1, hang: 0 })
+        const published = yield* Queue.takeAll(events)
+        assert.deepStrictEqual(
+          published.map((event) => [event.fault, event.key]),
+          [
+            ["latency", "tenant-a"],
+            ["failure", "tenant-a"],
+            ["defect", "tenant-a"]
+          ]
+        )
+      }).pipe(Effect.scoped)
+  )
+
   it.effect("invalid options fail with one InvalidOptions listing every bad field", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(

@@ -66,6 +66,7 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { pathOf } from "./internal/url.ts"
 import * as RateLimitHeaders from "./RateLimitHeaders.ts"
 
 // ---------------------------------------------------------------------------
@@ -196,19 +197,6 @@ export const keyByHeader = (header: string): ((request: HttpServerRequest.HttpSe
   return (request) => {
     const value = request.headers[name]
     return value === undefined || value === "" ? `address:${clientAddress(request)}` : `${name}:${value}`
-  }
-}
-
-/** The path of a request URL (a path with a query, or an absolute URL). */
-const pathOf = (url: string): string => {
-  if (url.startsWith("/")) {
-    const end = url.search(/[?#]/)
-    return end === -1 ? url : url.slice(0, end)
-  }
-  try {
-    return new URL(url).pathname
-  } catch {
-    return url
   }
 }
 

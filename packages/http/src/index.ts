@@ -16,6 +16,15 @@ export * as Dashboard from "./Dashboard.ts"
 export * as HealthHttp from "./HealthHttp.ts"
 
 /**
+ * Chaos injection for HTTP: a server middleware that delays, aborts (a weighted choice of statuses) or drops
+ * requests, and an `HttpClient` wrapper whose requests are delayed, answered by synthetic failure responses or
+ * broken by transport errors — both driven by a core `Chaos` instance (rates, switch, keys, events, metrics).
+ *
+ * @since 0.1.0
+ */
+export * as HttpChaos from "./HttpChaos.ts"
+
+/**
  * The IETF `RateLimit-Policy` and `RateLimit` HTTP response fields.
  *
  * @since 0.1.0
