@@ -21,6 +21,7 @@ import { circuitBreakerLocalFirst } from "./suites/circuitBreakerLocalFirst.ts"
 import { circuitBreakerRedis } from "./suites/circuitBreakerRedis.ts"
 import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
+import { hedgeSuites } from "./suites/hedge.ts"
 import { loadBalancerSuites } from "./suites/loadBalancer.ts"
 import { policySuite } from "./suites/policy.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
@@ -36,6 +37,7 @@ export const suites: ReadonlyArray<Suite> = [
   circuitBreakerRedis,
   circuitBreakerLocalFirst,
   ...retrySuites,
+  ...hedgeSuites,
   ...rateLimiterSuites,
   rateLimiterRedis,
   ...bulkheadSuites,

@@ -55,12 +55,14 @@ import * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
+import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as ClockTimer from "./internal/clockTimer.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
+import * as Select from "./internal/select.ts"
 import * as Options_ from "./Options.ts"
 import * as Retry from "./Retry.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -207,6 +209,8 @@ interface Internal {
       }
     | undefined
   readonly samples: Float64Array
+  /** Working space of the percentile's selection. */
+  readonly scratch: Float64Array
   count: number
   cachedMillis: number
   calls: number
@@ -268,6 +272,7 @@ export const make = (input: Input): Policy => {
     fixedMillis,
     adaptive,
     samples: new Float64Array(sampleCapacity),
+    scratch: new Float64Array(sampleCapacity),
     count: 0,
     cachedMillis: adaptive?.initialMillis ?? fixedMillis ?? 1,
     calls: 0,
@@ -309,9 +314,8 @@ const sample = (internal: Internal, millis: number) => {
   internal.count++
   if (internal.count < adaptive.minSamples || internal.count % 16 !== 0) return
   const n = Math.min(internal.count, sampleCapacity)
-  const sorted = internal.samples.slice(0, n).sort()
-  const index = Math.min(n - 1, Math.ceil(adaptive.percentile * n) - 1)
-  internal.cachedMillis = Math.max(adaptive.minMillis, sorted[Math.max(0, index)] ?? adaptive.initialMillis)
+  const rank = Select.kthSmallest(internal.samples, n, Math.ceil(adaptive.percentile * n) - 1, internal.scratch)
+  internal.cachedMillis = Math.max(adaptive.minMillis, Number.isNaN(rank) ? adaptive.initialMillis : rank)
 }
 
 const registerIn = (policy: Policy, internal: Internal, context: Context.Context<never>) => {
@@ -324,8 +328,6 @@ const registerIn = (policy: Policy, internal: Internal, context: Context.Context
   registrar.counter(Telemetry.hedge.won, base, () => internal.won)
   registrar.counter(Telemetry.hedge.refused, base, () => internal.refused)
 }
-
-type Signal<A, E> = { readonly attempt: number; readonly exit: Exit.Exit<A, E>; readonly millis: number }
 
 /**
  * Per-call options of `hedge`.
@@ -384,81 +386,141 @@ export const hedge: {
       return Effect.die(policy.invalid ?? new Error("Hedge.hedge: not a policy made by this module"))
     }
     const key = options?.key
-    return Effect.withFiber((fiber) => {
-      registerIn(policy, internal, fiber.context)
+    const budget = internal.budget
+    const run = Effect.contextWith((context: Context.Context<R>) => {
+      registerIn(policy, internal, context)
       internal.calls++
-      const clock = fiber.getRef(Clock.Clock)
-      const delay = Duration.millis(internal.cachedMillis)
-      return Effect.gen(function* () {
-        if (internal.budget !== undefined) yield* Retry.recordRequest(internal.budget, key)
-        const signals = yield* Queue.unbounded<Signal<A, E>>()
-        const fibers: Array<Fiber.Fiber<void>> = []
-        let running = 0
-        let started = 0
-        const launch = Effect.suspend(() => {
-          const attempt = ++started
-          running++
-          const startedAt = clock.currentTimeMillisUnsafe()
-          return Effect.map(
-            Effect.forkChild(
-              Effect.flatMap(Effect.exit(self), (exit) =>
-                Effect.sync(() => {
-                  running--
-                  Queue.offerUnsafe(signals, { attempt, exit, millis: clock.currentTimeMillisUnsafe() - startedAt })
-                })
-              ),
-              { startImmediately: true }
-            ),
-            (f) => {
-              fibers.push(f)
-            }
-          )
-        })
-        const hedgeAllowed = Effect.suspend(() =>
-          internal.budget === undefined ? Effect.succeed(true) : Retry.tryWithdraw(internal.budget, key)
-        )
-        yield* launch
-        let last: Exit.Exit<A, E> | undefined
-        // a hedge was just refused: wait for an attempt to end before asking the budget again
-        let refused = false
-        for (;;) {
-          const next =
-            !refused && started <= policy.maxHedges
-              ? yield* Effect.timeoutOption(Queue.take(signals), running === 0 ? Duration.zero : delay)
-              : Option.some(yield* Queue.take(signals))
-          if (Option.isNone(next)) {
-            // the delay passed with no success (or nothing is running): hedge
-            if (yield* hedgeAllowed) {
-              internal.started++
-              emit(internal, { _tag: "HedgeStarted", policy: policy.name, attempt: started + 1, delay })
-              yield* launch
-            } else {
-              internal.refused++
-              emit(internal, { _tag: "HedgeRefused", policy: policy.name })
-              if (running === 0) break
-              refused = true
-            }
-            continue
-          }
-          // every attempt's end is handled here, whether or not a hedge was refused before it
-          const afterRefusal = refused
-          refused = false
-          const signal = next.value
-          last = signal.exit
-          if (Exit.isSuccess(signal.exit)) {
-            if (signal.attempt > 1) {
-              internal.won++
-              emit(internal, { _tag: "HedgeWon", policy: policy.name, attempt: signal.attempt })
-            }
-            sample(internal, signal.millis)
-            break
-          }
-          // nothing left running: the budget refused the next attempt already, or there is none to start
-          if (running === 0 && (afterRefusal || started > policy.maxHedges)) break
-        }
-        yield* Fiber.interruptAll(fibers)
-        return yield* last ?? Exit.failCause(Cause.empty)
-      })
+      return hedged(policy, internal, context, self, key)
     })
+    return budget === undefined ? run : Effect.andThen(Retry.recordRequest(budget, key), run)
   }
 )
+
+/**
+ * One hedged call. The first attempt runs in a child fiber of its own (not
+ * linked to the caller: the caller interrupts it itself, as `Timeout` does);
+ * one that completes before it first suspends answers at once, with no timer
+ * armed. Otherwise one `Effect.callback` waits for the attempts' ends and
+ * the hedge timer (a shared timer on the live clock, the clock's `sleep`
+ * otherwise), and starts further attempts from them: no queue, no fiber
+ * per wait.
+ */
+const hedged = <A, E, R>(
+  policy: Policy,
+  internal: Internal,
+  context: Context.Context<R>,
+  self: Effect.Effect<A, E, R>,
+  key: string | undefined
+): Effect.Effect<A, E, R> => {
+  const clock = Context.get(context, Clock.Clock)
+  const adaptive = internal.adaptive !== undefined
+  const startedAt = adaptive ? clock.currentTimeMillisUnsafe() : 0
+  const first = Effect.runForkWith(context)(self)
+  const done = first.pollUnsafe()
+  if (done !== undefined && Exit.isSuccess(done)) {
+    if (adaptive) sample(internal, clock.currentTimeMillisUnsafe() - startedAt)
+    return done
+  }
+  const delayMillis = internal.cachedMillis
+  const delay = Duration.millis(delayMillis)
+  const fibers = new Set<Fiber.Fiber<A, E>>()
+  return Effect.callback<A, E, R>((resume) => {
+    let started = 1
+    let running = 0
+    /** A hedge was just refused: wait for an attempt to end before asking the budget again. */
+    let refused = false
+    let last: Exit.Exit<A, E> | undefined
+    let result: Exit.Exit<A, E> | undefined
+    let cancelTimer: (() => void) | undefined
+
+    /** Ends the call with `exit` once every other attempt is interrupted and has ended. */
+    const finish = (exit: Exit.Exit<A, E>) => {
+      result = exit
+      cancelTimer?.()
+      cancelTimer = undefined
+      if (fibers.size === 0) return resume(exit)
+      for (const fiber of fibers) fiber.interruptUnsafe()
+    }
+
+    const watch = (fiber: Fiber.Fiber<A, E>, attempt: number, at: number) => {
+      running++
+      fibers.add(fiber)
+      fiber.addObserver((exit) => {
+        running--
+        fibers.delete(fiber)
+        if (result !== undefined) {
+          if (fibers.size === 0) resume(result)
+          return
+        }
+        ended(attempt, exit, at)
+      })
+    }
+
+    /** Starts the next attempt; whether it is still running (one that ended at once was handled by `ended`). */
+    const launch = (): boolean => {
+      const attempt = ++started
+      const at = adaptive ? clock.currentTimeMillisUnsafe() : 0
+      const fiber = Effect.runForkWith(context)(self)
+      watch(fiber, attempt, at)
+      return fibers.has(fiber)
+    }
+
+    /** The delay passed with no success (or nothing is running): hedge, if the budget allows. */
+    const hedge = () => {
+      cancelTimer = undefined
+      const allowed =
+        internal.budget === undefined || Effect.runSyncWith(context)(Retry.tryWithdraw(internal.budget, key))
+      if (allowed) {
+        internal.started++
+        emit(internal, { _tag: "HedgeStarted", policy: policy.name, attempt: started + 1, delay })
+        if (launch() && result === undefined) wait()
+        return
+      }
+      internal.refused++
+      emit(internal, { _tag: "HedgeRefused", policy: policy.name })
+      if (running === 0) return finish(last ?? Exit.failCause(Cause.empty))
+      refused = true
+    }
+
+    /** Arms the hedge timer, hedges at once with nothing running, or waits for an end. */
+    const wait = () => {
+      if (refused || started > policy.maxHedges) return
+      if (running === 0) return hedge()
+      cancelTimer = ClockTimer.schedule(context, clock, delayMillis, hedge)
+    }
+
+    /** Every attempt's end, whether or not a hedge was refused before it. */
+    const ended = (attempt: number, exit: Exit.Exit<A, E>, at: number) => {
+      cancelTimer?.()
+      cancelTimer = undefined
+      const afterRefusal = refused
+      refused = false
+      last = exit
+      if (Exit.isSuccess(exit)) {
+        if (attempt > 1) {
+          internal.won++
+          emit(internal, { _tag: "HedgeWon", policy: policy.name, attempt })
+        }
+        if (adaptive) sample(internal, clock.currentTimeMillisUnsafe() - at)
+        return finish(exit)
+      }
+      // nothing left running: the budget refused the next attempt already, or there is none to start
+      if (running === 0 && (afterRefusal || started > policy.maxHedges)) return finish(exit)
+      wait()
+    }
+
+    if (done === undefined) {
+      watch(first, 1, startedAt)
+      wait()
+    } else {
+      last = done
+      wait()
+    }
+    return Effect.suspend(() => {
+      cancelTimer?.()
+      cancelTimer = undefined
+      result ??= Exit.failCause(Cause.empty)
+      return fibers.size === 0 ? Effect.void : Fiber.interruptAll(fibers)
+    })
+  })
+}

@@ -46,12 +46,11 @@ import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as ClockTimer from "./internal/clockTimer.ts"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
 import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
-import * as Now from "./internal/now.ts"
-import * as timerHeap from "./internal/timerHeap.ts"
 import * as Options_ from "./Options.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -232,8 +231,6 @@ const timeoutError = (kind: "attempt" | "deadline", limitMillis: number) => {
   return new TimeoutError({ reason: new TimeoutExceeded({ kind, limit: Duration.millis(Math.max(0, limitMillis)) }) })
 }
 
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-
 /**
  * Runs `self` in a child fiber and waits for it or for `limitMillis`,
  * whichever comes first; on timeout the child is interrupted and awaited.
@@ -255,7 +252,6 @@ const race = <A, E, R>(
   const done = child.pollUnsafe()
   if (done !== undefined) return done
   const clock = Context.get(context, Clock.Clock)
-  const live = clock.constructor === liveClockConstructor
   return Effect.onInterrupt(
     Effect.callback<A, E | TimeoutError>((resume) => {
       let timedOut = false
@@ -263,7 +259,7 @@ const race = <A, E, R>(
         timedOut = true
         child.interruptUnsafe()
       }
-      const cancel = live ? liveTimer(limitMillis, fire) : clockTimer(context, clock, limitMillis, fire)
+      const cancel = ClockTimer.schedule(context, clock, limitMillis, fire)
       child.addObserver((exit) => {
         cancel()
         resume(timedOut && Exit.hasInterrupts(exit) ? Exit.fail(timeoutError(kind, reportedLimit)) : exit)
@@ -271,26 +267,6 @@ const race = <A, E, R>(
     }),
     () => Fiber.interrupt(child)
   )
-}
-
-/** The shared process-wide timer (live clock). */
-const liveTimer = (limitMillis: number, fire: () => void): (() => void) => {
-  const entry = timerHeap.schedule(Now.monotonicMillis() + limitMillis, fire)
-  return () => timerHeap.cancel(entry)
-}
-
-/** Another clock (a TestClock): its own `sleep`, in a fiber of its own. */
-const clockTimer = <R>(
-  context: Context.Context<R>,
-  clock: Clock.Clock,
-  limitMillis: number,
-  fire: () => void
-): (() => void) => {
-  const sleeper = Effect.runForkWith(context)(clock.sleep(Duration.millis(limitMillis)))
-  sleeper.addObserver((exit) => {
-    if (Exit.isSuccess(exit)) fire()
-  })
-  return () => sleeper.interruptUnsafe()
 }
 
 /**

@@ -230,6 +230,98 @@ describe("Hedge", () => {
   )
 })
 
+describe("Hedge: interruption and the fast path", () => {
+  it.effect("a call that completes before it first suspends answers at once: no timer, no hedge", () =>
+    Effect.gen(function* () {
+      const policy = Hedge.make({ delay: { percentile: 0.5, initial: "1 second", minSamples: 1 } })
+      let runs = 0
+      const exit = yield* Effect.exit(
+        Hedge.hedge(
+          Effect.sync(() => ++runs),
+          policy
+        )
+      )
+      // no TestClock.adjust: a call that waited for a timer would never get here
+      assert.deepStrictEqual([exit, runs], [Exit.succeed(1), 1])
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 0, won: 0, refused: 0 })
+    })
+  )
+
+  it.effect("a first attempt failing before it suspends starts the hedge at once, with no delay", () =>
+    Effect.gen(function* () {
+      let runs = 0
+      const effect = Effect.suspend(() =>
+        ++runs === 1 ? Effect.fail("first failed") : Effect.succeed(`attempt ${runs}`)
+      )
+      const policy = Hedge.make({ delay: "1 second" })
+      assert.deepStrictEqual(yield* Effect.exit(Hedge.hedge(effect, policy)), Exit.succeed("attempt 2"))
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 1, won: 1, refused: 0 })
+    })
+  )
+
+  it.effect("interrupting the caller interrupts every running attempt and waits for them to end", () =>
+    Effect.gen(function* () {
+      const { effect, log } = calls([1_000, 1_000, 1_000])
+      let finalized = 0
+      const slowToStop = Effect.onInterrupt(effect, () =>
+        Effect.andThen(
+          Effect.sleep("50 millis"),
+          Effect.sync(() => finalized++)
+        )
+      )
+      const policy = Hedge.make({ delay: "100 millis", maxHedges: 2 })
+      const fiber = yield* Effect.forkChild(Hedge.hedge(slowToStop, policy))
+      yield* TestClock.adjust("250 millis")
+      assert.strictEqual(log.started, 3)
+      const interrupting = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* TestClock.adjust("10 millis")
+      // the attempts' finalizers are still running: the interruption has not completed
+      assert.isUndefined(interrupting.pollUnsafe())
+      yield* TestClock.adjust("50 millis")
+      yield* Fiber.join(interrupting)
+      assert.deepStrictEqual([log.interrupted, finalized], [3, 3])
+      // no timer is left to start a further attempt
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(log.started, 3)
+    })
+  )
+
+  it.effect("the loser is interrupted and has ended before the winner's value is returned", () =>
+    Effect.gen(function* () {
+      const ended: Array<string> = []
+      let n = 0
+      const effect = Effect.suspend(() => {
+        const attempt = ++n
+        return Effect.sleep(attempt === 1 ? "1 second" : "10 millis").pipe(
+          Effect.as(`attempt ${attempt}`),
+          Effect.onExit(() => Effect.sync(() => ended.push(`attempt ${attempt}`)))
+        )
+      })
+      const exit = yield* run(
+        Effect.tap(Hedge.hedge(effect, Hedge.make({ delay: "100 millis" })), () =>
+          Effect.sync(() => ended.push("returned"))
+        ),
+        2_000
+      )
+      assert.deepStrictEqual(exit, Exit.succeed("attempt 2"))
+      assert.deepStrictEqual(ended, ["attempt 2", "attempt 1", "returned"])
+    })
+  )
+
+  it.live("under the live clock the hedge fires from the shared timer", () =>
+    Effect.gen(function* () {
+      let n = 0
+      const effect = Effect.suspend(() => {
+        const attempt = ++n
+        return Effect.as(Effect.sleep(attempt === 1 ? "10 seconds" : "1 millis"), `attempt ${attempt}`)
+      })
+      const policy = Hedge.make({ delay: "5 millis" })
+      assert.deepStrictEqual(yield* Effect.exit(Hedge.hedge(effect, policy)), Exit.succeed("attempt 2"))
+      assert.deepStrictEqual(yield* policy.stats, { calls: 1, started: 1, won: 1, refused: 0 })
+    })
+  )
+})
+
 describe("Hedge events", () => {
   it.effect("HedgeStarted and HedgeWon", () =>
     Effect.gen(function* () {

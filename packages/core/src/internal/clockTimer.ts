@@ -1,0 +1,45 @@
+/**
+ * A one-shot timer on the fiber's `Clock`, outside any fiber: the shared
+ * process-wide timer heap when the clock is Effect's live clock (a heap
+ * insert instead of a fiber and a `setTimeout`), the clock's own `sleep` in a
+ * fiber of its own otherwise (a `TestClock` moves it with `adjust`).
+ *
+ * Used where a combinator waits for "the call, or a time limit" inside one
+ * `Effect.callback` (Timeout, Hedge) instead of racing two fibers.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Now from "./now.ts"
+import * as timerHeap from "./timerHeap.ts"
+
+const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
+
+/** Whether `clock` is Effect's live clock (real time, the shared heap serves it). */
+export const isLive = (clock: Clock.Clock): boolean => clock.constructor === liveClockConstructor
+
+/**
+ * Calls `fire` once `millis` have passed on `clock`; returns the cancel
+ * function (idempotent; after the fire it does nothing). `context` is the
+ * caller's: a non-live clock's sleep runs with it.
+ */
+export const schedule = <R>(
+  context: Context.Context<R>,
+  clock: Clock.Clock,
+  millis: number,
+  fire: () => void
+): (() => void) => {
+  if (isLive(clock)) {
+    const entry = timerHeap.schedule(Now.monotonicMillis() + millis, fire)
+    return () => timerHeap.cancel(entry)
+  }
+  const sleeper = Effect.runForkWith(context)(clock.sleep(Duration.millis(millis)))
+  sleeper.addObserver((exit) => {
+    if (Exit.isSuccess(exit)) fire()
+  })
+  return () => sleeper.interruptUnsafe()
+}
