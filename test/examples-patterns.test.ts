@@ -1,6 +1,6 @@
 /**
- * Runs the retry, timeout, hedging, rate-limiting, bulkhead, fallback, policy, load-balancing, adaptive-throttling
- * and registry example programs under
+ * Runs the retry, timeout, hedging, rate-limiting, bulkhead, fallback, policy, load-balancing, adaptive-throttling,
+ * registry and chaos example programs under
  * `TestClock` and checks the exact log each returns, so the examples stay
  * correct as well as type-checked. Jittered delays never appear in a log:
  * those examples log attempts and counts instead.
@@ -11,6 +11,7 @@ import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
 import { program as overloadedBackend } from "../examples/adaptive-throttling/overloaded-backend.ts"
 import { program as tenantIsolation } from "../examples/bulkhead/tenant-isolation.ts"
+import { program as gameDay } from "../examples/chaos/game-day.ts"
 import { program as quotes } from "../examples/fallback/quotes.ts"
 import { program as slowReplica } from "../examples/hedging/slow-replica.ts"
 import { program as replicas } from "../examples/load-balancing/replicas.ts"
@@ -260,5 +261,22 @@ describe("examples/registry", () => {
         "charge 6: ok"
       ])
     })
+  )
+})
+
+describe("examples/chaos", () => {
+  it.effect(
+    "game-day.ts: seeded faults between the client and its upstream; retries absorb them, an outage opens the circuit",
+    () =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.forkChild(gameDay)
+        yield* TestClock.adjust("30 seconds")
+        assert.deepStrictEqual(yield* Fiber.join(fiber), [
+          "round 1: 20 requests, 20 answered 200 after 37 attempts",
+          "chaos: 7 answered 503, 10 delayed past the attempt timeout; upstream reached 20 times",
+          "round 2: 503, 503, 503, 503, 503 then CircuitBreakerError (circuit Open)",
+          "round 3: 200 (circuit Closed)"
+        ])
+      })
   )
 })
