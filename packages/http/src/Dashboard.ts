@@ -36,6 +36,12 @@
  *   At most `maxClients` streams are open at once; more are answered 503.
  * - Everything a stream holds (its event subscriptions, its timer fiber)
  *   lives in the stream's scope: a client that goes away ends it.
+ * - Open streams end, cleanly (the response is finished and its HTTP/1.1
+ *   connection closed: `Connection: close`), when their Node server stops
+ *   listening — checked every 100 ms, so a graceful shutdown does not wait
+ *   for them — and when the scope the dashboard was made in (or one
+ *   enclosing it) closes. A browser then shows the drop and reconnects after
+ *   `reconnect`.
  * - Names, keys, error messages and the title are shown as text: the page
  *   renders with `textContent`, never `innerHTML`, and the title is escaped.
  *
@@ -52,9 +58,11 @@
  * - A bulkhead's `limit` is its own compartment's (calls without a key): a
  *   bulkhead keyed per tenant shows `limitChanges` over every key, but no
  *   per-key limit (read those with `state(key)`).
- * - An open event stream is a request in flight: a Node server waits for it
- *   (up to `gracefulShutdownTimeout`, 20 seconds by default) before it
- *   finishes shutting down.
+ * - An open event stream is a request in flight, which a server shutting
+ *   down waits for: the dashboard ends its streams itself on a Node server
+ *   (`NodeHttpServer`) stopping; on another server (Bun, a web handler) they
+ *   end when the dashboard's scope closes, or when the server gives up
+ *   waiting.
  *
  * **Example** (A dashboard next to the app's routes)
  *
@@ -84,15 +92,19 @@
 import type { AdaptiveThrottle, Bulkhead, CircuitBreaker, LoadBalancer, RateLimiter } from "@effect-resilience/core"
 import { Alert, Health, Options as Options_, Registry } from "@effect-resilience/core"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Base64 from "effect/encoding/Base64"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/dashboardPage.ts"
 
@@ -861,7 +873,8 @@ export const optionsDocs: ReadonlyArray<Options_.FieldDoc> = Options_.fieldDocs(
 export const make: (input?: Input | undefined) => Effect.Effect<Dashboard, Options_.InvalidOptions> = Effect.fnUntraced(
   function* (input?: Input | undefined) {
     const options = yield* validateOptions(input ?? {})
-    return makeWith(options)
+    // the scope the dashboard lives in (the layer's, with `layer`): its event streams end when it closes
+    return makeWith(options, Option.getOrUndefined(yield* Effect.serviceOption(Scope.Scope)))
   }
 )
 
@@ -1102,7 +1115,47 @@ const encoder = new TextEncoder()
 /** A random nonce for the page's Content-Security-Policy. */
 const nonce = (): string => Base64.encode(globalThis.crypto.getRandomValues(new Uint8Array(16)))
 
-const makeWith = (options: ResolvedOptions): Dashboard => {
+/**
+ * Ties an event stream to the dashboard's scope: `stop` runs as soon as
+ * `anchor`, or a scope enclosing it, starts closing — at once if one already
+ * is. Each tie is a child scope of the scope it watches, forked when the
+ * stream starts, so it runs before the finalizers added earlier (a server
+ * started in the same scope after the dashboard was made waits for no
+ * stream). The returned effect unties the stream (closing a child takes it
+ * out of its parent). No anchor, or one already closed (a dashboard
+ * outliving the scope it was made in): nothing to watch.
+ */
+const tieToScopes = (anchor: Scope.Scope | undefined, stop: Effect.Effect<void>): Effect.Effect<Effect.Effect<void>> =>
+  Effect.suspend(() => {
+    if (anchor === undefined || anchor.state._tag === "Closed") return Effect.succeed(Effect.void)
+    const ties: Array<Scope.Closeable> = []
+    for (let scope: Scope.Scope | undefined = anchor; scope !== undefined; scope = scope.parent) {
+      ties.push(Scope.forkUnsafe(scope))
+    }
+    return Effect.as(
+      Effect.forEach(ties, (tie) => Scope.addFinalizer(tie, stop), { discard: true }),
+      Effect.forEach(ties, (tie) => Scope.close(tie, Exit.void), { discard: true })
+    )
+  })
+
+/** How often an open event stream checks that the Node server it is served by still listens. */
+const serverCheck = Duration.millis(100)
+
+/**
+ * Whether the Node server a request came in on still listens (`false` once
+ * its `close()` was called), read from the request's Node socket; `undefined`
+ * for a request of another server (no Node socket to read).
+ */
+const listeningOf = (source: unknown): (() => boolean) | undefined => {
+  if (typeof source !== "object" || source === null || !("socket" in source)) return undefined
+  const socket = source.socket
+  if (typeof socket !== "object" || socket === null || !("server" in socket)) return undefined
+  const server = socket.server
+  if (typeof server !== "object" || server === null || !("listening" in server)) return undefined
+  return () => server.listening !== false
+}
+
+const makeWith = (options: ResolvedOptions, anchor: Scope.Scope | undefined): Dashboard => {
   const intervalMillis = Duration.toMillis(options.interval)
 
   const snapshot: Effect.Effect<Snapshot> = Effect.gen(function* () {
@@ -1175,40 +1228,52 @@ const makeWith = (options: ResolvedOptions): Dashboard => {
 
   const retryFrame = encoder.encode(`retry: ${Duration.toMillis(options.reconnect)}\n\n`)
   const busyFrame = encoder.encode(": too many dashboard clients\n\n")
-  // the count is taken when the stream starts and given back when it ends, however it ends
-  const eventStream: Stream.Stream<Uint8Array> = Stream.unwrap(
-    Effect.map(
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          if (open >= options.maxClients) return false
-          open++
-          return true
-        }),
-        (counted) =>
+  // the count is taken when the stream starts and given back when it ends, however it ends; a counted stream
+  // ends (cleanly: the response is finished) when its Node server stops listening (a graceful shutdown would wait
+  // for it), or when the dashboard's scope, or one enclosing it, starts closing
+  const eventStream = (listening: (() => boolean) | undefined): Stream.Stream<Uint8Array> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const counted = yield* Effect.acquireRelease(
           Effect.sync(() => {
-            if (counted) open--
-          })
-      ),
-      (counted) =>
-        counted
-          ? Stream.concat(
-              Stream.succeed(retryFrame),
-              Stream.map(changes, (s) => encoder.encode(internal.dataFrame(JSON.stringify(s))))
-            )
-          : Stream.make(retryFrame, busyFrame)
+            if (open >= options.maxClients) return false
+            open++
+            return true
+          }),
+          (counted) =>
+            Effect.sync(() => {
+              if (counted) open--
+            })
+        )
+        if (!counted) return Stream.make(retryFrame, busyFrame)
+        const closing = yield* Deferred.make<void>()
+        const close = Effect.asVoid(Deferred.succeed(closing, undefined))
+        yield* Effect.acquireRelease(tieToScopes(anchor, close), (untie) => untie)
+        if (listening !== undefined) {
+          const watch: Effect.Effect<void> = Effect.flatMap(Effect.sleep(serverCheck), () =>
+            listening() ? watch : close
+          )
+          yield* Effect.forkScoped(watch)
+        }
+        return Stream.concat(
+          Stream.succeed(retryFrame),
+          Stream.map(changes, (s) => encoder.encode(internal.dataFrame(JSON.stringify(s))))
+        ).pipe(Stream.interruptWhen(Deferred.await(closing)))
+      })
     )
-  )
 
   const noStore = { "cache-control": "no-store" }
-  const events = Effect.sync(() =>
+  const events = Effect.map(Effect.serviceOption(HttpServerRequest.HttpServerRequest), (request) =>
     open >= options.maxClients
       ? HttpServerResponse.text("Too many dashboard clients", {
           status: 503,
           headers: { ...noStore, "retry-after": String(Math.ceil(Duration.toSeconds(options.reconnect))) }
         })
-      : HttpServerResponse.stream(eventStream, {
+      : HttpServerResponse.stream(eventStream(Option.isSome(request) ? listeningOf(request.value.source) : undefined), {
           contentType: "text/event-stream",
-          headers: { ...noStore, "x-accel-buffering": "no" }
+          // HTTP/1.1: the connection closes with the stream (a server shutting down waits for no idle keep-alive
+          // connection); HTTP/2 servers drop the header
+          headers: { ...noStore, "x-accel-buffering": "no", connection: "close" }
         })
   )
 

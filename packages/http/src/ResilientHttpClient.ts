@@ -29,7 +29,8 @@
  *   408, 429, a transport error, an attempt timeout) counts against the
  *   endpoint, a permanent answer (a 404) for it, a request that never left
  *   is ignored. No endpoint to pick fails with `LoadBalancerError`, retried
- *   after its `retryAfter` as the other rejections are.
+ *   after its `retryAfter` as the other rejections are. A `ringHash`
+ *   balancer hashes the key `hashKey` gives a request.
  * - For a service the breaker is per *endpoint* (keyed by the request as
  *   sent: `10.0.0.7:8080`), inside the pick — an open circuit sends the
  *   attempt on at once to an endpoint not tried yet; the throttle, the
@@ -56,18 +57,28 @@
  *   the parts present (`TimeoutError`, `RetryError`, `CircuitBreakerError`,
  *   `RateLimiterError`, `BulkheadError`), and `LoadBalancerError` with
  *   services.
- * - The body of a failure response that a retry supersedes is read (up to
- *   64 KiB, so a keep-alive connection goes back to its pool; past that it
- *   is cancelled) before the next attempt is sent; one never returned (the
- *   request failed otherwise, or was interrupted) is cancelled.
+ * - A failure response to a request that a retry may repeat lets go of its
+ *   connection before the retry's wait: when its body is known to fit 64 KiB
+ *   (a `Content-Length` within it and no `Content-Encoding`, or no body), the
+ *   body is read at once, inside the attempt (and its timeout), and the
+ *   response returned when retries run out carries the bytes (status,
+ *   headers, cookies and URL as received). Any other failure body a retry
+ *   supersedes is read (up to 64 KiB, so a keep-alive connection goes back
+ *   to its pool; past that it is cancelled) before the next attempt is sent;
+ *   one never returned (the request failed otherwise, or was interrupted)
+ *   is cancelled.
+ * - A request to a service carries the endpoint's `Host` by default;
+ *   `hostHeader: "service"` sends the logical one (see `ClientOptions`).
  *
  * **Gotchas**
  *
- * - A superseded failure response holds its connection until the next
- *   attempt starts, through the retry's wait.
- * - A request to a service carries the endpoint's `Host` (the underlying
- *   client sets it from the URL), not the logical one: an endpoint that
- *   routes by virtual host needs the header set on the request.
+ * - A failure response whose body is longer than 64 KiB, compressed, or of
+ *   unknown length (chunked) still holds its connection through the retry's
+ *   wait, until the next attempt starts.
+ * - A failure response read early is no longer a Fetch `Response`:
+ *   `HttpClientResponse.toWeb` gives `None` for it.
+ * - `hostHeader: "service"` needs a client that lets a caller set `Host`
+ *   (`NodeHttpClient`); Fetch always sends the URL's.
  * - A service's balancer is yours: make it in the scope it should live in,
  *   and watch its `stats` and `events`; several clients may share it.
  * - A `fallback` part is not accepted: put `Effect.catch` (or a
@@ -124,9 +135,14 @@ import * as Headers from "effect/http/Headers"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
-import type * as HttpClientResponse from "effect/http/HttpClientResponse"
+import * as HttpClientResponse from "effect/http/HttpClientResponse"
+import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
+import * as UrlParams from "effect/http/UrlParams"
+import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
+import { pipeArguments } from "effect/Pipeable"
 import * as Result from "effect/Result"
+import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 
 // ---------------------------------------------------------------------------
@@ -455,6 +471,79 @@ export interface ClientOptions<H extends Parts = Parts, S extends Services = Ser
    * picked by the service's balancer, for each attempt (a retry prefers an endpoint not tried yet).
    */
   readonly services?: S | undefined
+  /**
+   * The `Host` header of a request to a logical service (`services`):
+   *
+   * - `"endpoint"` (the default): the endpoint's (`10.0.0.7:8080`), as the
+   *   underlying client sets it from the URL sent. Right for endpoints reached
+   *   directly (pods, VMs): they answer for their own address, and a logical
+   *   name such as `payments` is not a virtual host they know;
+   * - `"service"`: the logical host of the request's URL, with its port
+   *   (`payments`, `payments:8080`). For endpoints that route by virtual host
+   *   (a shared ingress, a reverse proxy, a server hosting several sites), as
+   *   Envoy's `auto_host_rewrite: false` or nginx's `proxy_set_header Host $host`.
+   *
+   * A `Host` header set on the request is sent as it is either way. The URL,
+   * and so TLS's server name and the breaker's key, stay the endpoint's.
+   * Fetch (in browsers and in Node) does not let a caller set `Host`: it sends
+   * the URL's whatever the request says, so `"service"` needs a client that
+   * does (`NodeHttpClient`: node:http or undici).
+   *
+   * **Example** (Endpoints behind an ingress routing by Host)
+   *
+   * ```ts
+   * import { LoadBalancer } from "@effect-resilience/core"
+   * import { ResilientHttpClient } from "@effect-resilience/http"
+   * import { Effect } from "effect"
+   * import { HttpClient } from "effect/http"
+   *
+   * const program = Effect.gen(function* () {
+   *   const ingresses = yield* LoadBalancer.make({
+   *     name: "ingress",
+   *     endpoints: [{ id: "10.0.1.1:80" }, { id: "10.0.1.2:80" }]
+   *   })
+   *   const client = yield* ResilientHttpClient.make(yield* HttpClient.HttpClient, {
+   *     services: { "payments.example.com": ingresses },
+   *     hostHeader: "service"
+   *   })
+   *   // sent to 10.0.1.1:80 or 10.0.1.2:80 with `Host: payments.example.com`
+   *   return yield* client.get("http://payments.example.com/charges")
+   * })
+   * ```
+   */
+  readonly hostHeader?: "endpoint" | "service" | undefined
+  /**
+   * The key a `ringHash` balancer hashes for a request to a logical service
+   * (`LoadBalancer.CallOptions.key`): requests with one key go to one
+   * endpoint while it is eligible (and, with the balancer's `boundedLoad`,
+   * not over its share of calls in flight), so an endpoint's cache stays
+   * warm for its keys. Default: none — a `ringHash` service then picks at
+   * random. Other strategies ignore it.
+   *
+   * **Example** (One tenant, one endpoint)
+   *
+   * ```ts
+   * import { LoadBalancer } from "@effect-resilience/core"
+   * import { ResilientHttpClient } from "@effect-resilience/http"
+   * import { Effect } from "effect"
+   * import { HttpClient } from "effect/http"
+   *
+   * const program = Effect.gen(function* () {
+   *   const caches = yield* LoadBalancer.make({
+   *     name: "cache",
+   *     strategy: "ringHash",
+   *     boundedLoad: 1.25,
+   *     endpoints: [{ id: "10.0.2.1:8080" }, { id: "10.0.2.2:8080" }, { id: "10.0.2.3:8080" }]
+   *   })
+   *   const client = yield* ResilientHttpClient.make(yield* HttpClient.HttpClient, {
+   *     services: { cache: caches },
+   *     hashKey: (request) => request.headers["x-tenant"]
+   *   })
+   *   return yield* client.get("http://cache/entries/42", { headers: { "x-tenant": "acme" } })
+   * })
+   * ```
+   */
+  readonly hashKey?: ((request: HttpClientRequest.HttpClientRequest) => string | undefined) | undefined
 }
 
 /**
@@ -528,6 +617,8 @@ const isRetryPolicy = (u: unknown): u is Retry.Policy => typeof u === "object" &
 const isHedgePolicy = (u: unknown): u is Hedge.Policy => typeof u === "object" && u !== null && Hedge.TypeId in u
 
 interface Policies {
+  /** Whether a retry is among the parts (a failure response of a repeatable request may then be superseded). */
+  readonly retries: boolean
   /** The outer layers (total timeout to bulkhead) for requests that may be repeated. */
   readonly repeatable: Policy.Policy
   /** The outer layers for the others: no retry. */
@@ -640,7 +731,8 @@ const policiesOf = (
       )
     ),
     Result.match({
-      onSuccess: (policies) => Result.succeed({ ...policies, hedge, attemptTimeout }),
+      onSuccess: (policies) =>
+        Result.succeed({ ...policies, retries: input.retry !== undefined, hedge, attemptTimeout }),
       onFailure: (error) =>
         Result.fail(error.issues.map((issue) => new Options_.Issue({ ...issue, path: `${prefix}${issue.path}` })))
     })
@@ -712,6 +804,129 @@ const release = (response: HttpClientResponse.HttpClientResponse, limit: number)
     })
   )
 }
+
+/**
+ * Whether a response's whole body is known to take at most `limit` bytes as
+ * read: no body (a HEAD, a 204, a 304) or a `Content-Length` within it, with
+ * no `Content-Encoding` (a decompressed body may be far larger than its
+ * length on the wire).
+ */
+const knownWithin = (response: HttpClientResponse.HttpClientResponse, limit: number): boolean => {
+  if (response.request.method === "HEAD" || response.status === 204 || response.status === 304) return true
+  const headers = response.headers
+  const encoding = headers["content-encoding"]
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") return false
+  const length = headers["content-length"]
+  return length !== undefined && /^\s*\d+\s*$/.test(length) && Number(length) <= limit
+}
+
+/**
+ * A response whose body has been read: the status, headers, cookies, URL and
+ * request of the response it was read from, with its bytes. Reading it does
+ * not touch the connection, which went back to its pool (or closed) when the
+ * body was read.
+ */
+class BufferedResponse extends Inspectable.Class implements HttpClientResponse.HttpClientResponse {
+  readonly [HttpIncomingMessage.TypeId]: typeof HttpIncomingMessage.TypeId = HttpIncomingMessage.TypeId
+  readonly [HttpClientResponse.TypeId]: typeof HttpClientResponse.TypeId = HttpClientResponse.TypeId
+  readonly source: HttpClientResponse.HttpClientResponse
+  readonly body: ArrayBuffer
+  constructor(source: HttpClientResponse.HttpClientResponse, body: ArrayBuffer) {
+    super()
+    this.source = source
+    this.body = body
+  }
+  get request(): HttpClientRequest.HttpClientRequest {
+    return this.source.request
+  }
+  get url(): string {
+    return this.source.url
+  }
+  get status(): number {
+    return this.source.status
+  }
+  get headers(): Headers.Headers {
+    return this.source.headers
+  }
+  get cookies(): HttpClientResponse.HttpClientResponse["cookies"] {
+    return this.source.cookies
+  }
+  get remoteAddress(): HttpClientResponse.HttpClientResponse["remoteAddress"] {
+    return this.source.remoteAddress
+  }
+  get upgrade(): HttpClientResponse.HttpClientResponse["upgrade"] {
+    return this.source.upgrade
+  }
+  get arrayBuffer(): Effect.Effect<ArrayBuffer, HttpClientError.HttpClientError> {
+    return Effect.succeed(this.body)
+  }
+  get stream(): Stream.Stream<Uint8Array, HttpClientError.HttpClientError> {
+    return this.body.byteLength === 0 ? Stream.empty : Stream.succeed(new Uint8Array(this.body))
+  }
+  get text(): Effect.Effect<string, HttpClientError.HttpClientError> {
+    return Effect.sync(() => new TextDecoder().decode(this.body))
+  }
+  get json(): Effect.Effect<Schema.Json, HttpClientError.HttpClientError> {
+    return Effect.flatMap(this.text, (text) =>
+      Effect.try({
+        try: (): Schema.Json => (text === "" ? null : JSON.parse(text)),
+        catch: (cause) => this.decodeError(cause)
+      })
+    )
+  }
+  get urlParamsBody(): Effect.Effect<UrlParams.UrlParams, HttpClientError.HttpClientError> {
+    return Effect.try({
+      try: () => UrlParams.fromInput(new URLSearchParams(new TextDecoder().decode(this.body).replace(/^\?/, "%3F"))),
+      catch: (cause) => this.decodeError(cause)
+    })
+  }
+  get formData(): Effect.Effect<FormData, HttpClientError.HttpClientError> {
+    const contentType = this.headers["content-type"]
+    return Effect.tryPromise({
+      try: () =>
+        new Response(
+          this.body,
+          contentType === undefined ? {} : { headers: { "content-type": contentType } }
+        ).formData(),
+      catch: (cause) => this.decodeError(cause)
+    })
+  }
+  toJSON(): unknown {
+    return HttpIncomingMessage.inspect(this, {
+      _id: "HttpClientResponse",
+      request: this.request.toJSON(),
+      status: this.status
+    })
+  }
+  pipe() {
+    // biome-ignore lint/complexity/noArguments: Effect's pipeable convention
+    return pipeArguments(this, arguments)
+  }
+  private decodeError(cause: unknown): HttpClientError.HttpClientError {
+    return new HttpClientError.HttpClientError({
+      reason: new HttpClientError.DecodeError({ request: this.request, response: this, cause })
+    })
+  }
+}
+
+/**
+ * Reads now the body of a failure response that a retry may supersede, when
+ * it is known to fit `drainLimit` (see {@link knownWithin}): its connection
+ * goes back to its pool at once, not after the retry's wait, and the response
+ * (returned if no retry comes) carries the bytes. A body that fails to read
+ * leaves the response as it was (released later); one interrupted (an
+ * attempt timeout, a hedge lost) is cancelled.
+ */
+const readFailureBody = (
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<HttpClientResponse.HttpClientResponse> =>
+  response instanceof BufferedResponse || !knownWithin(response, drainLimit)
+    ? Effect.succeed(response)
+    : response.arrayBuffer.pipe(
+        Effect.map((body): HttpClientResponse.HttpClientResponse => new BufferedResponse(response, body)),
+        Effect.orElseSucceed(() => response),
+        Effect.onInterrupt(() => release(response, 0))
+      )
 
 /**
  * Wraps an `HttpClient` so that every request goes through the parts, in
@@ -794,6 +1009,8 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
     const errorKind = errorKindWith(classify)
     const keyOf = options.key ?? hostOf
     const retryable = options.retryable ?? isRetryable
+    const hostHeader = options.hostHeader ?? "endpoint"
+    const hashKey = options.hashKey
     const issues: Array<Options_.Issue> = []
     const defaults = yield* policiesOf(options, errorKind, "")
     if (Result.isFailure(defaults)) issues.push(...defaults.failure)
@@ -816,6 +1033,24 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
           })
         )
       }
+    }
+    if (hostHeader !== "endpoint" && hostHeader !== "service") {
+      issues.push(
+        new Options_.Issue({
+          path: "hostHeader",
+          value: Options_.renderValue(options.hostHeader),
+          message: 'Expected "endpoint" or "service"'
+        })
+      )
+    }
+    if (hashKey !== undefined && typeof hashKey !== "function") {
+      issues.push(
+        new Options_.Issue({
+          path: "hashKey",
+          value: Options_.renderValue(hashKey),
+          message: "Expected a function of the request"
+        })
+      )
     }
     if (Result.isFailure(defaults) || issues.length > 0) {
       return yield* Effect.fail(new Options_.InvalidOptions({ pattern: "ResilientHttpClient", issues }))
@@ -843,6 +1078,10 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
       Effect.flatMap(failureOf(response), (failure) =>
         failure === undefined ? Effect.succeed(response) : Effect.fail(failure)
       )
+    // a failure a retry may supersede: its body is read at once, inside the attempt (and its timeout), so its
+    // connection does not sit idle through the retry's wait
+    const readIfFailure = (response: HttpClientResponse.HttpClientResponse) =>
+      classify(response) === "failure" ? readFailureBody(response) : Effect.succeed(response)
 
     // what the balancer makes of an attempt: as the breaker does
     const isIgnoredByBalancer = (error: unknown) => {
@@ -862,7 +1101,9 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
       target: Service,
       request: HttpClientRequest.HttpClientRequest,
       policies: Policies,
-      tried: Set<string>
+      tried: Set<string>,
+      readEarly: boolean,
+      key: string | undefined
     ): Effect.Effect<HttpClientResponse.HttpClientResponse, unknown, R> => {
       let fresh = false
       const onEndpoint = (endpoint: ServiceEndpoint) => {
@@ -879,10 +1120,14 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
             })
           )
         }
-        const sent = HttpClientRequest.setUrl(request, url)
+        let sent = HttpClientRequest.setUrl(request, url)
+        if (hostHeader === "service" && request.headers.host === undefined) {
+          sent = HttpClientRequest.setHeader(sent, "host", hostOf(request))
+        }
         let attempt: Effect.Effect<HttpClientResponse.HttpClientResponse, unknown, R> = client.postprocess(
           Effect.succeed(sent)
         )
+        if (readEarly) attempt = Effect.flatMap(attempt, readIfFailure)
         if (policies.attemptTimeout !== undefined) attempt = Timeout.attempt(attempt, policies.attemptTimeout)
         attempt = Effect.flatMap(attempt, classified)
         return policies.endpoint === undefined
@@ -890,11 +1135,11 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
           : Policy.apply(attempt, policies.endpoint, { key: keyOf(sent) })
       }
       return target
-        .call(onEndpoint, { avoid: tried, isIgnored: isIgnoredByBalancer, isFailure: isFailureForBalancer })
+        .call(onEndpoint, { key, avoid: tried, isIgnored: isIgnoredByBalancer, isFailure: isFailureForBalancer })
         .pipe(
           Effect.catchIf(
             (error) => fresh && CircuitBreaker.isCircuitBreakerError(error),
-            () => serviceAttempt(target, request, policies, tried)
+            () => serviceAttempt(target, request, policies, tried, readEarly, key)
           ),
           Effect.catchIf(isStatusFailure, (failure) => Effect.succeed(failure.response))
         )
@@ -923,11 +1168,13 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
           return response === undefined ? Effect.void : release(response, drainLimit)
         })
         const tried = new Set<string>()
+        const readEarly = repeatable && policies.retries
+        const ringKey = target === undefined || hashKey === undefined ? undefined : hashKey(request)
         const sent =
           target === undefined
-            ? inner(effect, policies, repeatable)
+            ? inner(readEarly ? Effect.flatMap(effect, readIfFailure) : effect, policies, repeatable)
             : hedged(
-                Effect.suspend(() => serviceAttempt(target, request, policies, tried)),
+                Effect.suspend(() => serviceAttempt(target, request, policies, tried, readEarly, ringKey)),
                 policies,
                 repeatable
               )
@@ -936,7 +1183,8 @@ export const make = <E, R, const P extends Parts, const H extends Parts = never,
           Effect.flatMap((response) =>
             Effect.flatMap(failureOf(response), (failure) => {
               if (failure === undefined) return Effect.succeed(response)
-              pending = response
+              // a body already read holds nothing to release
+              if (!(response instanceof BufferedResponse)) pending = response
               return Effect.fail(failure)
             })
           )

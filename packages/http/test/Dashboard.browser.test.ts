@@ -81,8 +81,9 @@ const setup = Effect.gen(function* () {
         disableListenLog: true
       }).pipe(
         Layer.provideMerge(
-          // streams are ended at once on shutdown rather than waited for: the browser must see the drop
-          NodeHttpServer.layer(() => Http.createServer(), { port, host: "127.0.0.1", disablePreemptiveShutdown: true })
+          // a graceful shutdown (Node's default): the dashboard ends its streams at once, so the server stops without
+          // waiting out `gracefulShutdownTimeout`, and the browser sees the drop
+          NodeHttpServer.layer(() => Http.createServer(), { port, host: "127.0.0.1" })
         )
       )
       const context = yield* Layer.buildWithScope(served, serverScope)

@@ -15,6 +15,7 @@ import { Dashboard } from "@effect-resilience/http"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Sse from "effect/encoding/Sse"
 import * as Fiber from "effect/Fiber"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -23,6 +24,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
@@ -37,6 +39,15 @@ const fail = (breaker: CircuitBreaker.CircuitBreaker, key: string, times = 1) =>
 
 const succeed = (breaker: CircuitBreaker.CircuitBreaker, key: string) =>
   Effect.asVoid(Effect.succeed("ok").pipe(CircuitBreaker.protect(breaker, { key })))
+
+/** Fails the test when `effect` does not complete within 2 s of real time: a guard against a hang, not a timing. */
+const hangGuard = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  Effect.raceFirst(
+    effect,
+    Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 2_000))).pipe(
+      Effect.andThen(Effect.die(new Error(what)))
+    )
+  )
 
 /** Lets the event loop turn once (I/O callbacks run): no timer, no fixed delay. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -57,21 +68,26 @@ interface EventsClient {
   readonly headers: Headers
   readonly retry: () => number | undefined
   readonly next: Effect.Effect<Dashboard.Snapshot>
+  /** Reads what is left of the stream: `"end"` when the server finished it, `"reset"` when the connection broke. */
+  readonly rest: Effect.Effect<"end" | "reset">
+  /** Whether the connection has closed. */
+  readonly closed: () => boolean
   readonly close: Effect.Effect<void>
 }
 
 /**
  * Opens `GET path` as an event stream (parsed with Effect's SSE parser) on a connection of its own (node:http without
- * an agent, so no pooled or spare socket outlives it); the connection is destroyed when the scope closes.
+ * an agent, so no pooled or spare socket outlives it, unless `agent` is given); the connection is destroyed when the
+ * scope closes.
  */
-const openEvents = (port: number, path = "/dashboard/events") =>
+const openEvents = (port: number, path = "/dashboard/events", agent: Http.Agent | false = false) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly request: Http.ClientRequest; readonly response: Http.IncomingMessage }>((resume) => {
       const request = Http.get({
         host: "127.0.0.1",
         port,
         path,
-        agent: false,
+        agent,
         headers: { accept: "text/event-stream" }
       })
       request.once("response", (response) => resume(Effect.succeed({ request, response })))
@@ -97,6 +113,17 @@ const openEvents = (port: number, path = "/dashboard/events") =>
           parser.feed(decoder.decode(chunk.value, { stream: true }))
         }
       })
+      const rest = Effect.promise(async (): Promise<"end" | "reset"> => {
+        try {
+          for (;;) if ((await chunks.next()).done) return "end"
+        } catch {
+          return "reset"
+        }
+      })
+      let closed = false
+      response.socket.once("close", () => {
+        closed = true
+      })
       const headers = new Headers()
       for (const [name, value] of Object.entries(response.headers)) {
         if (typeof value === "string") headers.set(name, value)
@@ -106,6 +133,8 @@ const openEvents = (port: number, path = "/dashboard/events") =>
         headers,
         retry: () => retry,
         next,
+        rest,
+        closed: () => closed,
         close: Effect.sync(() => request.destroy())
       }
     })
@@ -747,6 +776,64 @@ describe("Dashboard", () => {
       yield* second.close
       yield* eventually(Effect.map(Effect.all([open, dashboard.clients]), ([s, c]) => s === 0 && c === 0))
     }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+
+  it.effect(
+    "closing the server's scope ends open event streams at once: clients see the end, the server stops without waiting",
+    () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({ name: "payments" })
+        const { counted, open } = yield* countingSubscriptions(breaker)
+        const serverScope = yield* Scope.make()
+        // the dashboard as a layer of the server (the usual set-up): its scope is inside the server's
+        const { port } = yield* serveLoopback(Dashboard.layer({ breakers: [counted] })).pipe(Scope.provide(serverScope))
+        // a browser keeps its connections alive: the server must not wait for an idle one either
+        const agent = new Http.Agent({ keepAlive: true })
+        yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+        const first = yield* openEvents(port, "/dashboard/events", agent)
+        const second = yield* openEvents(port, "/dashboard/events", agent)
+        yield* Effect.all([first.next, second.next])
+        assert.strictEqual(yield* open, 2)
+        assert.strictEqual(first.headers.get("connection"), "close")
+
+        // Node's graceful shutdown would wait up to 20 s (on the test clock: for ever) for the streams
+        const shutdown = yield* Effect.forkChild(Scope.close(serverScope, Exit.void))
+        const ends = yield* Effect.forkChild(Effect.all([first.rest, second.rest]))
+        // each stream checks its server every 100 ms (of the test clock)
+        const checks = Effect.gen(function* () {
+          while (ends.pollUnsafe() === undefined) {
+            yield* TestClock.adjust("100 millis")
+            yield* turn
+          }
+        })
+        yield* hangGuard(checks, "the streams did not end")
+        assert.deepStrictEqual(yield* Fiber.join(ends), ["end", "end"])
+        yield* hangGuard(Fiber.join(shutdown), "the server did not stop")
+        assert.deepStrictEqual([first.closed(), second.closed()], [true, true])
+        assert.strictEqual(yield* open, 0)
+      }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+
+  it.effect("the dashboard's scope closing ends its running streams; a dashboard outliving it serves new ones on", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const dashboard = yield* Dashboard.make().pipe(Scope.provide(scope))
+      const route = dashboard.routes.find((r) => r.path === "/dashboard/events")
+      if (route === undefined) return assert.fail("no events route")
+      const bodyOf = (response: HttpServerResponse.HttpServerResponse) =>
+        response.body._tag === "Stream" ? response.body.stream : Stream.die(new Error("not a stream"))
+      // a stream running when the scope closes: it ends
+      const running = yield* Effect.forkChild(Stream.runCount(bodyOf(yield* route.handler)))
+      yield* eventually(Effect.map(dashboard.clients, (n) => n === 1))
+      yield* Scope.close(scope, Exit.void)
+      assert.isAtLeast(yield* Fiber.join(running), 1)
+      assert.strictEqual(yield* dashboard.clients, 0)
+      // the scope is gone: a later stream runs on (the dashboard outlived it), until its reader stops
+      const later = yield* Stream.toPull(bodyOf(yield* route.handler))
+      yield* later
+      yield* later
+      assert.strictEqual(yield* dashboard.clients, 1)
+    }).pipe(Effect.scoped)
   )
 
   it.effect("a slow consumer: changes coalesce into one pending snapshot, the latest", () =>

@@ -20,6 +20,7 @@ import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
@@ -66,7 +67,9 @@ const scriptedServer = Effect.gen(function* () {
     hits: (path: string, method?: string) =>
       seen.filter((r) => r.path === path && (method === undefined || r.method === method)).length,
     /** The Host headers it received. */
-    hosts: () => [...new Set(seen.map((r) => r.host))]
+    hosts: () => [...new Set(seen.map((r) => r.host))],
+    /** The Host header of each request for `path`, in order. */
+    hostsAt: (path: string) => seen.filter((r) => r.path === path).map((r) => r.host)
   }
 })
 
@@ -776,6 +779,109 @@ describe("ResilientHttpClient", () => {
       }).pipe(Effect.scoped, Effect.provide(RateLimiter.layerStoreMemory()))
     )
 
+    it.effect("hostHeader: the endpoint's Host by default; the logical one (with its port) with 'service'", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([1])
+        const [server] = servers
+        if (server === undefined) return assert.fail("no server")
+        // undici lets a caller set Host (fetch does not)
+        const undici = Context.get(yield* Layer.build(NodeHttpClient.layerUndici), HttpClient.HttpClient)
+        const plain = yield* ResilientHttpClient.make(undici, { services: { payments: lb } })
+        assert.strictEqual((yield* plain.get("http://payments/a")).status, 200)
+        const logical = yield* ResilientHttpClient.make(undici, {
+          services: { payments: lb, "payments:8080": lb },
+          hostHeader: "service",
+          retry: Retry.constant({ delay: 0, maxAttempts: 2 })
+        })
+        server.script("/b?x=1", { status: 503 })
+        assert.strictEqual((yield* logical.get("http://payments/b?x=1")).status, 200)
+        assert.strictEqual((yield* logical.get("http://payments:8080/c")).status, 200)
+        // a Host the caller set is sent as it is
+        assert.strictEqual((yield* logical.get("http://payments/d", { headers: { host: "www.internal" } })).status, 200)
+        assert.deepStrictEqual(
+          [server.hostsAt("/a"), server.hostsAt("/b?x=1"), server.hostsAt("/c"), server.hostsAt("/d")],
+          [[server.host], ["payments", "payments"], ["payments:8080"], ["www.internal"]]
+        )
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("hostHeader and hashKey: bad values fail make, each named with the other issues", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          ResilientHttpClient.make(yield* fetchClient, {
+            attemptTimeout: -1,
+            hostHeader: "logical" as unknown as "service",
+            hashKey: "x-tenant" as unknown as () => string
+          })
+        )
+        assert.deepStrictEqual(
+          error.issues.map((issue) => [issue.path, issue.message]),
+          [
+            ["attemptTimeout", error.issues[0]?.message],
+            ["hostHeader", 'Expected "endpoint" or "service"'],
+            ["hashKey", "Expected a function of the request"]
+          ]
+        )
+        assert.deepStrictEqual(
+          error.issues.slice(1).map((issue) => issue.value),
+          ['"logical"', '"x-tenant"']
+        )
+      })
+    )
+
+    it.effect("hashKey: a ringHash service sends one key to one endpoint; a retry goes to another", () =>
+      Effect.gen(function* () {
+        const { servers, lb } = yield* endpointsOf([1, 1, 1], { strategy: "ringHash" })
+        const client = yield* ResilientHttpClient.make(yield* fetchClient, {
+          services: { cache: lb },
+          hashKey: (request) => request.headers["x-tenant"],
+          retry: Retry.constant({ delay: 0, maxAttempts: 2 })
+        })
+        const tenants = [
+          "acme",
+          "globex",
+          "initech",
+          "umbrella",
+          "hooli",
+          "stark",
+          "wayne",
+          "tyrell",
+          "soylent",
+          "cyberdyne",
+          "wonka",
+          "oscorp"
+        ]
+        const homes: Array<number> = []
+        for (const tenant of tenants) {
+          const path = `/entries?tenant=${tenant}`
+          for (let i = 0; i < 3; i++) {
+            assert.strictEqual(
+              (yield* client.get(`http://cache${path}`, { headers: { "x-tenant": tenant } })).status,
+              200
+            )
+          }
+          // all three on one endpoint
+          const hits = hitsOf(servers, path)
+          assert.deepStrictEqual([...hits].sort(), [0, 0, 3])
+          homes.push(hits.indexOf(3))
+        }
+        assert.isAbove(new Set(homes).size, 1) // the keys spread over the endpoints (all on one: p = 3 / 3^12)
+        // the key's endpoint answers 503: the retry goes elsewhere
+        const home = homes[0] ?? 0
+        servers[home]?.script("/entries?tenant=acme", { status: 503 })
+        assert.strictEqual(
+          (yield* client.get("http://cache/entries?tenant=acme", { headers: { "x-tenant": "acme" } })).status,
+          200
+        )
+        const after = hitsOf(servers, "/entries?tenant=acme")
+        assert.strictEqual(after[home], 4)
+        assert.strictEqual(
+          after.reduce((a, b) => a + b, 0),
+          5
+        )
+      }).pipe(Effect.scoped)
+    )
+
     it.effect("services: a value that is neither a balancer nor a service fails make", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(
@@ -814,6 +920,76 @@ describe("ResilientHttpClient", () => {
         const last = yield* ResilientHttpClient.make(undici, { retry: Retry.constant({ delay: 0, maxAttempts: 2 }) })
         const failed = yield* Effect.raceFirst(last.get(server.url("/big")), stalled)
         assert.deepStrictEqual([failed.status, (yield* failed.text).length], [503, 1 << 20])
+      }).pipe(Effect.scoped)
+    )
+
+    /** node:http over one keep-alive socket: a response whose body is not read to its end keeps the socket. */
+    const oneSocket = Effect.map(
+      Layer.build(NodeHttpClient.layerNodeHttpOptions({ keepAlive: true, maxSockets: 1 })),
+      Context.get(HttpClient.HttpClient)
+    )
+
+    /** Fails the test when `effect` waits on a connection held by a response nobody reads (a real-time hang guard). */
+    const unlessStalled = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+      Effect.raceFirst(
+        effect,
+        Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 3_000))).pipe(
+          Effect.andThen(Effect.die(new Error(`stalled: ${what}`)))
+        )
+      )
+
+    it.effect("a retried 503 is released before the retry's wait: the only connection serves others meanwhile", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        const node = yield* oneSocket
+        const policy = Retry.constant({ delay: "10 seconds", maxAttempts: 2 })
+        const events = yield* policy.subscribe
+        const direct = yield* ResilientHttpClient.make(node, { retry: policy })
+        const lb = yield* LoadBalancer.make({ name: "flaky", endpoints: [{ id: server.host }] })
+        const viaService = yield* ResilientHttpClient.make(node, { retry: policy, services: { flaky: lb } })
+        const cases = [
+          [direct, server.url("/flaky")],
+          [viaService, "http://flaky/flaky"]
+        ] as const
+        for (const [client, url] of cases) {
+          server.script("/flaky", { status: 503, body: "busy" })
+          const fiber = yield* Effect.forkChild(client.get(url))
+          assert.strictEqual((yield* Queue.take(events))._tag, "RetryScheduled")
+          yield* settle
+          // the request waits out its backoff (the test clock stands still): its 503 no longer holds the socket
+          const other = yield* unlessStalled(node.get(server.url("/other")), `the 503 of ${url} kept the connection`)
+          assert.deepStrictEqual([other.status, yield* other.text], [200, "200"])
+          yield* TestClock.adjust("10 seconds")
+          const response = yield* Fiber.join(fiber)
+          assert.deepStrictEqual([response.status, yield* response.text], [200, "200"])
+        }
+        assert.strictEqual(server.hits("/flaky"), 4)
+      }).pipe(Effect.scoped)
+    )
+
+    it.effect("when retries run out, the released failure response is returned whole, and holds no connection", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        const down = { status: 503, headers: { "x-reason": "maintenance" }, body: '{"error":"down"}' }
+        server.script("/down", down, down)
+        const node = yield* oneSocket
+        const client = yield* ResilientHttpClient.make(node, { retry: Retry.constant({ delay: 0, maxAttempts: 2 }) })
+        const response = yield* unlessStalled(client.get(server.url("/down")), "the first 503 kept the connection")
+        // not read yet: the connection is free all the same
+        const other = yield* unlessStalled(node.get(server.url("/other")), "the returned 503 kept the connection")
+        assert.strictEqual(other.status, 200)
+        assert.deepStrictEqual(
+          [response.status, response.headers["x-reason"], response.url, yield* response.json],
+          [503, "maintenance", server.url("/down"), { error: "down" }]
+        )
+        assert.deepStrictEqual(
+          [yield* response.text, (yield* response.arrayBuffer).byteLength],
+          ['{"error":"down"}', 16]
+        )
+        assert.strictEqual(new TextDecoder().decode((yield* Stream.runCollect(response.stream))[0]), '{"error":"down"}')
+        const error = yield* Effect.flip(HttpClientResponse.filterStatusOk(response))
+        assert.strictEqual(error.reason._tag, "StatusCodeError")
+        assert.strictEqual(server.hits("/down"), 2)
       }).pipe(Effect.scoped)
     )
   })
