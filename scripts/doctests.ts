@@ -11,10 +11,13 @@
  * - a plain ```` ```ts ```` fence (one that needs a server, say) becomes
  *   `…<n>.check.ts`, type-checked by `tsc -b` but not run.
  *
- * The guides in `docs/patterns/` are checked too. A guide's ```` ```ts ````
- * fences read as one program (later snippets use what earlier ones declare),
- * so each guide becomes one module, `build/doctests/docs/<guide>.check.ts`,
- * with the snippets' imports merged at the top, type-checked by `tsc -b`.
+ * The guides in `docs/patterns/` and `docs/guides/` are checked too. A
+ * guide's ```` ```ts ```` fences read as one program (later snippets use what
+ * earlier ones declare), so each guide becomes one module,
+ * `build/doctests/docs/<guide>.check.ts` (`guides-<guide>.check.ts` for
+ * `docs/guides/`), with the snippets' imports merged at the top, type-checked
+ * by `tsc -b`. Fences in other languages (```` ```js ````, ```` ```text ````)
+ * are not checked.
  * Words after `ts` on a fence's opening line change that:
  *
  * - `from=<file>`: an excerpt of a program in the repository (an example CI
@@ -218,11 +221,32 @@ export const mergeImports = (lines: ReadonlyArray<string>): ReadonlyArray<string
 }
 
 /**
- * Writes one module per guide; returns how many guides and fences. Throws
- * when an excerpt (`from=<file>`) is not found in its file.
+ * The folders of guides, and the prefix of their output files so that two
+ * guides of the same name in different folders cannot overwrite each other.
+ */
+const guideDirs: ReadonlyArray<{ readonly dir: string; readonly prefix: string }> = [
+  { dir: "patterns", prefix: "" },
+  { dir: "guides", prefix: "guides-" }
+]
+
+/**
+ * Writes one module per guide of every folder in `guideDirs`; returns how
+ * many guides and fences. Throws when an excerpt (`from=<file>`) is not found
+ * in its file.
  */
 const generateGuides = (): { readonly guides: number; readonly fences: number } => {
-  const guidesDir = Path.join(root, "docs", "patterns")
+  let guides = 0
+  let count = 0
+  for (const { dir, prefix } of guideDirs) {
+    const generated = generateGuidesIn(Path.join(root, "docs", dir), prefix)
+    guides += generated.guides
+    count += generated.fences
+  }
+  return { guides, fences: count }
+}
+
+/** Writes one module per guide of one folder, named `<prefix><guide>.check.ts`. */
+const generateGuidesIn = (guidesDir: string, prefix: string): { readonly guides: number; readonly fences: number } => {
   if (!Fs.existsSync(guidesDir)) return { guides: 0, fences: 0 }
   let guides = 0
   let count = 0
@@ -260,7 +284,7 @@ const generateGuides = (): { readonly guides: number; readonly fences: number } 
           : body.trim()
       sections.push(`// ${relative}:${fence.line}\n${code}`)
     }
-    const out = Path.join(outDir, "docs", `${Path.basename(name, ".md")}.check.ts`)
+    const out = Path.join(outDir, "docs", `${prefix}${Path.basename(name, ".md")}.check.ts`)
     Fs.mkdirSync(Path.dirname(out), { recursive: true })
     Fs.writeFileSync(
       out,
