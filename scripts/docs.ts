@@ -24,7 +24,7 @@ import {
   Telemetry,
   Timeout
 } from "@effect-resilience/core"
-import { Dashboard } from "@effect-resilience/http"
+import { Dashboard, HttpDeadline } from "@effect-resilience/http"
 import { RedisCircuitBreaker } from "@effect-resilience/redis"
 
 const root = Path.resolve(import.meta.dirname, "..")
@@ -308,6 +308,19 @@ export const sections = (): Record<string, string> => ({
     "`balancers`, `registries`) are given in code.",
     "",
     Options.defaultsTable(Dashboard.optionsDocs)
+  ].join("\n"),
+  "http-deadline-defaults": [
+    "Generated from `HttpDeadline.ServerOptions` and `HttpDeadline.ClientOptions` (their `description` and `default`",
+    "annotations). Durations take any `Duration.Input`; the server's `exclude` (paths or a predicate) is given in code.",
+    "`HttpDeadline.layerConfig(path)` reads the server's fields from `Config`.",
+    "",
+    "Server (`HttpDeadline.middleware`, `layer`, `layerConfig`):",
+    "",
+    Options.defaultsTable(HttpDeadline.serverOptionsDocs),
+    "",
+    "Client (`HttpDeadline.client`, `layerClient`):",
+    "",
+    Options.defaultsTable(HttpDeadline.clientOptionsDocs)
   ].join("\n")
 })
 

@@ -25,6 +25,16 @@ export * as HealthHttp from "./HealthHttp.ts"
 export * as HttpChaos from "./HttpChaos.ts"
 
 /**
+ * Deadline propagation over HTTP: an `HttpClient` wrapper that sends the time left of the enclosing
+ * `Timeout.deadline` in a header (`x-request-timeout-ms` or `grpc-timeout`) and refuses a request with none left,
+ * and a server middleware that runs each handler inside the deadline the header asks for (bounded by `maxTimeout`),
+ * answering 504 when it runs out.
+ *
+ * @since 0.1.0
+ */
+export * as HttpDeadline from "./HttpDeadline.ts"
+
+/**
  * The IETF `RateLimit-Policy` and `RateLimit` HTTP response fields.
  *
  * @since 0.1.0
