@@ -71,6 +71,9 @@ const pop = (): Entry | undefined => {
   return top
 }
 
+/** The longest delay `setTimeout` honours (a signed 32-bit count of milliseconds). */
+export const maxDelay = 2 ** 31 - 1
+
 const arm = () => {
   while (heap.length > 0 && heap[0]?.cancelled === true) pop()
   const next = heap[0]
@@ -82,8 +85,11 @@ const arm = () => {
   }
   if (timer !== undefined && armedAt <= next.at) return
   if (timer !== undefined) clearTimeout(timer)
-  armedAt = next.at
-  timer = setTimeout(fire, Math.max(0, next.at - Now.monotonicMillis()))
+  // Node fires a delay past 2^31 - 1 ms (~24.8 days) after 1 ms: wake at most that far ahead, and re-arm then
+  const now = Now.monotonicMillis()
+  const delay = Math.min(maxDelay, Math.max(0, next.at - now))
+  armedAt = now + delay
+  timer = setTimeout(fire, delay)
   refed = true
   if (live === 0) unref()
 }

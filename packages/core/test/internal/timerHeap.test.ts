@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { vi } from "vitest"
 import * as timerHeap from "../../src/internal/timerHeap.ts"
 
 const minute = 60_000
@@ -33,5 +34,23 @@ describe("timerHeap", () => {
     assert.deepStrictEqual([timerHeap.liveCount(), timerHeap.keepsAlive()], [1, true])
     timerHeap.cancel(later)
     assert.deepStrictEqual([timerHeap.liveCount(), timerHeap.keepsAlive()], [0, false])
+  })
+
+  it("a deadline weeks away arms the timer at most 2^31 - 1 ms ahead, so it neither fires early nor spins", async () => {
+    // a heap of its own: the shared one may be armed already for an earlier (cancelled) entry
+    vi.resetModules()
+    const heap: typeof timerHeap = await import("../../src/internal/timerHeap.ts")
+    const arm = vi.spyOn(globalThis, "setTimeout")
+    try {
+      let ran = 0
+      const far = heap.schedule(performance.now() + 30 * 24 * 60 * minute, () => ran++)
+      // Node turns a longer delay into 1 ms: the heap would wake, find nothing due and re-arm, every millisecond
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      const delays = arm.mock.calls.map((call) => call[1]).filter((delay) => delay !== 25)
+      assert.deepStrictEqual([ran, delays], [0, [heap.maxDelay]])
+      heap.cancel(far)
+    } finally {
+      arm.mockRestore()
+    }
   })
 })
