@@ -44,7 +44,10 @@
  *   half-open probe answered with a 404 closes the circuit); the rest
  *   succeed. Transport errors and attempt timeouts are failures too; a
  *   request that never left (an invalid URL, a body that does not encode)
- *   is neither retried nor counted.
+ *   is neither retried nor counted, and neither is a timeout of the
+ *   caller's deadline (`Timeout.deadline`, or `HttpDeadline.client`
+ *   refusing a request with no time left): no time is left to retry, and
+ *   the host did nothing wrong.
  * - `Retry-After` (seconds or an HTTP date) on a 429 or 503 is the retry's
  *   delay hint (bounded by the retry policy's `maxRetryAfter`) and the
  *   breaker's open-duration hint (bounded by its `maxOpenDuration`).
@@ -283,7 +286,9 @@ const isStatusFailure = (u: unknown): u is StatusFailure => u instanceof StatusF
  * permanent status from a client filtering statuses); `"local"` — the
  * request never left (an invalid URL, a body that does not encode);
  * `"rejected"` — it never left either, refused by a breaker's open circuit
- * or a balancer with no endpoint to pick, and may pass later;
+ * or a balancer with no endpoint to pick, and may pass later (a timeout of
+ * the caller's deadline is `"local"`: no time is left to retry, and the host
+ * did nothing wrong);
  * `"failure"` — anything else (a failure response, a transport error, a
  * timeout). Failures and rejections are retried; only failures count
  * against a host.
@@ -294,14 +299,20 @@ const errorKindWith =
   (error: unknown): ErrorKind => {
     if (isStatusFailure(error)) return error.counted ? "failure" : "answered"
     if (CircuitBreaker.isCircuitBreakerError(error) || LoadBalancer.isLoadBalancerError(error)) return "rejected"
+    // the caller's deadline ran out (or left too little to send, as `HttpDeadline.client` refuses): nothing to retry,
+    // and nothing the host did
+    if (isDeadlineTimeout(error)) return "local"
     if (HttpClientError.isHttpClientError(error)) {
       const reason = error.reason
-      if (reason._tag === "TransportError") return "failure"
+      if (reason._tag === "TransportError") return isDeadlineTimeout(reason.cause) ? "local" : "failure"
       if (reason._tag === "StatusCodeError") return classify(reason.response) === "failure" ? "failure" : "answered"
       return "local"
     }
     return "failure"
   }
+
+/** A `Timeout.TimeoutError` of the enclosing deadline (not of an attempt timeout). */
+const isDeadlineTimeout = (error: unknown): boolean => Timeout.isTimeoutError(error) && error.reason.kind === "deadline"
 
 const breakerHint = (error: unknown): Duration.Duration | undefined =>
   isStatusFailure(error) ? error.retryAfter : undefined

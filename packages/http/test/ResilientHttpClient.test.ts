@@ -10,7 +10,7 @@ import {
   Retry,
   Timeout
 } from "@effect-resilience/core"
-import { ResilientHttpClient } from "@effect-resilience/http"
+import { HttpDeadline, ResilientHttpClient } from "@effect-resilience/http"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -120,6 +120,28 @@ describe("ResilientHttpClient", () => {
         assert.strictEqual(response.status, 503)
         assert.strictEqual(server.hits("/down"), 3)
       }).pipe(Effect.scoped)
+    )
+
+    it.effect("a request refused by the caller's deadline (HttpDeadline.client) is neither retried nor counted", () =>
+      Effect.gen(function* () {
+        const server = yield* scriptedServer
+        const breaker = yield* CircuitBreaker.make({ name: "deadline", consecutiveFailures: 1 })
+        const client = yield* ResilientHttpClient.make(HttpDeadline.client(yield* fetchClient), {
+          retry: Retry.constant({ delay: 0, maxAttempts: 3 }),
+          circuitBreaker: breaker
+        })
+        const before = (yield* Timeout.stats).deadline
+        // no time left in the deadline: the wrapped client refuses without sending
+        const error = yield* client.get(server.url("/late")).pipe(Timeout.deadline("0.5 millis"), Effect.flip)
+        assert.isTrue(Timeout.isTimeoutError(error) && error.reason.kind === "deadline")
+        assert.strictEqual(server.hits("/late"), 0)
+        // one refusal, not one per attempt; the circuit did not count it
+        assert.strictEqual((yield* Timeout.stats).deadline, before + 1)
+        assert.deepStrictEqual(
+          [(yield* breaker.stats).failures, (yield* breaker.state(server.host))._tag],
+          [0, "Closed"]
+        )
+      }).pipe(Effect.scoped, Effect.provide(breakerLayer))
     )
 
     it.effect("429 and 408 are retried too", () =>
