@@ -81,6 +81,8 @@ const Simulation = Layer.unwrap(
     const balancer = yield* LoadBalancer.make({
       name: "orders",
       strategy: "roundRobin",
+      // the dashboard shows each replica's latency: time the calls
+      recordLatency: true,
       endpoints: replicas.map((id) => ({ id })),
       consecutiveFailures: 5,
       baseEjectionTime: "5 seconds",

@@ -32,8 +32,12 @@
  *   interrupted call counts for nothing.
  * - An admitted call is counted when it ends; a local rejection when it
  *   happens. The window is a ring of `buckets` time buckets on Effect's
- *   `Clock` (`TestClock` in tests): no timers, O(1) per call, counts leave
- *   the window with their bucket.
+ *   `Clock` (`TestClock` in tests): O(1) per call, counts leave the window
+ *   with their bucket. Only the bucket matters, so the clock is read little:
+ *   not to admit a call into a window of accepts only, and on the live clock
+ *   once per bucket (the reading kept until an unref'd timer marks the
+ *   bucket's end; a throttle made on another `Clock` reads the fiber's on
+ *   every call).
  * - Keyed: one throttle guards many keys, each with its own window, at most
  *   `maxKeys` of them. A key whose window is empty behaves as a new one, so
  *   idle keys are dropped (checked once a window, as new keys arrive) without
@@ -92,9 +96,10 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
+import type * as Types from "effect/Types"
 import * as engine from "./internal/adaptiveThrottle.ts"
+import * as Tick from "./internal/adaptiveThrottleClock.ts"
 import * as Hub from "./internal/events.ts"
-import { construct } from "./internal/fastError.ts"
 import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
@@ -734,17 +739,51 @@ class Entry {
   lastEventEpoch = -1
   suppressed = 0
   /** The continuation of its calls without per-call predicates, shared. */
-  observer: CallObserver | undefined = undefined
+  observer: DefaultObserver | undefined = undefined
   constructor(key: string, window: engine.Window) {
     this.key = key
     this.window = window
   }
 }
 
+/** How an admitted call ended, as the window counts it. */
 type Outcome = "accepted" | "not_accepted" | "ignored"
 
-/** Counts a call when it ends (`internal/frame.ts`). */
-class CallObserver<A = unknown, E = unknown> extends Frame.Observer<A, E> {
+/** What the observers call when a call ends: the throttle's bookkeeping. */
+interface Recorder {
+  /** Classifies an exit with the throttle-wide predicates only. */
+  readonly classify: (exit: Exit.Exit<unknown, unknown>) => Outcome
+  /** Counts an ended call against its key. */
+  readonly done: (entry: Entry, outcome: Outcome, fiber: Fiber.Fiber<unknown, unknown>) => void
+  /** Whether a success is accepted without asking a predicate (no throttle-wide `isAcceptedResult`). */
+  readonly successAccepted: boolean
+}
+
+/**
+ * Counts a call without per-call predicates when it ends (`internal/frame.ts`):
+ * one per key, shared by all its calls. A success needs no classification
+ * unless the throttle has an `isAcceptedResult`.
+ */
+class DefaultObserver extends Frame.Observer {
+  readonly entry: Entry
+  readonly recorder: Recorder
+  constructor(entry: Entry, recorder: Recorder) {
+    super()
+    this.entry = entry
+    this.recorder = recorder
+  }
+  observe(exit: Exit.Exit<unknown, unknown>, fiber: Fiber.Fiber<unknown, unknown>): void {
+    const recorder = this.recorder
+    recorder.done(
+      this.entry,
+      exit._tag === "Success" && recorder.successAccepted ? "accepted" : recorder.classify(exit),
+      fiber
+    )
+  }
+}
+
+/** Counts a call with per-call predicates when it ends. */
+class CallObserver<A, E> extends Frame.Observer<A, E> {
   readonly entry: Entry
   readonly classify: (exit: Exit.Exit<A, E>) => Outcome
   readonly done: (entry: Entry, outcome: Outcome, fiber: Fiber.Fiber<unknown, unknown>) => void
@@ -762,6 +801,35 @@ class CallObserver<A = unknown, E = unknown> extends Frame.Observer<A, E> {
     this.done(this.entry, this.classify(exit), fiber)
   }
 }
+
+/**
+ * A local rejection, built as `internal/fastError.ts` builds errors (from
+ * the classes' prototypes: no constructor run, no stack captured), its
+ * fields stored one by one: a rejection is a hot path, and this is about
+ * 40 ns less than `Object.assign` from literals.
+ */
+const throttledError = (
+  throttle: string,
+  key: string,
+  probability: number,
+  requests: number,
+  accepts: number
+): AdaptiveThrottleError => {
+  const reason: Types.Mutable<Throttled> = Object.create(Throttled.prototype)
+  reason._tag = "Throttled"
+  reason.throttle = throttle
+  reason.key = key
+  reason.probability = probability
+  reason.requests = requests
+  reason.accepts = accepts
+  const error: Types.Mutable<AdaptiveThrottleError> = Object.create(AdaptiveThrottleError.prototype)
+  error._tag = "AdaptiveThrottleError"
+  error[ErrorTypeId] = ErrorTypeId
+  error.reason = reason
+  return error
+}
+
+const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
 
 /** The throttle itself; `close` ends its event streams and unregisters its metrics. */
 const makeWith = (
@@ -786,6 +854,14 @@ const makeWith = (
   const throttleIsAcceptedResult = input.isAcceptedResult
   const throttleIsIgnored = input.isIgnored
 
+  // ---- time: the calling fiber's clock (a TestClock in tests) on every
+  // read; when the throttle is made on the live clock, that clock read once
+  // per bucket (`internal/adaptiveThrottleClock.ts`): the window only needs
+  // the bucket
+  const tick = clock.constructor === liveClockConstructor ? Tick.make(config, () => Date.now()) : undefined
+  const nowOf = (fiber: Fiber.Fiber<unknown, unknown>): number =>
+    tick !== undefined ? tick.read() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+
   // ---- keys
   let lastSweepMillis = Number.NEGATIVE_INFINITY
   const batch = Math.max(1, Math.floor(maxKeys / 64))
@@ -809,23 +885,27 @@ const makeWith = (
       entries.delete(key)
     }
   }
-  const entryFor = (key: string, now: number): Entry => {
+  const entryFor = (key: string, fiber: Fiber.Fiber<unknown, unknown>): Entry => {
     if (key === name) return main
     let e = entries.get(key)
     if (e === undefined) {
-      makeRoom(now)
+      makeRoom(nowOf(fiber))
       e = new Entry(key, engine.make(config))
       entries.set(key, e)
     }
     return e
   }
 
-  // ---- outcomes
+  // ---- outcomes: one clock read, when the call ends (it counts in the bucket of its end)
   const done = (e: Entry, outcome: Outcome, fiber: Fiber.Fiber<unknown, unknown>) => {
     e.running--
-    counters[outcome]++
-    if (outcome === "ignored") return
-    engine.record(e.window, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe(), outcome === "accepted", config)
+    if (outcome === "accepted") counters.accepted++
+    else if (outcome === "not_accepted") counters.not_accepted++
+    else {
+      counters.ignored++
+      return
+    }
+    engine.record(e.window, nowOf(fiber), outcome === "accepted", config)
   }
   const classifyWith =
     <A, E>(o: ThrottleOptions<A, E> | undefined) =>
@@ -848,7 +928,11 @@ const makeWith = (
       // interrupted only
       return "ignored"
     }
-  const classifyDefault = classifyWith<unknown, unknown>(undefined)
+  const recorder: Recorder = {
+    classify: classifyWith<unknown, unknown>(undefined),
+    done,
+    successAccepted: throttleIsAcceptedResult === undefined
+  }
   const observerFor = <A, E>(e: Entry, o: ThrottleOptions<A, E> | undefined): Frame.Observer<A, E> => {
     if (
       o !== undefined &&
@@ -858,7 +942,7 @@ const makeWith = (
     }
     let observer = e.observer
     if (observer === undefined) {
-      observer = new CallObserver(e, classifyDefault, done)
+      observer = new DefaultObserver(e, recorder)
       e.observer = observer
     }
     return observer
@@ -893,18 +977,7 @@ const makeWith = (
         e.suppressed++
       }
     }
-    return construct(AdaptiveThrottleError, {
-      _tag: "AdaptiveThrottleError",
-      [ErrorTypeId]: ErrorTypeId,
-      reason: construct(Throttled, {
-        _tag: "Throttled",
-        throttle: name,
-        key: e.key,
-        probability: p,
-        requests,
-        accepts
-      })
-    })
+    return throttledError(name, e.key, p, requests, accepts)
   }
 
   const throttleCall = <A, E, R>(
@@ -912,11 +985,14 @@ const makeWith = (
     callOptions?: ThrottleOptions<A, E> | undefined
   ): Effect.Effect<A, E | AdaptiveThrottleError, R> =>
     Effect.withFiber<A, E | AdaptiveThrottleError, R>((fiber) => {
-      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-      const key = callOptions?.key
-      const e = key === undefined ? main : entryFor(key, now)
-      const p = engine.rejectProbability(e.window, now, config)
-      if (p > 0 && fiber.getRef(Random.Random).nextDoubleUnsafe() < p) return Exit.fail(rejected(fiber, e, p, now))
+      const key = callOptions === undefined ? undefined : callOptions.key
+      const e = key === undefined ? main : entryFor(key, fiber)
+      // a window holding only accepts cannot reject, now or later: no clock read, no coin
+      if (engine.mayReject(e.window)) {
+        const now = nowOf(fiber)
+        const p = engine.rejectProbability(e.window, now, config)
+        if (p > 0 && fiber.getRef(Random.Random).nextDoubleUnsafe() < p) return Exit.fail(rejected(fiber, e, p, now))
+      }
       counters.admitted++
       e.running++
       return Frame.observed<A, E, R>(fiber, self, observerFor(e, callOptions))
@@ -959,7 +1035,10 @@ const makeWith = (
   registrar.gauge(spec.keys, base, () => entries.size)
   const close = Effect.andThen(
     hub.end,
-    Effect.sync(() => registrar.removeAll())
+    Effect.sync(() => {
+      registrar.removeAll()
+      tick?.close()
+    })
   )
 
   const service = AdaptiveThrottle.of({

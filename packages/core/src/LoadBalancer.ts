@@ -5,8 +5,9 @@
  * ejection, as Envoy does it).
  *
  * `LoadBalancer.call(lb, (endpoint) => effect)` picks an endpoint, runs the
- * effect made for it, and records how the call ended: its latency, whether
- * it failed, the calls it had in flight. The endpoints are any values with a
+ * effect made for it, and records how the call ended: whether it failed, the
+ * calls it had in flight, and its latency when calls are timed (`peakEwma`,
+ * or `recordLatency: true`). The endpoints are any values with a
  * stable string `id` (and an optional `weight`, `zone` and `metadata`), given
  * as a list, or as a `Stream` (or a `SubscriptionRef`) of sets applied as
  * they arrive.
@@ -236,7 +237,11 @@ export interface EndpointStats<E extends Endpoint = Endpoint> {
   /** `active` (in the set), `ejected` (in the set, ejected), `draining` (removed, calls still in flight). */
   readonly state: "active" | "ejected" | "draining"
   readonly inFlight: number
-  /** The peak EWMA of its latency, decayed to now; undefined before its first call ended. */
+  /**
+   * The peak EWMA of its latency, decayed to now; undefined before its first
+   * call ended. Measured only with `recordLatency` or the `peakEwma`
+   * strategy: 0 otherwise.
+   */
   readonly latency: Duration.Duration | undefined
   /** Calls that succeeded and failed since it joined (ignored and interrupted ones aside). */
   readonly successes: number
@@ -373,6 +378,7 @@ const defaults = {
   successRateRequestVolume: 100,
   successRateStdevFactor: 1.9,
   panicThreshold: 50,
+  recordLatency: false,
   latencyDecay: Duration.seconds(10),
   virtualNodes: 160
 } as const
@@ -474,6 +480,13 @@ export const Options = Schema.Struct({
       default: defaults.panicThreshold
     })
   ),
+  recordLatency: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description:
+        "Time every call for its endpoint's latency EWMA (in `stats` and on the dashboard): two monotonic clock reads a call. On regardless with `peakEwma`, which picks by it; off otherwise, and the latency then stays 0.",
+      default: defaults.recordLatency
+    })
+  ),
   latencyDecay: Schema.optionalKey(
     Schema.DurationFromString.annotate({
       description: "How fast the latency EWMA forgets (`peakEwma`; Finagle's decay time); above zero.",
@@ -522,6 +535,7 @@ export interface Input<E extends Endpoint = Endpoint, R = never> {
   readonly successRateRequestVolume?: number | undefined
   readonly successRateStdevFactor?: number | undefined
   readonly panicThreshold?: number | undefined
+  readonly recordLatency?: boolean | undefined
   readonly latencyDecay?: Duration.Input | undefined
   readonly virtualNodes?: number | undefined
   readonly boundedLoad?: number | undefined
@@ -556,6 +570,8 @@ export interface ResolvedOptions {
   readonly successRateRequestVolume: number
   readonly successRateStdevFactor: number
   readonly panicThreshold: number
+  /** As given (default false); latency is recorded when this is true or the strategy is `peakEwma`. */
+  readonly recordLatency: boolean
   readonly latencyDecay: Duration.Duration
   readonly virtualNodes: number
   /** 0: unbounded. */
@@ -622,6 +638,7 @@ export const validateOptions = <E extends Endpoint, R>(
       successRateRequestVolume: o.successRateRequestVolume ?? defaults.successRateRequestVolume,
       successRateStdevFactor: o.successRateStdevFactor ?? defaults.successRateStdevFactor,
       panicThreshold: o.panicThreshold ?? defaults.panicThreshold,
+      recordLatency: o.recordLatency ?? defaults.recordLatency,
       latencyDecay: o.latencyDecay ?? defaults.latencyDecay,
       virtualNodes: o.virtualNodes ?? defaults.virtualNodes,
       boundedLoad: o.boundedLoad ?? 0
@@ -986,9 +1003,10 @@ export const layerConfig = <R = never>(
 
 /**
  * Picks an endpoint and runs the effect `f` makes for it, tracking the call
- * in flight and recording how it ended (latency, success or failure) for the
- * strategies and the outlier detector. Adds only `LoadBalancerError` (no
- * endpoint to pick; `f` was not called) to the error channel.
+ * in flight and recording how it ended (success or failure, and its latency
+ * when calls are timed) for the strategies and the outlier detector. Adds
+ * only `LoadBalancerError` (no endpoint to pick; `f` was not called) to the
+ * error channel.
  *
  * **Details**
  *
@@ -1068,6 +1086,8 @@ interface Member<E> extends engine.Host {
   endpoint: E
   /** Out of the set (its calls in flight drain). */
   removed: boolean
+  /** The continuation of its untimed calls without per-call predicates, shared (made on first use). */
+  observer: CallObserver<unknown, unknown> | undefined
 }
 
 type Finish = <A, Err>(
@@ -1078,7 +1098,12 @@ type Finish = <A, Err>(
   fiber: Fiber.Fiber<unknown, unknown>
 ) => void
 
-/** The continuation of a call: releases it and records its outcome, however it ends (`internal/frame.ts`). */
+/**
+ * The continuation of a call: releases it and records its outcome, however
+ * it ends (`internal/frame.ts`). A call that is not timed and has no
+ * per-call predicates needs nothing of its own: its endpoint's shared one
+ * (`start` 0, no options) serves it.
+ */
 class CallObserver<A, Err> extends Frame.Observer<A, Err> {
   readonly finish: Finish
   readonly member: Member<unknown>
@@ -1130,6 +1155,8 @@ const makeWith = <E extends Endpoint>(
     successRateStdevFactor: options.successRateStdevFactor
   }
   const decayMillis = Duration.toMillis(options.latencyDecay)
+  // calls are timed (two clock reads) only when a latency is wanted: peakEwma picks by it
+  const timed = options.recordLatency || strategy === "peakEwma"
   const balancerIsFailure = input.isFailure
   const balancerIsIgnored = input.isIgnored
   const balancerIsFailureResult = input.isFailureResult
@@ -1218,7 +1245,7 @@ const makeWith = <E extends Endpoint>(
       if (m === undefined) {
         m = draining.get(endpoint.id)
         if (m !== undefined) draining.delete(endpoint.id)
-        else m = Object.assign(engine.makeHost(endpoint.id, weight), { endpoint, removed: false })
+        else m = Object.assign(engine.makeHost(endpoint.id, weight), { endpoint, removed: false, observer: undefined })
         m.removed = false
         added.push(endpoint.id)
       } else {
@@ -1308,16 +1335,25 @@ const makeWith = <E extends Endpoint>(
     } else {
       pool.inFlight--
     }
-    const outcome = classify(exit, callOptions)
+    const outcome =
+      exit._tag === "Success" && callOptions === undefined && balancerIsFailureResult === undefined
+        ? "success"
+        : classify(exit, callOptions)
     if (outcome === "interrupted") {
       counters.ignored++
       return
     }
-    const now = nowOf(fiber)
-    engine.observeLatency(member, now - start, now, decayMillis)
-    counters[outcome]++
+    let now = 0
+    if (timed) {
+      now = nowOf(fiber)
+      engine.observeLatency(member, now - start, now, decayMillis)
+    }
+    if (outcome === "success") counters.success++
+    else if (outcome === "failure") counters.failure++
+    else counters.ignored++
     if (!engine.recordOutcome(member, outcome, config) || member.removed || member.ejectedUntil !== 0) return
     // the failure that reaches consecutiveFailures: eject, if the cap and the enforcement chance allow
+    if (!timed) now = nowOf(fiber)
     engine.returnExpired(pool, now, onReturned)
     if (config.enforcingConsecutiveFailures < 100) {
       rng = fiber.getRef(Random.Random)
@@ -1360,7 +1396,8 @@ const makeWith = <E extends Endpoint>(
     callOptions?: CallOptions<A, Err> | undefined
   ): Effect.Effect<A, Err | LoadBalancerError, R> =>
     Effect.withFiber<A, Err | LoadBalancerError, R>((fiber) => {
-      const now = nowOf(fiber)
+      // the clock, only for what needs it: a timed call's start (peakEwma's pick), ejections to end
+      const now = timed || pool.ejected > 0 ? nowOf(fiber) : 0
       const n = pool.hosts.length
       if (n === 0) return Exit.fail(reject(fiber, construct(NoEndpoints, { _tag: "NoEndpoints", balancer: name })))
       let panic = false
@@ -1403,6 +1440,20 @@ const makeWith = <E extends Endpoint>(
       }
       member.inFlight++
       pool.inFlight++
+      if (
+        !timed &&
+        (callOptions === undefined ||
+          (callOptions.isFailure === undefined &&
+            callOptions.isIgnored === undefined &&
+            callOptions.isFailureResult === undefined))
+      ) {
+        let shared = member.observer
+        if (shared === undefined) {
+          shared = new CallObserver<unknown, unknown>(finish, member, 0, undefined)
+          member.observer = shared
+        }
+        return Frame.observed<A, Err, R>(fiber, effect, shared)
+      }
       return Frame.observed<A, Err, R>(fiber, effect, new CallObserver(finish, member, now, callOptions))
     })
 

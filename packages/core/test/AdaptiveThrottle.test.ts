@@ -134,6 +134,9 @@ describe("AdaptiveThrottle", () => {
         ["quotes", "quotes", 0.8, 4, 0]
       )
       assert.strictEqual(error.message, "Throttled locally: the backend accepts too few requests")
+      assert.instanceOf(error, AdaptiveThrottle.AdaptiveThrottleError)
+      assert.instanceOf(error.reason, AdaptiveThrottle.Throttled)
+      assert.strictEqual(error.reason.message, error.message)
       // built without a captured stack trace
       assert.notInclude(String(error.stack), "    at ")
       // the local rejection counted as a request: (5 - 0) / 6
@@ -349,6 +352,80 @@ describe("AdaptiveThrottle", () => {
 // ---------------------------------------------------------------------------
 // events and metrics
 // ---------------------------------------------------------------------------
+
+describe("AdaptiveThrottle clock reads", () => {
+  /** The fiber's clock (the TestClock), counting the reads of the time in milliseconds. */
+  const countingClock = Effect.map(
+    Clock.clockWith((clock) => Effect.succeed(clock)),
+    (clock) => {
+      const counting = {
+        reads: 0,
+        currentTimeMillisUnsafe: () => {
+          counting.reads++
+          return clock.currentTimeMillisUnsafe()
+        },
+        currentTimeMillis: Effect.sync(() => clock.currentTimeMillisUnsafe()),
+        currentTimeNanosUnsafe: () => clock.currentTimeNanosUnsafe(),
+        currentTimeNanos: clock.currentTimeNanos,
+        monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: clock.monotonicTimeNanos,
+        sleep: (duration: Duration.Duration) => clock.sleep(duration)
+      }
+      return counting
+    }
+  )
+
+  it.effect(
+    "a window holding only accepts admits without reading the clock (a call reads it once, when it ends); one refusal and admission reads it again",
+    () =>
+      Effect.gen(function* () {
+        const clock = yield* countingClock
+        yield* Effect.gen(function* () {
+          const throttle = yield* AdaptiveThrottle.make({ name: "quotes" })
+          yield* drive(throttle, Effect.succeed(1), 10)
+          assert.strictEqual(clock.reads, 10)
+          yield* drive(throttle, refused, 1)
+          assert.strictEqual(clock.reads, 11)
+          // the window now holds a refusal: the admission reads the time to decide
+          yield* drive(throttle, Effect.succeed(1), 10)
+          assert.strictEqual(clock.reads, 31)
+          // the decisions are the formula's, and every count is in the window
+          assert.deepStrictEqual(yield* throttle.state(), { key: "quotes", requests: 21, accepts: 20, probability: 0 })
+        }).pipe(Effect.provideService(Clock.Clock, clock))
+      })
+  )
+
+  it.effect("a call counts in the bucket of its end, even when it began in an earlier one", () =>
+    Effect.gen(function* () {
+      // 12 buckets of 10 s
+      const throttle = yield* AdaptiveThrottle.make({ name: "slow", maxRejectProbability: 1 })
+      const fiber = yield* Effect.forkChild(
+        Effect.exit(AdaptiveThrottle.throttle(Effect.andThen(Effect.sleep("15 seconds"), refused), throttle))
+      )
+      yield* TestClock.adjust("15 seconds")
+      yield* Fiber.join(fiber)
+      // ended at 15 s, in the bucket [10 s, 20 s): in the window until 130 s
+      yield* TestClock.adjust("114999 millis")
+      assert.strictEqual((yield* throttle.state()).requests, 1)
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual((yield* throttle.state()).requests, 0)
+    })
+  )
+
+  it.live("on the live clock (read once per bucket): calls count and refusals throttle", () =>
+    Effect.gen(function* () {
+      const throttle = yield* AdaptiveThrottle.make({ name: "live", maxRejectProbability: 1 })
+      yield* drive(throttle, Effect.succeed(1), 3)
+      yield* admitAll(drive(throttle, refused, 9))
+      assert.deepStrictEqual(yield* throttle.state(), { key: "live", requests: 12, accepts: 3, probability: 6 / 13 })
+      const throttled = yield* drive(throttle, Effect.succeed(1), 1).pipe(
+        Effect.provideService(Random.Random, countingRandom(0))
+      )
+      assert.strictEqual(throttled, 1)
+      assert.strictEqual((yield* throttle.stats).throttled, 1)
+    }).pipe(Effect.scoped)
+  )
+})
 
 describe("AdaptiveThrottle telemetry", () => {
   it.effect("Throttled events: at most one per key and bucket, with the rejections suppressed since the last", () =>

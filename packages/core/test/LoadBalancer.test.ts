@@ -570,6 +570,131 @@ describe("LoadBalancer calls", () => {
   )
 })
 
+describe("LoadBalancer latency", () => {
+  /** A call that takes `millis` on the TestClock; fails on the endpoints listed. */
+  const timedCall = <E extends LoadBalancer.Endpoint>(
+    lb: LoadBalancer.LoadBalancer<E>,
+    millis: number,
+    failing: ReadonlyArray<string> = []
+  ) =>
+    Effect.gen(function* () {
+      const fiber = yield* Effect.forkChild(
+        Effect.exit(
+          LoadBalancer.call(lb, (e) =>
+            Effect.andThen(
+              Effect.sleep(Duration.millis(millis)),
+              failing.includes(e.id) ? Effect.fail(e.id) : Effect.succeed(e.id)
+            )
+          )
+        )
+      )
+      yield* TestClock.adjust(Duration.millis(millis))
+      return idOf(yield* Fiber.join(fiber))
+    })
+
+  const latencies = <E extends LoadBalancer.Endpoint>(lb: LoadBalancer.LoadBalancer<E>) =>
+    Effect.map(lb.stats, (s) =>
+      s.hosts.map((h) => [h.id, h.latency === undefined ? undefined : Duration.toMillis(h.latency)])
+    )
+
+  it.effect("roundRobin does not time its calls by default: the latency stays 0 once calls ended", () =>
+    Effect.gen(function* () {
+      const lb = yield* LoadBalancer.make({ endpoints: endpoints("a", "b", "c") })
+      assert.isFalse(lb.options.recordLatency)
+      for (let i = 0; i < 2; i++) yield* timedCall(lb, 100)
+      assert.deepStrictEqual(yield* latencies(lb), [
+        ["a", 0],
+        ["b", 0],
+        ["c", undefined]
+      ])
+    })
+  )
+
+  it.effect("recordLatency: roundRobin's endpoints get their latency EWMA", () =>
+    Effect.gen(function* () {
+      const lb = yield* LoadBalancer.make({ endpoints: endpoints("a", "b"), recordLatency: true })
+      yield* timedCall(lb, 100)
+      yield* timedCall(lb, 250)
+      const [a, b] = (yield* lb.stats).hosts.map((h) => Duration.toMillis(h.latency ?? Duration.zero))
+      // a's average decays as it is read, 250 ms later (latencyDecay 10 s)
+      assert.closeTo(a ?? 0, 100 * Math.exp(-250 / 10_000), 1e-3)
+      assert.strictEqual(b, 250)
+    })
+  )
+
+  it.effect("peakEwma times its calls whatever recordLatency says: it picks by latency", () =>
+    Effect.gen(function* () {
+      const lb = yield* LoadBalancer.make({
+        strategy: "peakEwma",
+        endpoints: endpoints("a"),
+        recordLatency: false
+      })
+      yield* timedCall(lb, 40)
+      assert.deepStrictEqual(yield* latencies(lb), [["a", 40]])
+    })
+  )
+
+  it.effect(
+    "untimed calls still eject on consecutive failures, at the time of the failure, and return after baseEjectionTime",
+    () =>
+      Effect.gen(function* () {
+        const lb = yield* LoadBalancer.make({
+          endpoints: endpoints("a", "b"),
+          consecutiveFailures: 2,
+          maxEjectionPercent: 50,
+          baseEjectionTime: "10 seconds"
+        })
+        const ejected = yield* Effect.forkChild(
+          lb.events.pipe(
+            Stream.filter((e) => e._tag === "EndpointEjected"),
+            Stream.take(1),
+            Stream.runCollect
+          )
+        )
+        yield* settle
+        // each call takes a second: b fails at 1 s and at 3 s
+        const seen: Array<string> = []
+        for (let i = 0; i < 4; i++) seen.push(yield* timedCall(lb, 1_000, ["b"]))
+        assert.deepStrictEqual(seen, ["a", "b", "a", "b"])
+        const [event] = yield* Fiber.join(ejected)
+        assert.strictEqual(event?._tag === "EndpointEjected" ? event.reason : undefined, "ConsecutiveFailures")
+        // ejected at 4 s (when the second failure ended), for 10 s
+        const b = yield* hostState(lb, "b")
+        assert.deepStrictEqual(
+          [b?.state, b?.failures, b?.latency === undefined ? undefined : Duration.toMillis(b.latency)],
+          ["ejected", 2, 0]
+        )
+        assert.strictEqual(Duration.toMillis(b?.ejectedFor ?? Duration.zero), 10_000)
+        assert.deepStrictEqual(yield* picks(lb, 3), ["a", "a", "a"])
+        yield* TestClock.adjust("9999 millis")
+        assert.strictEqual((yield* hostState(lb, "b"))?.state, "ejected")
+        yield* TestClock.adjust("1 millis")
+        assert.strictEqual((yield* hostState(lb, "b"))?.state, "active")
+      })
+  )
+
+  it.effect("untimed calls share an endpoint's continuation, per-call predicates included or not", () =>
+    Effect.gen(function* () {
+      const lb = yield* LoadBalancer.make({
+        endpoints: endpoints("a"),
+        consecutiveFailures: 0,
+        isIgnored: (error) => error === "ignored"
+      })
+      const call = (result: Effect.Effect<string, string>, options?: LoadBalancer.CallOptions<string, string>) =>
+        Effect.exit(LoadBalancer.call(lb, () => result, options))
+      yield* call(Effect.succeed("ok"))
+      yield* call(Effect.succeed("ok"), { key: "user-1" })
+      yield* call(Effect.fail("boom"))
+      yield* call(Effect.fail("ignored"))
+      yield* call(Effect.fail("boom"), { isFailure: () => false })
+      yield* call(Effect.succeed("503"), { isFailureResult: (value) => value === "503" })
+      yield* call(Effect.fail("boom"), { isIgnored: () => true })
+      const stats = yield* lb.stats
+      assert.deepStrictEqual([stats.successes, stats.failures, stats.ignored, stats.inFlight], [3, 2, 2, 0])
+    })
+  )
+})
+
 describe("LoadBalancer avoid", () => {
   it.effect(
     "every strategy passes over the endpoints a call avoids while another is eligible; picks anyway otherwise",
@@ -727,6 +852,7 @@ describe("LoadBalancer options", () => {
           successRateRequestVolume: 100,
           successRateStdevFactor: 1.9,
           panicThreshold: 50,
+          recordLatency: false,
           latencyDecay: 10_000,
           virtualNodes: 160,
           boundedLoad: 0

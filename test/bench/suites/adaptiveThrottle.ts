@@ -52,7 +52,8 @@ export const adaptiveThrottleAdmitted: Suite = {
   title: "Adaptive throttle: admitted call",
   description:
     "A throttle around an effect that succeeds, one call after another in one fiber: the backend accepts every " +
-    "call, so the probability stays 0 and no random number is drawn. The baseline is `Effect.sync(() => i)` " +
+    "call, so the probability stays 0, no random number is drawn and no clock is read to admit a call; the call " +
+    "is counted when it ends, in the bucket of the live clock read once per bucket. The baseline is `Effect.sync(() => i)` " +
     "alone; the rows below wrap that same effect. effect-resilience runs `AdaptiveThrottle.throttle(effect, " +
     "throttle)` (the throttle's own window) and with `{ key }` (a window per key). No peer library has adaptive " +
     "throttling; the reference rows are this library's closed `CircuitBreaker.protect` (consecutive-failures " +

@@ -6,8 +6,10 @@
  *
  * Every call succeeds, in one fiber, one after another, so nothing is ever
  * ejected and one call is in flight at a time: the cost measured is the
- * pick, the in-flight tracking, the latency EWMA and the outcome recorded at
- * the end of each call. Every instance is built once, at module load.
+ * pick, the in-flight tracking and the outcome recorded at the end of each
+ * call, plus the latency EWMA (two clock reads) where calls are timed:
+ * `peakEwma`, and `roundRobin` with `recordLatency: true`. Every instance is
+ * built once, at module load.
  */
 import { LoadBalancer } from "@effect-resilience/core"
 import * as Effect from "effect/Effect"
@@ -32,6 +34,7 @@ const makeOurs = (input: LoadBalancer.Input): LoadBalancer.LoadBalancer =>
   Effect.runSync(LoadBalancer.make(input).pipe(Scope.provide(scope)))
 
 const roundRobin = makeOurs({ name: "bench-rr", strategy: "roundRobin", endpoints })
+const roundRobinTimed = makeOurs({ name: "bench-rr-timed", strategy: "roundRobin", endpoints, recordLatency: true })
 const weightedRoundRobin = makeOurs({ name: "bench-swrr", strategy: "roundRobin", endpoints: weighted })
 const random = makeOurs({ name: "bench-random", strategy: "random", endpoints })
 const leastRequests = makeOurs({ name: "bench-p2c", strategy: "leastRequests", endpoints })
@@ -72,7 +75,9 @@ export const loadBalancerCall: Suite = {
     "`LoadBalancer.call(lb, (endpoint) => Effect.sync(() => endpoint.id))` over 10 endpoints, one call after " +
     "another in one fiber, for each strategy; every call succeeds, so nothing is ejected. The baseline is " +
     "`Effect.sync` alone; the floor picks by hand (`endpoints[i++ % 10]`) before the same effect. " +
-    "`roundRobin` with equal weights rotates; with weights 1–3 it is nginx's smooth weighted round robin. " +
+    "`roundRobin` with equal weights rotates; with weights 1–3 it is nginx's smooth weighted round robin; with " +
+    "`recordLatency: true` each call is also timed (two monotonic clock reads) for the latency EWMA in `stats`, " +
+    "which only `peakEwma` does by default. " +
     "`leastRequests` and `peakEwma` draw two candidates from Effect's `Random`. `ringHash` hashes a key out of " +
     "1,024 and searches a ring of 1,600 points; Effect 4's `HashRing.get` (128 points per node) over the same " +
     "keys, before `Effect.sync`, is the peer.",
@@ -85,6 +90,11 @@ export const loadBalancerCall: Suite = {
       name: "effect-resilience LoadBalancer.call, roundRobin",
       library: ours,
       run: effectLoop(() => LoadBalancer.call(roundRobin, useEndpoint))
+    },
+    {
+      name: "effect-resilience LoadBalancer.call, roundRobin, recordLatency",
+      library: ours,
+      run: effectLoop(() => LoadBalancer.call(roundRobinTimed, useEndpoint))
     },
     {
       name: "effect-resilience LoadBalancer.call, roundRobin weighted (smooth)",

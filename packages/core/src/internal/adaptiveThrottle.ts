@@ -77,8 +77,10 @@ export interface Window {
   accepts: number
   /** The latest time seen: an earlier `now` is read as this one. */
   nowMillis: number
-  /** The epoch the window was last expired at. */
+  /** The epoch the window was last expired at: the epoch of `nowMillis`. */
   epoch: number
+  /** The offset in `slots` of bucket `epoch`. */
+  offset: number
 }
 
 /** `windowMillis`, with a non-positive or `NaN` one read as 1. */
@@ -92,7 +94,7 @@ export const make = (config: Config): Window => {
   const buckets = bucketCount(config)
   const slots = new Float64Array(3 * buckets)
   for (let i = 0; i < buckets; i++) slots[3 * i] = -1
-  return { slots, requests: 0, accepts: 0, nowMillis: 0, epoch: 0 }
+  return { slots, requests: 0, accepts: 0, nowMillis: 0, epoch: 0, offset: 0 }
 }
 
 // ---------------------------------------------------------------------------
@@ -104,15 +106,18 @@ export const make = (config: Config): Window => {
  * window: epochs older than `epoch(now) - buckets + 1`. Returns the current
  * bucket's offset in `slots`. Scans the buckets only when the epoch changed
  * and the window holds something: O(buckets) once per bucket width at most,
- * O(1) otherwise.
+ * O(1) otherwise; no arithmetic at all when the time has not moved (callers
+ * that read the clock once per bucket pass the same `now` again and again).
  */
 const advance = (w: Window, now: number, config: Config): number => {
-  if (now > w.nowMillis && now < Infinity) w.nowMillis = now
+  // not later than the latest time (or NaN, or infinite): the bucket of the latest time
+  if (!(now > w.nowMillis && now < Infinity)) return w.offset
+  w.nowMillis = now
   const slots = w.slots
   const buckets = slots.length / 3
   const window = windowOf(config)
-  const epoch = Math.floor((w.nowMillis * buckets) / window)
-  if (epoch === w.epoch) return 3 * (epoch % buckets)
+  const epoch = Math.floor((now * buckets) / window)
+  if (epoch === w.epoch) return w.offset
   if (w.requests !== 0) {
     const oldest = epoch - buckets + 1
     for (let i = 0; i < slots.length; i += 3) {
@@ -127,7 +132,8 @@ const advance = (w: Window, now: number, config: Config): number => {
     }
   }
   w.epoch = epoch
-  return 3 * (epoch % buckets)
+  w.offset = 3 * (epoch % buckets)
+  return w.offset
 }
 
 // ---------------------------------------------------------------------------
@@ -145,6 +151,16 @@ export const probability = (requests: number, accepts: number, config: Config): 
   if (!(p > 0)) return 0
   return p < config.maxRejectProbability ? p : Math.max(0, config.maxRejectProbability)
 }
+
+/**
+ * Whether the window can reject at all, at `now` or later, before the next
+ * `record`: false when every request in it was accepted (`requests ===
+ * accepts`). Then every bucket holds only accepts, any set of buckets the
+ * window keeps as time passes gives `requests - k * accepts <= 0` (k >= 1),
+ * and the probability is 0 whatever the time: a caller may admit without
+ * reading the clock. O(1).
+ */
+export const mayReject = (w: Window): boolean => w.requests !== w.accepts
 
 /** The rejection probability at `now` (after dropping expired buckets). */
 export const rejectProbability = (w: Window, now: number, config: Config): number => {
@@ -196,3 +212,22 @@ export const isIdle = (w: Window, now: number, config: Config): boolean => {
 /** The bucket epoch of `now` (for rate-limiting events to one per key and bucket). */
 export const epochOf = (now: number, config: Config): number =>
   Math.floor((now * bucketCount(config)) / windowOf(config))
+
+/**
+ * The first whole millisecond after `now` in a later bucket epoch: every
+ * time from `now` up to it (excluded) is in `now`'s bucket, so a caller that
+ * read the clock at `now` may reuse that reading for the window until then.
+ * It is the bucket boundary `(epoch + 1) × windowMillis / buckets`, settled
+ * on whole milliseconds against rounding. `now` itself (nothing to reuse)
+ * when `now` is not a time in milliseconds this can settle (`NaN`, beyond
+ * ±2^52).
+ */
+export const epochEnd = (now: number, config: Config): number => {
+  if (!(Math.abs(now) < 2 ** 52)) return now
+  const epoch = epochOf(now, config)
+  let end = Math.max(Math.floor(now) + 1, Math.ceil(((epoch + 1) * windowOf(config)) / bucketCount(config)))
+  // a step or two at most: the boundary is off by a few ulps, far below a millisecond
+  for (let i = 0; i < 8 && epochOf(end, config) <= epoch; i++) end++
+  for (let i = 0; i < 8 && end - 1 > now && epochOf(end - 1, config) > epoch; i++) end--
+  return epochOf(end, config) > epoch ? end : now
+}

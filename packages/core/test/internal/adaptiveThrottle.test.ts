@@ -234,3 +234,86 @@ describe("adaptiveThrottle: properties", () => {
     )
   })
 })
+
+// ---------------------------------------------------------------------------
+// reading the clock less
+// ---------------------------------------------------------------------------
+
+describe("adaptiveThrottle: mayReject", () => {
+  it("a window of accepts only cannot reject; one refusal and it may", () => {
+    const c = config({ k: 1 })
+    const w = engine.make(c)
+    assert.isFalse(engine.mayReject(w))
+    for (let i = 0; i < 10; i++) engine.record(w, i, true, c)
+    assert.isFalse(engine.mayReject(w))
+    engine.record(w, 10, false, c)
+    assert.isTrue(engine.mayReject(w))
+    assert.isAbove(engine.rejectProbability(w, 10, c), 0)
+  })
+
+  it("while mayReject is false the probability is 0 now and at every later time", () => {
+    fc.assert(
+      fc.property(
+        traceArb,
+        fc.array(fc.integer({ min: 0, max: 3_000 }), { maxLength: 10 }),
+        ({ config: c, start, steps }, later) => {
+          const w = engine.make(c)
+          let now = start
+          for (const step of steps) {
+            now += gap(step, c)
+            engine.record(w, now, step.accepted, c)
+            if (engine.mayReject(w)) continue
+            // reading it at later times (expiring buckets) keeps it at 0
+            let t = now
+            for (const permille of later) {
+              t += Math.round((permille * c.windowMillis) / 1000)
+              assert.strictEqual(engine.rejectProbability(w, t, c), 0)
+            }
+          }
+        }
+      )
+    )
+  })
+})
+
+describe("adaptiveThrottle: epochEnd", () => {
+  it("the first millisecond of the next bucket: 12 buckets of 10 s", () => {
+    const c = config({})
+    assert.strictEqual(engine.epochEnd(0, c), 10_000)
+    assert.strictEqual(engine.epochEnd(9_999, c), 10_000)
+    assert.strictEqual(engine.epochEnd(10_000, c), 20_000)
+    assert.strictEqual(engine.epochEnd(1_764_331_234_567, c), 1_764_331_240_000)
+  })
+
+  it("a window not a multiple of its buckets: 1000 ms in 3 buckets ends them at 334, 667, 1000", () => {
+    const c = config({ windowMillis: 1000, buckets: 3 })
+    assert.deepStrictEqual(
+      [0, 333, 334, 666, 667, 999].map((t) => engine.epochEnd(t, c)),
+      [334, 334, 667, 667, 1000, 1000]
+    )
+  })
+
+  it("nothing to reuse for a time it cannot settle", () => {
+    const c = config({})
+    assert.isNaN(engine.epochEnd(Number.NaN, c))
+    assert.strictEqual(engine.epochEnd(Number.POSITIVE_INFINITY, c), Number.POSITIVE_INFINITY)
+  })
+
+  it("every time from now up to epochEnd (excluded) is in now's bucket, and epochEnd is in a later one", () => {
+    fc.assert(
+      fc.property(
+        configArb,
+        fc.oneof(fc.integer({ min: 0, max: 1e9 }), fc.integer({ min: 1.7e12, max: 1.9e12 })),
+        (c, now) => {
+          const end = engine.epochEnd(now, c)
+          const epoch = engine.epochOf(now, c)
+          assert.isAbove(end, now)
+          assert.isTrue(Number.isInteger(end))
+          assert.isAbove(engine.epochOf(end, c), epoch)
+          // epochs never decrease with time, so the whole range [now, end - 1] is in `epoch`
+          assert.strictEqual(engine.epochOf(end - 1, c), epoch)
+        }
+      )
+    )
+  })
+})
