@@ -1427,7 +1427,8 @@ const makeWith = <E extends Endpoint>(
           random,
           now,
           decayMillis,
-          key === undefined ? undefined : engine.hash32(key)
+          key === undefined ? undefined : engine.hash32(key),
+          boundedLoad
         )
       }
       const member = pool.hosts[index]

@@ -377,7 +377,21 @@ export const ringIndex = (ring: Ring, hash: number): number => {
  * flight (consistent hashing with bounded loads). Walks on clockwise past
  * hosts that do not qualify. Returns -1 when none is eligible.
  */
-export const pickRing = (pool: Pool, panic: boolean, hash: number, boundedLoad: number): number => {
+export const pickRing = (pool: Pool, panic: boolean, hash: number, boundedLoad: number): number =>
+  walkRing(pool, panic, hash, boundedLoad, undefined)
+
+/**
+ * The ring walk of `pickRing`, skipping the hosts `skip` names: the first
+ * eligible one clockwise from `hash` under its bounded-load capacity, else
+ * the first eligible one (every one is over capacity), else -1.
+ */
+const walkRing = (
+  pool: Pool,
+  panic: boolean,
+  hash: number,
+  boundedLoad: number,
+  skip: ((h: Host) => boolean) | undefined
+): number => {
   const ring = pool.ring
   if (ring === undefined || ring.points.length === 0) return -1
   const hosts = pool.hosts
@@ -390,7 +404,7 @@ export const pickRing = (pool: Pool, panic: boolean, hash: number, boundedLoad: 
   for (let k = 0; k < size; k++) {
     const owner = ring.owners[(start + k) % size] ?? -1
     const h = hosts[owner]
-    if (h === undefined || !eligible(h, panic)) continue
+    if (h === undefined || !eligible(h, panic) || skip?.(h) === true) continue
     if (capacity === 0 || h.inFlight < capacity) return owner
     if (fallback < 0) fallback = owner
   }
@@ -437,7 +451,8 @@ export const sampleWhere = (
  * preference, never a reason to fail); otherwise another eligible host that
  * is not avoided, chosen as the strategy would: the next one in the set's
  * order after `picked` (round robin, which then moves on past it), the next
- * one clockwise from the key's point (ring hash with a key), or two weighted
+ * one clockwise from the key's point under its bounded-load capacity (ring
+ * hash with a key; past the capacity only when every such host is), or two weighted
  * random candidates compared (least requests, peak EWMA), one (random).
  */
 export const pickAvoiding = (
@@ -449,7 +464,8 @@ export const pickAvoiding = (
   random: () => number,
   now: number,
   decayMillis: number,
-  hash: number | undefined
+  hash: number | undefined,
+  boundedLoad: number
 ): number => {
   const hosts = pool.hosts
   const first = hosts[picked]
@@ -481,14 +497,9 @@ export const pickAvoiding = (
         const i = sampleWhere(pool, panic, random, skip)
         return i < 0 ? picked : i
       }
-      const size = ring.points.length
-      const start = ringIndex(ring, hash)
-      for (let k = 0; k < size; k++) {
-        const owner = ring.owners[(start + k) % size] ?? -1
-        const h = hosts[owner]
-        if (h !== undefined && eligible(h, panic) && !avoided(h)) return owner
-      }
-      return picked
+      // the bound holds for a retry too: the first host clockwise not tried and under capacity
+      const i = walkRing(pool, panic, hash, boundedLoad, skip)
+      return i < 0 ? picked : i
     }
     case "random": {
       const i = sampleWhere(pool, panic, random, skip)
