@@ -10,7 +10,8 @@
  *
  * - `layer(options)` connects one server, `layerCluster(nodes, options)` a
  *   cluster; both connect when built (an unreachable server fails the layer
- *   with `IoRedisError`) and quit when their scope closes.
+ *   with `IoRedisError`) and quit when their scope closes (a server that
+ *   does not answer `QUIT` within a second has its socket closed).
  * - `eval` is cluster-safe: `EVALSHA` is routed by the script's first key, and
  *   on `NOSCRIPT` the same call is sent as `EVAL`, which lands on the same
  *   node and caches the script there. Scripts touching several keys must
@@ -43,6 +44,7 @@ import { createHash } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redis_ from "effect/persistence/Redis"
@@ -88,17 +90,19 @@ export class IoRedis extends Context.Service<
 
 const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
+/** How long closing a connection waits for the server's reply to `QUIT` before closing the socket. */
+const quitTimeout = Duration.seconds(1)
+
 const fromClient = (client: Client) =>
   Effect.gen(function* () {
     // Connection errors reach callers as failed commands (IoRedisError,
     // RedisError); without a listener ioredis also prints each one to stderr.
     client.on("error", () => undefined)
+    // QUIT, waiting for a server that never answers at most `quitTimeout`: then the socket is closed
     yield* Effect.addFinalizer(() =>
-      Effect.promise(() =>
-        client.quit().then(
-          () => undefined,
-          () => client.disconnect()
-        )
+      Effect.tryPromise(() => client.quit()).pipe(
+        Effect.timeout(quitTimeout),
+        Effect.catchCause(() => Effect.sync(() => client.disconnect()))
       )
     )
     yield* Effect.tryPromise({

@@ -94,10 +94,12 @@ type Args = ReadonlyArray<string>
 /**
  * A script over the engine, runnable as a Redis function too: the engine's
  * functions are then defined once, when the library loads, not on each call.
+ * Its one parameter: the circuit's key, the index's key, then the arguments
+ * (the breaker's settings first).
  */
 const script = <Result>(body: string) =>
   asFunction(
-    Redis.script((circuit: string, index: string, args: Args) => [circuit, index, ...args], {
+    Redis.script((keysAndArgs: Args) => keysAndArgs, {
       numberOfKeys: 2,
       lua: `${Lua.definitions}${body}`
     }).withReturnType<Result>(),
@@ -105,18 +107,16 @@ const script = <Result>(body: string) =>
     body
   )
 
-type TransitionReply = readonly [from: string, to: string, openMillis: string, consecutiveOpenings: string]
-type Need = readonly [tag: "need", n: string]
+/** One value of a reply: an integer reply, or a string (see `Lua.exact`). */
+type ReplyValue = string | number
+/** A transition: { from, to, openMillis, consecutiveOpenings }, or 0 for none. */
+type TransitionReply = 0 | ReadonlyArray<ReplyValue>
 
-// { "ok", verdict, generation, retryAfterMillis, ...transition } | { "need", n }
-const admitScript = script<
-  readonly [tag: "ok", verdict: string, generation: string, retryAfterMillis: string, ...TransitionReply] | Need
->(Lua.admit)
-// { "ok", ...transition } | { "need", n }
-const recordScript = script<readonly [tag: "ok", ...TransitionReply] | Need>(Lua.record)
-// { "ok", ...transition }
-const forceScript = script<readonly [tag: "ok", ...TransitionReply]>(Lua.force)
-// the circuit as JSON, or null
+// the generation (admitted by a closed circuit) | the full admission | n: the n-th opening's duration is needed
+const admitScript = script<string | number | ReadonlyArray<ReplyValue>>(Lua.admit)
+// a transition | n: the n-th opening's duration is needed (0 is no transition)
+const recordScript = script<number | ReadonlyArray<ReplyValue>>(Lua.record)
+const forceScript = script<TransitionReply>(Lua.force)
 // [the circuit as JSON or null, Redis time in ms]
 const readScript = script<readonly [string | null, number]>(Lua.read)
 // [name, json, name, json, ...]
@@ -130,13 +130,6 @@ const sizeScript = script<number>(Lua.size)
 // replies
 // ---------------------------------------------------------------------------
 
-const verdicts: ReadonlyArray<CircuitBreaker.Admission["verdict"]> = [
-  "Admit",
-  "Probe",
-  "RejectOpen",
-  "RejectHalfOpen",
-  "RejectForced"
-]
 const states: ReadonlyArray<CircuitBreaker.StateTag> = [
   "Closed",
   "Open",
@@ -148,22 +141,48 @@ const states: ReadonlyArray<CircuitBreaker.StateTag> = [
 
 class ReplyError extends Error {}
 
-const stateOf = (s: string): CircuitBreaker.StateTag => {
+const stateOf = (s: ReplyValue | undefined): CircuitBreaker.StateTag => {
   const state = states.find((known) => known === s)
   if (state === undefined) throw new ReplyError(`unknown state ${s}`)
   return state
 }
 
-const transitionOf = (reply: TransitionReply): CircuitBreaker.Transition | undefined => {
-  const [from, to, openMillis, consecutiveOpenings] = reply
-  if (from === "") return undefined
+/** The transition whose four values start at `at` in `reply` (from "" or absent: none). */
+const transitionAt = (reply: ReadonlyArray<ReplyValue>, at: number): CircuitBreaker.Transition | undefined => {
+  const from = reply[at]
+  if (from === "" || from === undefined) return undefined
   return {
     from: stateOf(from),
-    to: stateOf(to),
-    openMillis: numberReply(openMillis),
-    consecutiveOpenings: numberReply(consecutiveOpenings)
+    to: stateOf(reply[at + 1]),
+    openMillis: numberReply(reply[at + 2]),
+    consecutiveOpenings: numberReply(reply[at + 3])
   }
 }
+
+const transitionOf = (reply: TransitionReply): CircuitBreaker.Transition | undefined =>
+  reply === 0 ? undefined : transitionAt(reply, 0)
+
+/** A full admission reply: { verdict (1-based), generation, retryAfterMillis, ...transition }. */
+const admissionOf = (reply: ReadonlyArray<ReplyValue>): CircuitBreaker.Admission => {
+  const verdict = Lua.verdictCodes[Number(reply[0]) - 1]
+  if (verdict === undefined) throw new ReplyError(`unknown verdict ${reply[0]}`)
+  return {
+    verdict,
+    generation: Number(reply[1]),
+    retryAfterMillis: Math.max(0, numberReply(reply[2])),
+    transition: transitionAt(reply, 3)
+  }
+}
+
+/** A closed circuit's admission: its generation alone. */
+const admitted = (generation: string): CircuitBreaker.Admission => ({
+  verdict: "Admit",
+  generation: Number(generation),
+  retryAfterMillis: 0,
+  transition: undefined
+})
+
+const noTransition: Effect.Effect<CircuitBreaker.Transition | undefined> = Effect.succeed(undefined)
 
 /** The circuit as the scripts keep it (cjson). */
 const CircuitJson = Schema.Struct({
@@ -288,13 +307,14 @@ const circuitsOf = (
   const tag = `${prefix}{${options.name}}`
   const base = `${tag}:c:`
   const index = `${tag}:i`
-  const head: Args = [
-    ...Lua.configArgs(config),
-    numberArg(options.idleTimeToLiveMillis),
-    numberArg(options.maxKeys),
-    numberArg(leaseMillis),
-    base
-  ]
+  // every call's first argument: made once, parsed once per library and kept by its text
+  const settings = Lua.settingsText(config, {
+    idleMillis: options.idleTimeToLiveMillis,
+    maxKeys: options.maxKeys,
+    leaseMillis,
+    base,
+    initialState: options.initialState
+  })
   const storeError = (operation: string) => (cause: unknown) =>
     new CircuitBreaker.CircuitBreakerError({
       reason: new CircuitBreaker.CircuitBreakerStoreError({
@@ -302,6 +322,8 @@ const circuitsOf = (
         cause
       })
     })
+  const admitFailed = storeError("admit")
+  const recordFailed = storeError("record")
   /** Runs a script; parses its reply, mapping every failure to the store error. */
   const run = <R, A>(
     operation: string,
@@ -312,31 +334,8 @@ const circuitsOf = (
       Effect.flatMap((reply) => Effect.try({ try: () => parse(reply), catch: (cause) => cause })),
       Effect.mapError(storeError(operation))
     )
-  /**
-   * Runs a script that may answer `need n`: the duration of the n-th opening,
-   * which it is then given on the next try.
-   */
-  const withOpenings = <R extends ReadonlyArray<string>, A>(
-    operation: string,
-    call: (openN: number, openMillis: number) => Effect.Effect<R | Need, Redis.RedisError>,
-    parse: (reply: R) => A
-  ): Effect.Effect<A, CircuitBreaker.CircuitBreakerError> => {
-    const attempt = (
-      openN: number,
-      openMillis: number,
-      tries: number
-    ): Effect.Effect<A, CircuitBreaker.CircuitBreakerError> =>
-      run(operation, call(openN, openMillis), (reply) => reply).pipe(
-        Effect.flatMap((reply) => {
-          if (!isNeed(reply)) return Effect.try({ try: () => parse(reply), catch: storeError(operation) })
-          if (tries >= maxTries) return Effect.fail(storeError(operation)(new ReplyError("the circuit kept changing")))
-          const n = numberReply(reply[1])
-          return attempt(n, openMillisFor(n), tries + 1)
-        })
-      )
-    return Effect.suspend(() => attempt(0, 0, 1))
-  }
-  const keyOf = (key: string) => `${base}${key}`
+  const keptChanging = (failed: (cause: unknown) => CircuitBreaker.CircuitBreakerError) =>
+    Effect.fail(failed(new ReplyError("the circuit kept changing")))
   const admitRedis = redis.eval(admitScript)
   const recordRedis = redis.eval(recordScript)
   const forceRedis = redis.eval(forceScript)
@@ -345,48 +344,63 @@ const circuitsOf = (
   const importRedis = redis.eval(importScript)
   const sizeRedis = redis.eval(sizeScript)
 
+  /**
+   * Admits on `key`; a script that answers n (the duration of the n-th
+   * opening is needed) runs again with it (`openN`, 0 for none).
+   */
+  const admit = (
+    key: string,
+    openN: number,
+    tries: number
+  ): Effect.Effect<CircuitBreaker.Admission, CircuitBreaker.CircuitBreakerError> =>
+    Effect.flatMap(
+      Effect.mapError(
+        admitRedis(
+          openN === 0
+            ? [base + key, index, settings]
+            : [base + key, index, settings, String(openN), numberArg(openMillisFor(openN))]
+        ),
+        admitFailed
+      ),
+      (reply) =>
+        typeof reply === "string"
+          ? Effect.succeed(admitted(reply))
+          : typeof reply === "number"
+            ? tries >= maxTries
+              ? keptChanging(admitFailed)
+              : admit(key, reply, tries + 1)
+            : Effect.try({ try: () => admissionOf(reply), catch: admitFailed })
+    )
+
+  type RecordOptions = Parameters<CircuitBreaker.Circuits["record"]>[0]
+  /** Records an outcome; runs again with the n-th opening's duration when asked for it (`openN`, 0 for none). */
+  const record = (
+    o: RecordOptions,
+    openN: number,
+    tries: number
+  ): Effect.Effect<CircuitBreaker.Transition | undefined, CircuitBreaker.CircuitBreakerError> => {
+    const args = [base + o.key, index, settings, String(o.generation), o.outcome, numberArg(o.durationMillis)]
+    if (openN !== 0) args.push(numberArg(o.hintMillis), String(openN), numberArg(openMillisFor(openN)))
+    else if (o.hintMillis !== 0) args.push(numberArg(o.hintMillis))
+    return Effect.flatMap(Effect.mapError(recordRedis(args), recordFailed), (reply) =>
+      reply === 0
+        ? noTransition
+        : typeof reply === "number"
+          ? tries >= maxTries
+            ? keptChanging(recordFailed)
+            : record(o, reply, tries + 1)
+          : Effect.try({ try: () => transitionAt(reply, 0), catch: recordFailed })
+    )
+  }
+
   return {
     local: undefined,
-    admit: (key) =>
-      withOpenings(
-        "admit",
-        (openN, openMillis) =>
-          admitRedis(keyOf(key), index, [...head, numberArg(openN), numberArg(openMillis), key, options.initialState]),
-        (reply): CircuitBreaker.Admission => {
-          const [, verdict, generation, retryAfterMillis, ...transition] = reply
-          const known = verdicts.find((v) => v === verdict)
-          if (known === undefined) throw new ReplyError(`unknown verdict ${verdict}`)
-          return {
-            verdict: known,
-            generation: Number(generation),
-            retryAfterMillis: Math.max(0, numberReply(retryAfterMillis)),
-            transition: transitionOf(transition)
-          }
-        }
-      ),
-    record: ({ durationMillis, generation, hintMillis, key, outcome }) =>
-      withOpenings(
-        "record",
-        (openN, openMillis) =>
-          recordRedis(keyOf(key), index, [
-            ...head,
-            numberArg(openN),
-            numberArg(openMillis),
-            key,
-            String(generation),
-            outcome,
-            numberArg(durationMillis),
-            numberArg(hintMillis)
-          ]),
-        ([, ...transition]) => transitionOf(transition)
-      ),
-    force: (key, to) =>
-      run("force", forceRedis(keyOf(key), index, [...head, "0", "0", key, to]), ([, ...transition]) =>
-        transitionOf(transition)
-      ),
+    admit: (key) => admit(key, 0, 1),
+    record: (recordOptions) => record(recordOptions, 0, 1),
+    force: (key, to) => run("force", forceRedis([base + key, index, settings, to]), transitionOf),
     read: (key) =>
       Effect.flatMap(
-        run("read", readRedis(keyOf(key), index, [...head, "0", "0"]), ([json, redisNow]) => ({
+        run("read", readRedis([base + key, index, settings]), ([json, redisNow]) => ({
           circuit: json === null ? undefined : toCircuit(decodeCircuit(json)),
           redisNow: numberReply(redisNow)
         })),
@@ -399,7 +413,7 @@ const circuitsOf = (
             )
           )
       ),
-    export: run("export", exportRedis(index, index, [...head, "0", "0"]), (reply) => {
+    export: run("export", exportRedis([index, index, settings]), (reply) => {
       const circuits: Array<readonly [string, CircuitBreaker.CircuitData]> = []
       for (let i = 0; i + 1 < reply.length; i += 2) {
         const [name, json] = [reply[i], reply[i + 1]]
@@ -409,12 +423,12 @@ const circuitsOf = (
       return circuits
     }),
     import: (circuits) => {
-      const args: Array<string> = []
+      const args: Array<string> = [index, index, settings]
       for (const [key, data] of circuits) args.push(key, toJson(CircuitBreaker.circuitFromData(data, config, 0)))
-      return run("import", importRedis(index, index, [...head, "0", "0", ...args]), () => undefined)
+      return run("import", importRedis(args), () => undefined)
     },
     // the store's own size: a failure reads as the last size nobody knows, so 0
-    size: sizeRedis(index, index, [...head, "0", "0"]).pipe(
+    size: sizeRedis([index, index, settings]).pipe(
       Effect.map((n) => Number(n)),
       Effect.orElseSucceed(() => 0)
     )
@@ -426,8 +440,6 @@ const describe = (cause: unknown): string => {
   const inner = cause instanceof Redis.RedisError ? cause.cause : cause
   return inner instanceof Error ? inner.message : String(inner)
 }
-
-const isNeed = (reply: ReadonlyArray<string>): reply is Need => reply[0] === "need"
 
 /**
  * Makes the store over the current `Redis` service.
@@ -659,7 +671,8 @@ export interface SyncStats {
 
 /**
  * The background sync of a local-first store: its statistics, and a sync on
- * demand (on shutdown, or to drive tests without waiting for the interval).
+ * demand (to drive tests without waiting for the interval; a breaker's last
+ * sync, when its scope closes, is made for it).
  *
  * @category services
  * @since 0.1.0
@@ -690,6 +703,8 @@ interface Delta {
   slow: number
   trailing: number
   allFailed: boolean
+  /** When its oldest outcomes were taken by a sync that failed (they are carried to the next), else undefined. */
+  carriedSince: number | undefined
 }
 
 /** What this process last learned of a key from the fleet. */
@@ -760,11 +775,17 @@ export const makeStoreLocalFirst = (
           numberArg(config.bucketMillis),
           numberArg(config.minimumCalls)
         ]
+        // how long a failed sync's outcomes are carried: a time window's span (a count window keeps its last
+        // calls, however old)
+        const carriedForMillis =
+          config.windowType === "time" ? config.windowSize * config.bucketMillis : Number.POSITIVE_INFINITY
         const errorsMetric = Metric.withAttributes(syncErrorsMetric, { [Telemetry.attributes.name]: name })
         const durationMetric = Metric.withAttributes(syncDurationMetric, { [Telemetry.attributes.name]: name })
 
         // ---- what the hot path feeds: outcome deltas per key, and the keys to watch
         let dirty = new Map<string, Delta>()
+        // the deltas of failed syncs, for the next (see `carry`)
+        const carried = new Map<string, Delta>()
         let lastKey: string | undefined
         let lastDelta: Delta | undefined
         const watch = new Set<string>()
@@ -789,7 +810,7 @@ export const makeStoreLocalFirst = (
           let d = key === lastKey ? lastDelta : dirty.get(key)
           if (d === undefined) {
             if (dirty.size >= options.maxKeys) return
-            d = { calls: 0, failures: 0, slow: 0, trailing: 0, allFailed: true }
+            d = { calls: 0, failures: 0, slow: 0, trailing: 0, allFailed: true, carriedSince: undefined }
             dirty.set(key, d)
           }
           lastKey = key
@@ -901,12 +922,54 @@ export const makeStoreLocalFirst = (
           }
         }
 
+        /**
+         * Keeps the delta of a key whose sync failed for the next sync (merged before the key's newer
+         * outcomes there): for at most `maxKeys` keys, a count window's at most its size (scaled), a time
+         * window's until older than the window's span (see `take`).
+         */
+        const carry = (key: string, d: Delta, takenAt: number) => {
+          if (config.windowType === "count" && d.calls > config.windowSize) {
+            const scale = config.windowSize / d.calls
+            d.failures = Math.round(d.failures * scale)
+            d.slow = Math.round(d.slow * scale)
+            d.calls = config.windowSize
+          }
+          d.carriedSince ??= takenAt
+          if (carried.size < options.maxKeys || carried.has(key)) carried.set(key, d)
+        }
+
+        /** The delta to report for a key: what a failed sync left (unless too old), then what came since. */
+        const withCarried = (key: string, fresh: Delta | undefined, now: number): Delta | undefined => {
+          const old = carried.get(key)
+          if (old === undefined) return fresh
+          carried.delete(key)
+          if (old.carriedSince !== undefined && now - old.carriedSince > carriedForMillis) return fresh
+          if (fresh === undefined) return old
+          // the old run, then the fresh one
+          const run = Fleet.concat(old, fresh)
+          return {
+            calls: old.calls + fresh.calls,
+            failures: old.failures + fresh.failures,
+            slow: old.slow + fresh.slow,
+            trailing: run.trailing,
+            allFailed: run.allFailed,
+            carriedSince: old.carriedSince
+          }
+        }
+
         /** Takes the keys to report and their deltas: keys with activity first, then watched ones. */
-        const take = () => {
+        const take = (now: number) => {
           const keys: Array<string> = []
           const deltas: Array<Delta | undefined> = []
           for (const [key, d] of dirty) {
             if (keys.length >= o.maxKeysPerSync) break
+            keys.push(key)
+            deltas.push(withCarried(key, d, now))
+          }
+          for (const [key] of carried) {
+            if (keys.length >= o.maxKeysPerSync) break
+            const d = withCarried(key, undefined, now)
+            if (d === undefined) continue
             keys.push(key)
             deltas.push(d)
           }
@@ -924,8 +987,9 @@ export const makeStoreLocalFirst = (
           return { keys, deltas }
         }
 
-        const syncOnce = Effect.suspend(() => {
-          const { deltas, keys } = take()
+        const syncOnce = Clock.clockWith((clock) => {
+          const takenAt = clock.currentTimeMillisUnsafe()
+          const { deltas, keys } = take(takenAt)
           const args: Array<string> = [...head]
           args[6] = numberArg(since)
           const reported = new Map<string, number>()
@@ -956,11 +1020,17 @@ export const makeStoreLocalFirst = (
           }
           return runSync(changesKey, tag, args).pipe(
             Effect.timeout(Duration.millis(o.syncTimeoutMillis)),
-            // a failed sync's deltas are dropped (they are stale by the time Redis is back),
-            // but its keys are reported again at the next sync: a local opening still reaches the fleet
-            Effect.tapCause(() =>
+            // a failed sync's keys are reported again at the next sync (a local opening still reaches the
+            // fleet), and its deltas are carried into it (see `carry`); an interrupted one's are not: the
+            // store is closing, and its script may have run
+            Effect.tapCause((cause) =>
               Effect.sync(() => {
                 for (const key of keys) if (watch.size < options.maxKeys) watch.add(key)
+                if (Cause.hasInterruptsOnly(cause)) return
+                for (let i = 0; i < keys.length; i++) {
+                  const d = deltas[i]
+                  if (d !== undefined) carry(keys[i] ?? "", d, takenAt)
+                }
               })
             ),
             Effect.flatMap((reply) =>
@@ -1018,7 +1088,15 @@ export const makeStoreLocalFirst = (
 
         const entry: BreakerSync = { name, sync }
         breakers.add(entry)
-        yield* Effect.addFinalizer(() => Effect.sync(() => breakers.delete(entry)))
+        // when the breaker goes (its scope closes, as on shutdown), its outcomes not yet synced are flushed
+        // in one last sync, bounded: it waits at most one sync in flight and its own syncTimeout
+        yield* Effect.addFinalizer(() =>
+          Effect.suspend(() => (dirty.size === 0 && carried.size === 0 ? Effect.void : lock.withPermits(1)(sync))).pipe(
+            Effect.timeout(Duration.millis(2 * o.syncTimeoutMillis)),
+            Effect.ignore,
+            Effect.ensuring(Effect.sync(() => breakers.delete(entry)))
+          )
+        )
 
         const hooked: CircuitBreaker.LocalCircuits = {
           ...local,
@@ -1106,8 +1184,12 @@ const syncDurationMetric = Metric.histogram(Telemetry.circuitBreakerSync.duratio
  *   the others hold it open while they sync.
  * - Redis unreachable: every process decides alone; failed syncs are counted
  *   (`LocalFirstSync.stats`, `resilience.circuit_breaker.sync.errors`) and
- *   the next successful sync publishes what happened meanwhile (openings,
- *   not the counts).
+ *   the next successful sync publishes what happened meanwhile: openings,
+ *   and the failed syncs' counts, merged before the newer ones — bounded:
+ *   for at most `maxKeys` keys, a count window's at most its size (scaled
+ *   down), a time window's only while younger than the window's span.
+ * - Shutdown: when a breaker's scope closes, its counts not yet synced are
+ *   flushed in one last sync, which waits at most twice `syncTimeout`.
  *
  * **Gotchas**
  *
@@ -1115,6 +1197,8 @@ const syncDurationMetric = Metric.histogram(Telemetry.circuitBreakerSync.duratio
  *   the process, and the sync leaves such circuits alone.
  * - A fleet count window is approximate (each flush in full, older counts
  *   scaled down); a time window's counts land in the bucket of their flush.
+ * - A sync that timed out may still have run in Redis: its counts, kept for
+ *   the next sync, may then count twice (within the bounds above).
  *
  * @see {@link layerStore} for one shared circuit per key, every call in Redis.
  *

@@ -32,8 +32,7 @@
  * **Example** (One quota for every process)
  *
  * ```ts
- * import { Buffer } from "node:buffer"
-import { RateLimiter } from "@effect-resilience/core"
+ * import { RateLimiter } from "@effect-resilience/core"
  * import { IoRedis, RedisRateLimiter } from "@effect-resilience/redis"
  * import { Effect, Layer } from "effect"
  *
@@ -53,6 +52,7 @@ import { RateLimiter } from "@effect-resilience/core"
  * @stability experimental
  * @since 0.1.0
  */
+import { Buffer } from "node:buffer"
 import { RateLimiter } from "@effect-resilience/core"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"

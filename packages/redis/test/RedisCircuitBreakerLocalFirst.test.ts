@@ -304,6 +304,25 @@ describe("RedisCircuitBreaker.layerStoreLocalFirst", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a breaker's outcomes not yet synced are flushed in one last sync when its scope closes", () =>
+    Effect.gen(function* () {
+      const name = unique("flush")
+      const options: CircuitBreaker.Input = { name, failureRateThreshold: 0.5, slidingWindowSize: 10, minimumCalls: 4 }
+      const scope = yield* Scope.make()
+      const a = yield* processOn(options).pipe(Scope.provide(scope))
+      yield* fail(a.breaker)
+      yield* fail(a.breaker)
+      // A shuts down before its next sync (an hour away)
+      yield* Scope.close(scope, Exit.void)
+      const b = yield* processOn(options)
+      yield* fail(b.breaker)
+      yield* fail(b.breaker)
+      // B's two failures alone are under minimumCalls: the fleet holds A's two as well
+      yield* b.sync.syncNow
+      assert.strictEqual((yield* b.breaker.state())._tag, "Open")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("bad options: one InvalidOptions naming every bad field", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(
@@ -406,6 +425,106 @@ const ownServer = (port: number) =>
   )
 
 describe("RedisCircuitBreaker.layerStoreLocalFirst without Redis", () => {
+  const rate: Omit<CircuitBreaker.Input, "name"> = { failureRateThreshold: 0.5, slidingWindowSize: 10, minimumCalls: 4 }
+
+  /** Syncs until one succeeds (the connection is back), for up to 10 seconds. */
+  const syncedAgain = (sync: RedisCircuitBreaker.LocalFirstSync["Service"]) =>
+    Effect.gen(function* () {
+      const before = (yield* sync.stats).syncs
+      for (let i = 0; i < 400; i++) {
+        yield* sync.syncNow
+        if ((yield* sync.stats).syncs > before) return
+        yield* Effect.sleep("25 millis")
+      }
+      assert.fail("no successful sync within 10 seconds")
+    })
+
+  it.live(
+    "a failed sync's outcomes are kept and flushed by the next one that succeeds",
+    () =>
+      Effect.gen(function* () {
+        const port = yield* RedisServer.freePort()
+        const options: CircuitBreaker.Input = { name: unique("carried"), ...rate }
+        const serverScope = yield* Scope.make()
+        yield* ownServer(port).pipe(Scope.provide(serverScope))
+        const connection = () => IoRedis.layer({ host: "127.0.0.1", port, enableOfflineQueue: false })
+        const a = yield* processOn(options, {}, connection())
+        yield* Scope.close(serverScope, Exit.void)
+        // two failures while Redis is away: the sync that reports them fails
+        yield* fail(a.breaker)
+        yield* fail(a.breaker)
+        yield* a.sync.syncNow
+        assert.strictEqual((yield* a.sync.stats).errors, 1)
+        yield* ownServer(port)
+        yield* syncedAgain(a.sync)
+        // B's two failures and A's carried two: four in four, the fleet opens
+        const b = yield* processOn(options, {}, connection())
+        yield* fail(b.breaker)
+        yield* fail(b.breaker)
+        yield* b.sync.syncNow
+        assert.strictEqual((yield* b.breaker.state())._tag, "Open")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "a failed sync's outcomes are kept no longer than a time window spans",
+    () =>
+      Effect.gen(function* () {
+        const port = yield* RedisServer.freePort()
+        const options: CircuitBreaker.Input = {
+          name: unique("aged"),
+          ...CircuitBreaker.timeRate({ threshold: 0.5, window: "600 millis", buckets: 2, minimumCalls: 4 })
+        }
+        const serverScope = yield* Scope.make()
+        yield* ownServer(port).pipe(Scope.provide(serverScope))
+        const connection = () => IoRedis.layer({ host: "127.0.0.1", port, enableOfflineQueue: false })
+        const a = yield* processOn(options, {}, connection())
+        yield* Scope.close(serverScope, Exit.void)
+        yield* fail(a.breaker)
+        yield* fail(a.breaker)
+        yield* a.sync.syncNow
+        assert.strictEqual((yield* a.sync.stats).errors, 1)
+        // A's failures leave the window before Redis is back: they are dropped, not flushed
+        yield* Effect.sleep("700 millis")
+        yield* ownServer(port)
+        yield* syncedAgain(a.sync)
+        const b = yield* processOn(options, {}, connection())
+        yield* fail(b.breaker)
+        yield* fail(b.breaker)
+        yield* b.sync.syncNow
+        assert.strictEqual((yield* b.breaker.state())._tag, "Closed")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "the last sync when a breaker's scope closes is bounded: a Redis that never answers does not hold up shutdown",
+    () =>
+      Effect.gen(function* () {
+        const port = yield* RedisServer.freePort()
+        const server = yield* ownServer(port)
+        // the connection outlives the process's scope (its own close is bounded too: see IoRedis)
+        const connection = yield* Layer.build(IoRedis.layer({ host: "127.0.0.1", port }))
+        const scope = yield* Scope.make()
+        const a = yield* processOn(
+          { name: unique("bounded-flush"), ...rate },
+          { syncTimeout: "200 millis" },
+          Layer.succeedContext(connection)
+        ).pipe(Scope.provide(scope))
+        yield* fail(a.breaker)
+        // the server stops answering, its connections still open
+        server.child.kill("SIGSTOP")
+        const start = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        const elapsed = Date.now() - start
+        // it tried (a sync timeout), and gave up within two
+        assert.isAtLeast(elapsed, 190, `shutdown took ${elapsed} ms: no last sync`)
+        assert.isBelow(elapsed, 1_000, `shutdown took ${elapsed} ms`)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
   it.live(
     "Redis stopped: calls keep being decided locally, sync errors are counted, and a restart syncs again",
     () =>

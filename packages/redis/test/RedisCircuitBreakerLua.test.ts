@@ -37,9 +37,9 @@ const openMillisFor = (n: number): number => Math.min(50 * 2 ** (n - 1), 1_000)
  * a copy, redone with the opening's duration when the engine asks for it.
  * Returns, per op, `[verdict, from, to, openMillis, openings, circuit JSON]`.
  */
-const driver = `${Lua.definitions}${Lua.perCall}${Lua.configHead}
-local ops = cjson.decode(ARGV[OPS + 2])
-local start = tonumber(ARGV[OPS + 3])
+const driver = `${Lua.definitions}${Lua.perCall}
+local ops = cjson.decode(ARGV[2])
+local start = tonumber(ARGV[3])
 local function copy(c) return cjson.decode(cjson.encode(c)) end
 local c = make(nextGeneration(0))
 local gens = {}
@@ -82,6 +82,77 @@ end
 return out
 `
 
+/**
+ * The same ops through the store's operations (`admitCall`, `recordCall`,
+ * `forceCall`) on a real key, with the script's clock set to the trace's
+ * time: the hot paths (an admission on three fields, a record writing back
+ * only the numbers and window), the reused tables, load and save, the index
+ * touch and the replies as the client reads them; before each op, another
+ * circuit (a longer time window, a ring) is loaded into the same tables, as
+ * a library's breakers share them. Returns, per op,
+ * `[verdict, from, to, openMillis, openings, circuit JSON]` read back from
+ * the key; deletes its keys.
+ */
+const storeDriver = `${Lua.definitions}${Lua.perCall}
+local ops = cjson.decode(ARGV[2])
+local start = tonumber(ARGV[3])
+local key = KEYS[1]
+-- another breaker's circuit, loaded before every op into the same reused tables: a longer time window and a ring
+local decoy = KEYS[3]
+redis.call("HSET", decoy, "s", "Open", "g", "1", "t", "0", "n", struct.pack(PACKED, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+  12, 13, 14, 15, 16, 17, 18), "r", "0123012", "b", string.rep(struct.pack("<dddd", 1, 2, 3, 4), 12))
+local VERDICTS = { "Admit", "Probe", "RejectOpen", "RejectHalfOpen", "RejectForced" }
+local function text(x) if type(x) == "string" then return x end return num(x) end
+local gens = {}
+local t = start
+local out = {}
+for _, o in ipairs(ops) do
+  t = t + o.step
+  now, nowMicros = t, t * 1000
+  openN, openMillisGiven = 0, 0
+  load(decoy)
+  local verdict, transition, admitted = "", nil, false
+  for _ = 1, 5 do
+    local need = nil
+    if o.op == "admit" then
+      local reply = admitCall(key)
+      if type(reply) == "number" then
+        need = reply
+      elseif type(reply) == "string" then
+        verdict, admitted = "Admit", reply
+      else
+        verdict = VERDICTS[reply[1]]
+        if reply[4] ~= "" then transition = { reply[4], reply[5], reply[6], reply[7] } end
+        admitted = (verdict == "Admit" or verdict == "Probe") and reply[2]
+      end
+    else
+      local reply = 0
+      if o.op == "record" then
+        local generation = gens[#gens - o.back]
+        -- a rejected call never runs, so it has no outcome
+        if generation ~= false then
+          reply = recordCall(key, generation or "none", o.outcome, o.durationMillis, o.hintMillis)
+        end
+      else
+        reply = forceCall(key, o.to)
+      end
+      if type(reply) == "table" then transition = reply elseif reply > 0 then need = reply end
+    end
+    if need == nil then break end
+    openN = need
+    openMillisGiven = math.min(50 * 2 ^ (need - 1), 1000)
+  end
+  if o.op == "admit" then gens[#gens + 1] = admitted end
+  local from, to, millis, openings = "", "", "0", "0"
+  if transition ~= nil then
+    from, to, millis, openings = transition[1], transition[2], text(transition[3]), text(transition[4])
+  end
+  out[#out + 1] = { verdict, from, to, millis, openings, cjson.encode(load(key) or make("0")) }
+end
+redis.call("DEL", key, KEYS[2], decoy)
+return out
+`
+
 interface LuaCircuit {
   readonly state: string
   readonly consecutive: number
@@ -97,7 +168,45 @@ interface LuaCircuit {
   readonly probesInFlight: number
   readonly probeSuccesses: number
   readonly probeFailures: number
+  readonly ring?: string
+  readonly bucketEpoch?: ReadonlyArray<number>
+  readonly bucketCalls?: ReadonlyArray<number>
+  readonly bucketFailures?: ReadonlyArray<number>
+  readonly bucketSlow?: ReadonlyArray<number>
 }
+
+type Numbers = ArrayLike<number> | undefined
+
+/** A window as both sides compare it: the ring as its digits, the buckets as arrays. */
+const windowOf = (
+  ring: string | undefined,
+  epoch: Numbers,
+  calls: Numbers,
+  failures: Numbers,
+  slow: Numbers
+): { readonly ring: string | undefined; readonly buckets: ReadonlyArray<ReadonlyArray<number>> | undefined } => ({
+  ring,
+  buckets:
+    epoch === undefined
+      ? undefined
+      : [Array.from(epoch), Array.from(calls ?? []), Array.from(failures ?? []), Array.from(slow ?? [])]
+})
+
+const luaFields = (c: LuaCircuit) => ({
+  ...fields(c),
+  ...windowOf(c.ring, c.bucketEpoch, c.bucketCalls, c.bucketFailures, c.bucketSlow)
+})
+
+const tsFields = (c: engine.Circuit) => ({
+  ...fields(c),
+  ...windowOf(
+    c.ring === undefined ? undefined : Array.from(c.ring).join(""),
+    c.bucketEpoch,
+    c.bucketCalls,
+    c.bucketFailures,
+    c.bucketSlow
+  )
+})
 
 const fields = (c: LuaCircuit | engine.Circuit) => ({
   state: c.state,
@@ -163,7 +272,7 @@ const runTs = (config: engine.Config, ops: ReadonlyArray<Op>, start: number) => 
         transition === undefined
           ? undefined
           : [transition.from, transition.to, transition.openMillis, transition.consecutiveOpenings],
-      circuit: fields(c)
+      circuit: tsFields(c)
     }
   })
 }
@@ -238,15 +347,20 @@ const realistic = (ops: ReadonlyArray<Op>): ReadonlyArray<Op> => {
   })
 }
 
-const argsOf = (config: engine.Config, ops: ReadonlyArray<Op>, start: number): ReadonlyArray<string> => [
-  ...Lua.configArgs(config),
-  "3600000",
-  "1000",
-  // probe leases never lapse here: the TypeScript engine has none
-  "1e15",
-  "unused:",
-  "0",
-  "0",
+/** The settings both drivers run with. */
+const settingsOf = (config: engine.Config, base: string): string =>
+  Lua.settingsText(config, {
+    // long enough that no key expires (in real time) during a run; short enough that traces touch the index
+    idleMillis: 60_000,
+    maxKeys: 1000,
+    // probe leases never lapse here: the TypeScript engine has none
+    leaseMillis: 1e15,
+    base,
+    initialState: "Closed"
+  })
+
+const argsOf = (config: engine.Config, ops: ReadonlyArray<Op>, start: number, base: string): ReadonlyArray<string> => [
+  settingsOf(config, base),
   JSON.stringify(ops),
   String(start)
 ]
@@ -254,41 +368,71 @@ const argsOf = (config: engine.Config, ops: ReadonlyArray<Op>, start: number): R
 const strings = (u: unknown): ReadonlyArray<ReadonlyArray<string>> =>
   Array.isArray(u) ? u.map((row) => (Array.isArray(row) ? row.map(String) : [])) : []
 
+const base = (keys: ReadonlyArray<string>): string => keys[0]?.slice(0, -1) ?? "unused:"
+
+/** Runs a driver over random configurations and traces, and compares every op's row with the TypeScript engine's. */
+const sameAsEngine = (lua: string, keys: (run: number) => ReadonlyArray<string>, numRuns: number) =>
+  Effect.gen(function* () {
+    const { client } = yield* IoRedis.IoRedis
+    const sha = String(yield* Effect.promise(() => client.call("SCRIPT", "LOAD", lua)))
+    let run = 0
+    yield* Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          configArb,
+          fc.array(opArb, { minLength: 20, maxLength: 80 }).map(realistic),
+          fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+          async (config, ops, start) => {
+            const runKeys = keys(run++)
+            // the circuit's key is the base and its name, "k"
+            const rows = strings(
+              await client.call(
+                "EVALSHA",
+                sha,
+                String(runKeys.length),
+                ...runKeys,
+                ...argsOf(config, ops, start, base(runKeys))
+              )
+            )
+            const expected = runTs(config, ops, start)
+            assert.strictEqual(rows.length, expected.length)
+            for (const [i, row] of rows.entries()) {
+              const [verdict = "", from = "", to = "", millis = "0", openings = "0", json = "{}"] = row
+              const want = expected[i]
+              if (want === undefined) continue
+              const parsed: unknown = JSON.parse(json)
+              if (!isLuaCircuit(parsed)) assert.fail(`op ${i}: not a circuit: ${json}`)
+              const context = `op ${i} (${JSON.stringify(ops[i])})`
+              assert.strictEqual(verdict, want.verdict, `${context}: verdict`)
+              assert.deepStrictEqual(
+                from === "" ? undefined : [from, to, Number(millis), Number(openings)],
+                want.transition,
+                `${context}: transition`
+              )
+              assert.deepStrictEqual(luaFields(parsed), want.circuit, `${context}: circuit`)
+            }
+          }
+        ),
+        { numRuns }
+      )
+    )
+  }).pipe(Effect.provide(standalone))
+
 describe("the breaker's Lua engine decides as the TypeScript one", () => {
   it.effect("random configurations and traces: same verdicts, transitions and counters after every operation", () =>
-    Effect.gen(function* () {
-      const { client } = yield* IoRedis.IoRedis
-      const sha = String(yield* Effect.promise(() => client.call("SCRIPT", "LOAD", driver)))
-      yield* Effect.promise(() =>
-        fc.assert(
-          fc.asyncProperty(
-            configArb,
-            fc.array(opArb, { minLength: 20, maxLength: 80 }).map(realistic),
-            fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
-            async (config, ops, start) => {
-              const rows = strings(await client.call("EVALSHA", sha, "0", ...argsOf(config, ops, start)))
-              const expected = runTs(config, ops, start)
-              assert.strictEqual(rows.length, expected.length)
-              for (const [i, row] of rows.entries()) {
-                const [verdict = "", from = "", to = "", millis = "0", openings = "0", json = "{}"] = row
-                const want = expected[i]
-                if (want === undefined) continue
-                const parsed: unknown = JSON.parse(json)
-                if (!isLuaCircuit(parsed)) assert.fail(`op ${i}: not a circuit: ${json}`)
-                const context = `op ${i} (${JSON.stringify(ops[i])})`
-                assert.strictEqual(verdict, want.verdict, `${context}: verdict`)
-                assert.deepStrictEqual(
-                  from === "" ? undefined : [from, to, Number(millis), Number(openings)],
-                  want.transition,
-                  `${context}: transition`
-                )
-                assert.deepStrictEqual(fields(parsed), want.circuit, `${context}: circuit`)
-              }
-            }
-          ),
-          { numRuns: 500 }
-        )
+    sameAsEngine(driver, () => [], 500)
+  )
+
+  it.effect(
+    "through the store's operations on a real key (hot paths, partial writes, reused tables): the same after every operation",
+    () =>
+      sameAsEngine(
+        storeDriver,
+        (run) => {
+          const tag = `{lua-store-${run}-${Math.random().toString(36).slice(2)}}`
+          return [`${tag}:c:k`, `${tag}:i`, `${tag}:c:decoy`]
+        },
+        300
       )
-    }).pipe(Effect.provide(standalone))
   )
 })

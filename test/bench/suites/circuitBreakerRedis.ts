@@ -6,6 +6,10 @@
  * The server and the breakers are made in the first contender's `setup`
  * (suites' modules load in every bench process; only this suite's starts
  * Redis). The server stops with the process.
+ *
+ * What the same contenders cost the Redis server (its script time per call,
+ * from `INFO commandstats`): `node test/bench/redisServerTime.ts
+ * circuit-breaker-redis` after a build.
  */
 import { CircuitBreaker } from "@effect-resilience/core"
 import { RedisCircuitBreaker } from "@effect-resilience/redis"
@@ -44,7 +48,9 @@ export const circuitBreakerRedis: Suite = {
     "admission and a record in Redis. The baseline is one `PING` round trip on the same connection. " +
     "effect-resilience runs `RedisCircuitBreaker.layerStore()` with a consecutive-failures policy and with a " +
     "time-based failure-rate window (10 × 1 s buckets); Effect's own `effect/persistence` breaker runs " +
-    "`layerStoreRedis` (consecutive policy) through `execute({ key })`, on the same `IoRedis` connection.",
+    "`layerStoreRedis` (consecutive policy) through `execute({ key })`, on the same `IoRedis` connection. " +
+    "Redis's own time per call (script time from `INFO commandstats`, the same contenders): " +
+    "`node test/bench/redisServerTime.ts circuit-breaker-redis`.",
   iterations: 2_000,
   baseline: "one PING round trip",
   contenders: [
