@@ -24,8 +24,8 @@ import {
   Telemetry,
   Timeout
 } from "@effect-resilience/core"
-import { Dashboard, HttpDeadline } from "@effect-resilience/http"
-import { RedisCircuitBreaker } from "@effect-resilience/redis"
+import { Dashboard, HttpDeadline, LoadShedding } from "@effect-resilience/http"
+import { RedisBulkhead, RedisCircuitBreaker } from "@effect-resilience/redis"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -144,6 +144,12 @@ export const sections = (): Record<string, string> => ({
     "annotations). `layerConfig(path)` reads the same fields, and names the bulkhead `path`.",
     "",
     Options.defaultsTable(Bulkhead.optionsDocs)
+  ].join("\n"),
+  "bulkhead-redis-store-defaults": [
+    "Options of `RedisBulkhead.layerStore` (every one optional; generated from `RedisBulkhead.StoreOptions`).",
+    "Bad values fail the layer with one `InvalidOptions` naming each.",
+    "",
+    Options.defaultsTable(RedisBulkhead.storeOptionsDocs)
   ].join("\n"),
   "bulkhead-limit-defaults": [
     "The fields of `limit`, by `algorithm`; every one but `algorithm` is optional. Generated from",
@@ -301,6 +307,23 @@ export const sections = (): Record<string, string> => ({
     "span, with the name and reason only):",
     "",
     Telemetry.eventsTable(Object.values(Telemetry.resourcePoolEvents))
+  ].join("\n"),
+  "load-shedding-defaults": [
+    "Every option is optional; the table is generated from `LoadShedding.Options` (its `description` and `default`",
+    "annotations). `layerConfig(path, code)` reads the same fields, and names the shedder `path`. `classify`, `onShed`,",
+    "`probe` and an `exclude` predicate are given in code, beside these options.",
+    "",
+    Options.defaultsTable(LoadShedding.optionsDocs)
+  ].join("\n"),
+  "load-shedding-telemetry": [
+    "Metrics (from `Telemetry.loadShedding`), read from the shedder's counters when they are exported; by shedder name",
+    "and reason, never by path or client:",
+    "",
+    Telemetry.metricsTable(Object.values(Telemetry.loadShedding)),
+    "",
+    "Events on `shedder.events` (one per change of level, never one per request):",
+    "",
+    Telemetry.eventsTable(Object.values(Telemetry.loadSheddingEvents))
   ].join("\n"),
   "dashboard-defaults": [
     "Every option is optional; the table is generated from `Dashboard.Options` (its `description` and `default`",

@@ -23,6 +23,7 @@ import { fallbackSuites } from "./suites/fallback.ts"
 import { floor } from "./suites/floor.ts"
 import { hedgeSuites } from "./suites/hedge.ts"
 import { loadBalancerSuites } from "./suites/loadBalancer.ts"
+import { loadSheddingSuites } from "./suites/loadShedding.ts"
 import { policySuite } from "./suites/policy.ts"
 import { rateLimiterSuites } from "./suites/rateLimiter.ts"
 import { rateLimiterRedis } from "./suites/rateLimiterRedis.ts"
@@ -44,6 +45,7 @@ export const suites: ReadonlyArray<Suite> = [
   ...resourcePoolSuites,
   ...fallbackSuites,
   ...loadBalancerSuites,
+  ...loadSheddingSuites,
   ...adaptiveThrottleSuites,
   policySuite,
   registrySuite

@@ -34,10 +34,15 @@
  * - Monitoring: `events` (rejections, queued and acquired waiters, limit
  *   changes), metrics named in `Telemetry.bulkhead`, span events for
  *   rejections, and `stats`.
+ * - Store: the permits live in the process unless the `BulkheadStore` in
+ *   context is remote (Redis), chosen once by `make`; the in-process path
+ *   never consults it.
  *
  * **Gotchas**
  *
- * - The permits live in this process: N replicas admit N × `maxConcurrent`.
+ * - By default the permits live in this process: N replicas admit N ×
+ *   `maxConcurrent`. Provide a remote `BulkheadStore` (`RedisBulkhead.layerStore`
+ *   in `@effect-resilience/redis`) to share them across the fleet, as leases.
  * - A call waits *inside* `isolate`: put a timeout outside it if the wait
  *   must count against the caller's deadline, and keep `maxWait` below it.
  *
@@ -80,6 +85,7 @@ import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import { type Errors, makeCompartments, monotonicMillis } from "./internal/bulkheadCompartments.ts"
 import { defaults, limitDefaults, normalizeLimit, resolveOptions, rules } from "./internal/bulkheadOptions.ts"
+import { makeRemote } from "./internal/bulkheadRemote.ts"
 import * as Options_ from "./Options.ts"
 
 /**
@@ -192,6 +198,12 @@ export interface Stats {
   readonly limit: number
   /** Changes of an integer limit, over every key, since the start (0 for a fixed bulkhead). */
   readonly limitChanges: number
+  /**
+   * Remote store failures since the start (always 0 in memory): calls let
+   * through or rejected by `onStoreError`, failed renewals and releases, and
+   * leases found run out on renewal.
+   */
+  readonly storeErrors: number
 }
 
 /**
@@ -582,6 +594,13 @@ export const Options = Schema.Struct({
       description:
         "An adaptive limit per key (`aimd`, `gradient` or `vegas`), moved between `minLimit` and `maxLimit` by the calls' latency and failures; fixed at `maxConcurrent` when unset."
     })
+  ),
+  onStoreError: Schema.optionalKey(
+    Schema.Literals(["allow", "fail"]).annotate({
+      description:
+        "Over a remote store (Redis), when the store fails: `allow` runs the call without a permit (counted in `stats.storeErrors`); `fail` rejects it (`BulkheadStoreError`).",
+      default: defaults.onStoreError
+    })
   )
 })
 
@@ -606,6 +625,8 @@ export interface Input {
   readonly sweepInterval?: Duration.Input | undefined
   /** An adaptive limit per key; see {@link Limit}. */
   readonly limit?: LimitInput | undefined
+  /** Over a remote store, what a store failure does: `allow` (default) runs the call, `fail` rejects it. */
+  readonly onStoreError?: "allow" | "fail" | undefined
 }
 
 /**
@@ -623,6 +644,8 @@ export interface ResolvedOptions {
   readonly sweepInterval: Duration.Duration
   /** The adaptive limit, when set; `maxConcurrent` is then the initial limit. */
   readonly limit?: ResolvedLimit | undefined
+  /** Over a remote store, what a store failure does. */
+  readonly onStoreError: "allow" | "fail"
 }
 
 /**
@@ -746,12 +769,30 @@ export class BulkheadCostExceeded extends Schema.TaggedError<BulkheadCostExceede
 }
 
 /**
+ * A call rejected because the remote store holding the permits (Redis)
+ * failed and the bulkhead has `onStoreError: "fail"`. The call did not run.
+ * Not a transient rejection for `Retry` (`isRejection` is false).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class BulkheadStoreError extends Schema.TaggedError<BulkheadStoreError>(
+  "@effect-resilience/core/Bulkhead/BulkheadStoreError"
+)("BulkheadStoreError", {
+  bulkhead: Schema.String,
+  key: Schema.String,
+  /** What failed, and what the store reported. */
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
  * The reasons a `BulkheadError` carries.
  *
  * @category errors
  * @since 0.1.0
  */
-export type BulkheadErrorReason = BulkheadFull | BulkheadTimeout | BulkheadCostExceeded
+export type BulkheadErrorReason = BulkheadFull | BulkheadTimeout | BulkheadCostExceeded | BulkheadStoreError
 
 /**
  * Runtime identifier of `BulkheadError`.
@@ -797,7 +838,7 @@ export type ErrorTypeId = "~@effect-resilience/core/Bulkhead/BulkheadError"
  * @since 0.1.0
  */
 export class BulkheadError extends Schema.TaggedError<BulkheadError>(ErrorTypeId)("BulkheadError", {
-  reason: Schema.Union([BulkheadFull, BulkheadTimeout, BulkheadCostExceeded])
+  reason: Schema.Union([BulkheadFull, BulkheadTimeout, BulkheadCostExceeded, BulkheadStoreError])
 }) {
   /**
    * Brand for the `isBulkheadError` guard.
@@ -825,14 +866,128 @@ export const isBulkheadError = (u: unknown): u is BulkheadError =>
 
 /**
  * Whether a value is a transient rejection (`BulkheadFull` or
- * `BulkheadTimeout`, not a cost that can never fit): the predicate for
- * `Retry`'s `while` option, which honours its `retryAfter`.
+ * `BulkheadTimeout`, not a cost that can never fit nor a failed store): the
+ * predicate for `Retry`'s `while` option, which honours its `retryAfter`.
  *
  * @category guards
  * @since 0.1.0
  */
 export const isRejection = (u: unknown): u is BulkheadError & { readonly reason: BulkheadFull | BulkheadTimeout } =>
-  isBulkheadError(u) && u.reason._tag !== "BulkheadCostExceeded"
+  isBulkheadError(u) && (u.reason._tag === "BulkheadFull" || u.reason._tag === "BulkheadTimeout")
+
+// ---------------------------------------------------------------------------
+// store
+// ---------------------------------------------------------------------------
+
+/** The in-process store: nothing remote. */
+const memoryStore: BulkheadStore = {}
+
+/**
+ * Where a bulkhead's permits live: in the process (the default: nothing to
+ * provide), or in a remote store that many processes share
+ * (`RedisBulkhead.layerStore` in `@effect-resilience/redis`), chosen once
+ * when the bulkhead is made.
+ *
+ * **Details**
+ *
+ * - In memory (`remote` absent) every feature applies and the admitted-call
+ *   path does not touch the store at all.
+ * - Over a remote store the permits of each key are leases shared by every
+ *   process: see {@link RemotePermits}. Waiting is per process: the head of
+ *   each key's line (by `priority`, then arrival) asks the store again with
+ *   capped exponential backoff and jitter until `maxWait`; there is no FIFO
+ *   across processes. An adaptive `limit` is per process, so it is refused
+ *   over a remote store (`InvalidOptions`).
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface BulkheadStore {
+  /** A remote store: when present, permits are held there; absent for the in-process store. */
+  readonly remote?: ((options: RemoteOptions) => Effect.Effect<RemotePermits, never, Scope.Scope>) | undefined
+}
+
+/**
+ * The store a bulkhead made now uses: a reference whose default is the
+ * in-process store, so `make` needs nothing provided.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const BulkheadStore: Context.Reference<BulkheadStore> = Context.Reference<BulkheadStore>(
+  "@effect-resilience/core/Bulkhead/BulkheadStore",
+  { defaultValue: () => memoryStore }
+)
+
+/**
+ * What a remote store needs to hold a bulkhead's permits.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface RemoteOptions {
+  /** The bulkhead's name: a namespace, so bulkheads sharing a store never share permits. */
+  readonly name: string
+}
+
+/**
+ * A remote acquisition's answer.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface AcquireOutcome {
+  readonly granted: boolean
+  /** Permits held on the key, over every process, after the decision. */
+  readonly held: number
+}
+
+/**
+ * A bulkhead's permits in a remote store: named leases per key, each
+ * operation one atomic step on the store's own clock.
+ *
+ * **Details**
+ *
+ * - `acquire` grants `permit` (a name unique to the call) `cost` permits when
+ *   the live leases of `key` leave room under `limit`, dropping leases that
+ *   ran out first. A permit already held is granted again (idempotent).
+ * - A lease runs out `leaseMillis` after it was granted or last renewed; the
+ *   bulkhead renews it every `renewMillis` while the call runs, so only a
+ *   process that died (or lost the store for a whole lease) loses permits.
+ * - `renew` and `release` are fenced by the permit's name: once a lease ran
+ *   out it is never renewed again (`false`), and a late `release` frees
+ *   nothing (`false`) — the permits were given back when it ran out.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface RemotePermits {
+  readonly acquire: (
+    key: string,
+    permit: string,
+    cost: number,
+    limit: number
+  ) => Effect.Effect<AcquireOutcome, BulkheadStoreError>
+  /** Extends the lease; `false` when it had run out (or was released): it is then gone for good. */
+  readonly renew: (key: string, permit: string, cost: number) => Effect.Effect<boolean, BulkheadStoreError>
+  /** Gives the permits back once; `true` when the lease was still live. */
+  readonly release: (key: string, permit: string, cost: number) => Effect.Effect<boolean, BulkheadStoreError>
+  /** Permits held on the key now, over every process. */
+  readonly held: (key: string) => Effect.Effect<number, BulkheadStoreError>
+  /** How often a running call's lease is renewed, in milliseconds (a third of the lease, typically). */
+  readonly renewMillis: number
+  /** The waiters' polling schedule, in milliseconds: the first wait about `baseMillis`, doubling up to `capMillis`. */
+  readonly poll: { readonly baseMillis: number; readonly capMillis: number }
+}
+
+/**
+ * The in-process store, the default: provide it to undo a remote store for
+ * part of a program.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export const layerStoreMemory = (): Layer.Layer<never> => Layer.succeed(BulkheadStore, memoryStore)
 
 // ---------------------------------------------------------------------------
 // constructors and layers
@@ -870,9 +1025,26 @@ export const isRejection = (u: unknown): u is BulkheadError & { readonly reason:
  */
 export const make: (input?: Input | undefined) => Effect.Effect<Bulkhead, Options_.InvalidOptions, Scope.Scope> =
   Effect.fnUntraced(function* (input?: Input | undefined) {
-    const options = yield* validateOptions(input ?? {})
+    const remote = (yield* BulkheadStore).remote
+    const options = yield* remote === undefined ? validateOptions(input ?? {}) : validateRemoteOptions(input ?? {})
     const scope = yield* Effect.scope
     const context = yield* Effect.context<never>()
+    if (remote !== undefined) {
+      // permits in a remote store: its own implementation, chosen once (the in-process path is untouched)
+      const permits = yield* remote({ name: options.name })
+      const remoteCompartments = makeRemote(options, permits, scope, context, errors)
+      yield* Scope.addFinalizer(scope, remoteCompartments.close)
+      return Bulkhead.of({
+        [TypeId]: TypeId,
+        name: options.name,
+        options,
+        isolate: remoteCompartments.isolate,
+        state: remoteCompartments.state,
+        stats: remoteCompartments.stats,
+        subscribe: remoteCompartments.subscribe,
+        events: remoteCompartments.events
+      })
+    }
     const compartments = makeCompartments(options, context, errors)
     // idle keys are swept by a fiber that lives as long as the bulkhead
     const sweepNow = Clock.clockWith((clock) => Effect.sync(() => compartments.sweep(monotonicMillis(clock))))
@@ -1018,5 +1190,40 @@ export const isolate: {
 // the implementation: internal/bulkheadCompartments.ts
 // ---------------------------------------------------------------------------
 
+/** The issue of an adaptive `limit` over a remote store: the limit is learned per process. */
+const remoteLimitIssue = (limit: unknown): Options_.Issue =>
+  new Options_.Issue({
+    path: "limit",
+    value: Options_.renderValue(limit),
+    message: "Expected no adaptive limit over a remote store (BulkheadStore): it is learned per process"
+  })
+
+/** Options over a remote store: as `validateOptions`, and no adaptive `limit`, every issue in one error. */
+const validateRemoteOptions = (input: Input): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> =>
+  input.limit === undefined
+    ? validateOptions(input)
+    : Effect.flatMap(
+        Effect.match(validateOptions(input), {
+          onFailure: (error) => error.issues,
+          onSuccess: (): ReadonlyArray<Options_.Issue> => []
+        }),
+        (issues) =>
+          Effect.fail(
+            new Options_.InvalidOptions({
+              pattern: "Bulkhead",
+              issues: issues.some((issue) => issue.path === "limit")
+                ? issues
+                : [...issues, remoteLimitIssue(input.limit)]
+            })
+          )
+      )
+
 /** What `internal/bulkheadCompartments.ts` builds rejections from. */
-const errors: Errors = { BulkheadError, BulkheadFull, BulkheadTimeout, BulkheadCostExceeded, ErrorTypeId }
+const errors: Errors = {
+  BulkheadError,
+  BulkheadFull,
+  BulkheadTimeout,
+  BulkheadCostExceeded,
+  BulkheadStoreError,
+  ErrorTypeId
+}

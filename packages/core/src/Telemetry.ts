@@ -498,7 +498,7 @@ export const bulkhead = {
     kind: "counter",
     unit: "{call}",
     description:
-      "Rejected calls by `resilience.reason`: `full` (permits taken and no room in the line), `timeout` (waited `maxWait`), `cost_exceeded` (a cost above `maxConcurrent`).",
+      "Rejected calls by `resilience.reason`: `full` (permits taken and no room in the line), `timeout` (waited `maxWait`), `cost_exceeded` (a cost above `maxConcurrent`), `store_error` (a remote store failed, with `onStoreError` `fail`; remote stores only).",
     attributes: [attributes.name, attributes.reason]
   },
   waitDuration: {
@@ -523,6 +523,14 @@ export const bulkhead = {
     description:
       "The limit of the bulkhead's own compartment (calls without a key): `maxConcurrent` when fixed, the current adaptive limit with `limit` (each key's in `state(key)` and the `LimitChanged` events).",
     attributes: [attributes.name]
+  },
+  storeErrors: {
+    name: "resilience.bulkhead.store_errors",
+    kind: "counter",
+    unit: "{error}",
+    description:
+      "Over a remote store (Redis) only: store failures (calls let through or rejected by `onStoreError`, failed renewals and releases) and leases found run out on renewal.",
+    attributes: [attributes.name]
   }
 } as const satisfies Record<string, MetricSpec>
 
@@ -538,7 +546,7 @@ export const bulkheadEvents = {
     name: "Rejected",
     severity: "warning",
     description:
-      "A call was rejected without running (`reason`: BulkheadFull, BulkheadTimeout, BulkheadCostExceeded), with its key, cost, priority and `retryAfter`; also a span event (name and reason only)."
+      "A call was rejected without running (`reason`: BulkheadFull, BulkheadTimeout, BulkheadCostExceeded, BulkheadStoreError), with its key, cost, priority and `retryAfter`; also a span event (name and reason only)."
   },
   Queued: {
     pattern: "bulkhead",
@@ -1246,6 +1254,102 @@ export const resourcePoolEvents = {
 } as const satisfies Record<string, EventSpec>
 
 /**
+ * Load shedding's metrics (the HTTP server middleware of
+ * `@effect-resilience/http`), named `resilience.load_shedding.*`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const loadShedding = {
+  requests: {
+    name: "resilience.load_shedding.requests",
+    kind: "counter",
+    unit: "{request}",
+    description:
+      "Requests seen by the shedder, by `resilience.outcome`: `admitted`, `shed` or `excluded` (a path never shed).",
+    attributes: [attributes.name, attributes.outcome]
+  },
+  shed: {
+    name: "resilience.load_shedding.shed",
+    kind: "counter",
+    unit: "{request}",
+    description:
+      "Requests shed, by `resilience.reason`: the signal over its trigger (`event_loop_delay`, `heap_used`, `rss`, `in_flight`) or `max_in_flight` (the hard cap).",
+    attributes: [attributes.name, attributes.reason]
+  },
+  episodes: {
+    name: "resilience.load_shedding.episodes",
+    kind: "counter",
+    unit: "{episode}",
+    description: "Times shedding started (the level left `none`); a fast-growing count means flapping.",
+    attributes: [attributes.name]
+  },
+  level: {
+    name: "resilience.load_shedding.level",
+    kind: "gauge",
+    unit: "1",
+    description: "What is shed now: 0 nothing, 1 sheddable requests, 2 normal and sheddable requests (critical never).",
+    attributes: [attributes.name]
+  },
+  inFlight: {
+    name: "resilience.load_shedding.in_flight",
+    kind: "gauge",
+    unit: "{request}",
+    description: "Requests admitted and still running (excluded paths not counted).",
+    attributes: [attributes.name]
+  },
+  eventLoopDelay: {
+    name: "resilience.load_shedding.event_loop_delay",
+    kind: "gauge",
+    unit: "s",
+    description: "The event-loop delay of the last sample (the probe's p99 over the interval by default).",
+    attributes: [attributes.name]
+  },
+  heapUsed: {
+    name: "resilience.load_shedding.heap_used",
+    kind: "gauge",
+    unit: "By",
+    description: "The V8 heap used at the last sample.",
+    attributes: [attributes.name]
+  },
+  rss: {
+    name: "resilience.load_shedding.rss",
+    kind: "gauge",
+    unit: "By",
+    description: "The resident set size at the last sample.",
+    attributes: [attributes.name]
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
+ * Load shedding's events: the `_tag`s of `LoadShedding.Event`.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const loadSheddingEvents = {
+  SheddingStarted: {
+    pattern: "load_shedding",
+    name: "SheddingStarted",
+    severity: "warning",
+    description: "Shedding started: a sample put a signal over its trigger (`level`, the signals over, the readings)."
+  },
+  SheddingLevelChanged: {
+    pattern: "load_shedding",
+    name: "SheddingLevelChanged",
+    severity: "warning",
+    description: "The level moved between `sheddable` (sheddable requests shed) and `normal` (normal ones too)."
+  },
+  SheddingStopped: {
+    pattern: "load_shedding",
+    name: "SheddingStopped",
+    severity: "info",
+    description:
+      "Shedding stopped after `calmSamples` calm samples (how long the episode lasted, the requests shed during it)."
+  }
+} as const satisfies Record<string, EventSpec>
+
+/**
  * Every metric the library records, in catalogue order. Patterns append their
  * entries here as they are added; the docs generator reads this list.
  *
@@ -1267,7 +1371,8 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(loadBalancer),
   ...Object.values(adaptiveThrottle),
   ...Object.values(registry),
-  ...Object.values(resourcePool)
+  ...Object.values(resourcePool),
+  ...Object.values(loadShedding)
 ]
 
 /**
@@ -1290,7 +1395,8 @@ export const events: ReadonlyArray<EventSpec> = [
   ...Object.values(loadBalancerEvents),
   ...Object.values(adaptiveThrottleEvents),
   ...Object.values(registryEvents),
-  ...Object.values(resourcePoolEvents)
+  ...Object.values(resourcePoolEvents),
+  ...Object.values(loadSheddingEvents)
 ]
 
 /**

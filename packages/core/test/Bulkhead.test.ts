@@ -128,7 +128,8 @@ describe("Bulkhead", () => {
         rejected: 0,
         keys: 0,
         limit: 4,
-        limitChanges: 0
+        limitChanges: 0,
+        storeErrors: 0
       })
     })
   )
@@ -327,7 +328,8 @@ describe("Bulkhead", () => {
         rejected: 0,
         keys: 0,
         limit: 1,
-        limitChanges: 0
+        limitChanges: 0,
+        storeErrors: 0
       })
     })
   )
@@ -429,7 +431,8 @@ describe("Bulkhead", () => {
         rejected: 20,
         keys: 0,
         limit: 1,
-        limitChanges: 0
+        limitChanges: 0,
+        storeErrors: 0
       })
     })
   )
@@ -466,9 +469,9 @@ describe("Bulkhead retryAfter", () => {
       const sleepy = Bulkhead.isolate(Effect.sleep("100 millis"), bulkhead)
       const retryAfter = (options?: Bulkhead.IsolateOptions) =>
         Effect.map(Effect.flip(Bulkhead.isolate(Effect.void, bulkhead, options)), (e) =>
-          e.reason._tag === "BulkheadCostExceeded" || e.reason.retryAfter === undefined
-            ? undefined
-            : Duration.toMillis(e.reason.retryAfter)
+          Bulkhead.isRejection(e) && e.reason.retryAfter !== undefined
+            ? Duration.toMillis(e.reason.retryAfter)
+            : undefined
         )
       // at 0: one runs (not timed: no contention yet), two wait (timed when they start), the next is rejected
       const fibers = [yield* start(sleepy), yield* start(sleepy), yield* start(sleepy)]
@@ -757,7 +760,15 @@ describe("Bulkhead options", () => {
           maxWait: Duration.toMillis(bulkhead.options.maxWait),
           sweepInterval: Duration.toMillis(bulkhead.options.sweepInterval)
         },
-        { name: "default", maxConcurrent: 10, maxQueue: 0, maxWait: 1_000, maxKeys: 10_000, sweepInterval: 30_000 }
+        {
+          name: "default",
+          maxConcurrent: 10,
+          maxQueue: 0,
+          maxWait: 1_000,
+          maxKeys: 10_000,
+          sweepInterval: 30_000,
+          onStoreError: "allow"
+        }
       )
       assert.strictEqual(bulkhead.name, "default")
     })

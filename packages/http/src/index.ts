@@ -35,6 +35,16 @@ export * as HttpChaos from "./HttpChaos.ts"
 export * as HttpDeadline from "./HttpDeadline.ts"
 
 /**
+ * Load shedding for Effect's HTTP server: while event-loop delay, heap, RSS or requests in flight are over their
+ * thresholds (sampled on an interval, with hysteresis), requests are answered 503 with `Retry-After` before the
+ * handler runs; a hard `maxInFlight` cap; critical requests never shed by pressure, sheddable ones first; health
+ * probes excluded.
+ *
+ * @since 0.1.0
+ */
+export * as LoadShedding from "./LoadShedding.ts"
+
+/**
  * The IETF `RateLimit-Policy` and `RateLimit` HTTP response fields.
  *
  * @since 0.1.0

@@ -6,6 +6,13 @@
 export * as IoRedis from "./IoRedis.ts"
 
 /**
+ * A bulkhead store on Redis or Redis Cluster: bulkheads in many processes share their permits, as leases.
+ *
+ * @since 0.1.0
+ */
+export * as RedisBulkhead from "./RedisBulkhead.ts"
+
+/**
  * A circuit breaker store on Redis or Redis Cluster: breakers in many processes share their circuits.
  *
  * @since 0.1.0

@@ -2,19 +2,24 @@
  * Bulkheads: what isolating a call adds when a permit is free, what a call
  * costs when every permit is taken and there is no line, and the waiting
  * path when callers outnumber the permits; against Effect 4's `Semaphore`
- * (`withPermits`, `withPermitsIfAvailable`) and cockatiel's `bulkhead`.
+ * (`withPermits`, `withPermitsIfAvailable`) and cockatiel's `bulkhead`; and
+ * a call over Redis (`RedisBulkhead`) against the rate limiter's
+ * `concurrency` limit over Redis, the same lease design.
  *
  * Effect contenders are compared with the Effect floor and promise ones with
  * the promise floor, as in the circuit-breaker suites. Every instance is
  * built once, at module load.
  */
-import { Bulkhead } from "@effect-resilience/core"
+import { Bulkhead, RateLimiter } from "@effect-resilience/core"
+import { RedisBulkhead, RedisRateLimiter } from "@effect-resilience/redis"
 import { bulkhead as cockatielBulkhead } from "cockatiel"
 import * as Effect from "effect/Effect"
+import * as Redis from "effect/persistence/Redis"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import { effectLoop, promiseLoop } from "../drivers.ts"
 import { packageVersion, type Suite } from "../harness.ts"
+import { onRedis } from "../redis.ts"
 
 const ours = "effect-resilience"
 const effect = "effect"
@@ -327,9 +332,58 @@ export const bulkheadQueued: Suite = {
   ]
 }
 
+// ---------------------------------------------------------------------------
+// over Redis: permits shared across processes
+// ---------------------------------------------------------------------------
+
+const { ready: redisReady, setup: redisSetup } = onRedis(
+  "bulkhead-redis",
+  Effect.gen(function* () {
+    const redis = yield* Redis.Redis
+    const bulkhead = yield* Bulkhead.make({ name: "bench-bulkhead", maxConcurrent: 1_000 }).pipe(
+      Effect.provide(RedisBulkhead.layerStore({ prefix: "bench:" }))
+    )
+    const limiter = yield* RateLimiter.make({
+      name: "bench-concurrency",
+      limits: [{ algorithm: "concurrency", limit: 1_000 }]
+    }).pipe(Effect.provide(RedisRateLimiter.layerStore({ prefix: "bench:" })))
+    return { ping: redis.send("PING"), bulkhead, limiter }
+  })
+)
+
+export const bulkheadRedis: Suite = {
+  id: "bulkhead-redis",
+  title: "Bulkhead over Redis: call with a free permit",
+  description:
+    "One call at a time through a bulkhead whose permits live in a local `redis-server` (loopback, one ioredis " +
+    "connection with `enableOfflineQueue: false`), so a permit is always free. The baseline is one `PING` round " +
+    "trip. effect-resilience runs `Bulkhead.isolate(Effect.void, bulkhead)` over `RedisBulkhead.layerStore()`: " +
+    "an acquire script, a renewal fiber forked and interrupted, and a release script (two round trips). The peer " +
+    "is the rate limiter's own `concurrency` limit over `RedisRateLimiter.layerStore()` (`limit`: a decide and a " +
+    "release, the same lease design).",
+  iterations: 2_000,
+  baseline: "one PING round trip",
+  contenders: [
+    { name: "one PING round trip", library: "ioredis", setup: redisSetup, run: effectLoop(() => redisReady().ping) },
+    {
+      name: "effect-resilience Bulkhead.isolate over Redis",
+      library: ours,
+      setup: redisSetup,
+      run: effectLoop(() => Bulkhead.isolate(Effect.void, redisReady().bulkhead))
+    },
+    {
+      name: "effect-resilience RateLimiter concurrency over Redis",
+      library: ours,
+      setup: redisSetup,
+      run: effectLoop(() => RateLimiter.limit(Effect.void, redisReady().limiter, { key: "bench" }))
+    }
+  ]
+}
+
 export const bulkheadSuites: ReadonlyArray<Suite> = [
   bulkheadSuccessEffect,
   bulkheadSuccessPromise,
   bulkheadRejected,
-  bulkheadQueued
+  bulkheadQueued,
+  bulkheadRedis
 ]

@@ -24,6 +24,7 @@ import type {
   BulkheadError,
   BulkheadErrorReason,
   BulkheadFull,
+  BulkheadStoreError,
   BulkheadTimeout,
   ErrorTypeId,
   Event,
@@ -223,8 +224,12 @@ const invalidPriority = (priority: number): RangeError =>
 const rejectionReason = {
   BulkheadFull: "full",
   BulkheadTimeout: "timeout",
-  BulkheadCostExceeded: "cost_exceeded"
+  BulkheadCostExceeded: "cost_exceeded",
+  BulkheadStoreError: "store_error"
 } as const
+
+/** The rejection reasons of a bulkhead in memory (its metric series): a store error needs a remote store. */
+const memoryRejectionReasons = ["full", "timeout", "cost_exceeded"] as const
 
 /**
  * The public module's error classes and brand: rejections are built from
@@ -235,6 +240,7 @@ export interface Errors {
   readonly BulkheadFull: typeof BulkheadFull
   readonly BulkheadTimeout: typeof BulkheadTimeout
   readonly BulkheadCostExceeded: typeof BulkheadCostExceeded
+  readonly BulkheadStoreError: typeof BulkheadStoreError
   readonly ErrorTypeId: ErrorTypeId
 }
 
@@ -275,6 +281,7 @@ export const makeCompartments = (
     full: 0,
     timeout: 0,
     cost_exceeded: 0,
+    store_error: 0,
     waits: Metrics.makeHistogram()
   }
   const noneGranted: Array<Ticket> = []
@@ -339,7 +346,7 @@ export const makeCompartments = (
         priority,
         active: c.active,
         queued: c.queued,
-        retryAfter: tag === "BulkheadCostExceeded" ? undefined : reason.retryAfter
+        retryAfter: tag === "BulkheadFull" || tag === "BulkheadTimeout" ? reason.retryAfter : undefined
       })
     }
     return construct(errors.BulkheadError, { _tag: "BulkheadError", [errors.ErrorTypeId]: errors.ErrorTypeId, reason })
@@ -631,7 +638,7 @@ export const makeCompartments = (
   registrar.gauge(spec.limit, base, () => main.config.maxConcurrent)
   registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "admitted" }, () => counters.admitted)
   registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "rejected" }, rejectedTotal)
-  for (const reason of Object.values(rejectionReason)) {
+  for (const reason of memoryRejectionReasons) {
     registrar.counter(spec.rejected, { ...base, [Telemetry.attributes.reason]: reason }, () => counters[reason])
   }
   registrar.histogram(spec.waitDuration, base, waitHistogram)
@@ -655,7 +662,8 @@ export const makeCompartments = (
       rejected: rejectedTotal(),
       keys: compartments.size,
       limit: main.config.maxConcurrent,
-      limitChanges
+      limitChanges,
+      storeErrors: 0
     })),
     subscribe: hub.subscribe,
     events: hub.events,

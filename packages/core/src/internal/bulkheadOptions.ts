@@ -18,7 +18,8 @@ export const defaults = {
   maxQueue: 0,
   maxWait: Duration.seconds(1),
   maxKeys: 10_000,
-  sweepInterval: Duration.seconds(30)
+  sweepInterval: Duration.seconds(30),
+  onStoreError: "allow"
 } as const
 
 /** The adaptive limits' defaults, likewise. */
@@ -141,7 +142,8 @@ export const resolveOptions = (o: Options): ResolvedOptions => {
     maxQueue: o.maxQueue ?? defaults.maxQueue,
     maxWait: o.maxWait ?? defaults.maxWait,
     maxKeys: o.maxKeys ?? defaults.maxKeys,
-    sweepInterval: o.sweepInterval ?? defaults.sweepInterval
+    sweepInterval: o.sweepInterval ?? defaults.sweepInterval,
+    onStoreError: o.onStoreError ?? defaults.onStoreError
   }
   if (o.limit === undefined) return resolved
   const limit = resolveLimit(o.limit)
