@@ -88,7 +88,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -99,6 +98,7 @@ import * as Tracer from "effect/Tracer"
 import type * as Types from "effect/Types"
 import * as engine from "./internal/adaptiveThrottle.ts"
 import * as Tick from "./internal/adaptiveThrottleClock.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -716,8 +716,8 @@ export const throttle: {
     throttle: AdaptiveThrottle,
     options?: ThrottleOptions<A, E> | undefined
   ): Effect.Effect<A, E | AdaptiveThrottleError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     throttle: AdaptiveThrottle,

@@ -77,7 +77,6 @@ import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
@@ -86,6 +85,7 @@ import type * as Stream from "effect/Stream"
 import { type Errors, makeCompartments, monotonicMillis } from "./internal/bulkheadCompartments.ts"
 import { defaults, limitDefaults, normalizeLimit, resolveOptions, rules } from "./internal/bulkheadOptions.ts"
 import { makeRemote } from "./internal/bulkheadRemote.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Options_ from "./Options.ts"
 
 /**
@@ -1177,8 +1177,8 @@ export const isolate: {
     bulkhead: Bulkhead,
     options?: IsolateOptions | undefined
   ): Effect.Effect<A, E | BulkheadError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     bulkhead: Bulkhead,

@@ -58,7 +58,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -66,6 +65,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Options_ from "./Options.ts"
@@ -522,8 +522,8 @@ export const inject: {
     chaos: Chaos,
     options?: InjectOptions | undefined
   ): Effect.Effect<A, E | ChaosError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     chaos: Chaos,

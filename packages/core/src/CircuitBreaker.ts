@@ -70,7 +70,6 @@ import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
@@ -81,6 +80,7 @@ import * as engine from "./internal/circuitBreaker.ts"
 import { memoryCircuits } from "./internal/circuitBreakerMemory.ts"
 import { durationFields, resolveOptions, rules } from "./internal/circuitBreakerOptions.ts"
 import { type Errors, makeRuntime } from "./internal/circuitBreakerRuntime.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Options_ from "./Options.ts"
 
 // ---------------------------------------------------------------------------
@@ -1224,8 +1224,8 @@ export const protect: {
     breaker: CircuitBreaker,
     options?: ProtectOptions<A, E> | undefined
   ): Effect.Effect<A, E | CircuitBreakerError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     breaker: CircuitBreaker,

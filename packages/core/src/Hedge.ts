@@ -52,7 +52,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import { MetricRegistry } from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
@@ -60,6 +59,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as ClockTimer from "./internal/clockTimer.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
 import * as Select from "./internal/select.ts"
@@ -374,8 +374,8 @@ export const hedge: {
    * @since 0.1.0
    */
   <A, E, R>(self: Effect.Effect<A, E, R>, policy: Policy, options?: HedgeOptions | undefined): Effect.Effect<A, E, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     policy: Policy,

@@ -77,7 +77,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -86,6 +85,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Tracer from "effect/Tracer"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as Frame from "./internal/frame.ts"
@@ -1068,8 +1068,8 @@ export const call: {
     f: (endpoint: E) => Effect.Effect<A, Err, R>,
     options?: CallOptions<A, Err> | undefined
   ): Effect.Effect<A, Err | LoadBalancerError, R>
-} = dual(
-  (args) => isLoadBalancer(args[0]),
+} = dualBy(
+  isLoadBalancer,
   <E extends Endpoint, A, Err, R>(
     lb: LoadBalancer<E>,
     f: (endpoint: E) => Effect.Effect<A, Err, R>,

@@ -80,7 +80,6 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { dual } from "effect/Function"
 import type * as Predicate from "effect/Predicate"
 import * as Tracer from "effect/Tracer"
 import * as AdaptiveThrottle from "./AdaptiveThrottle.ts"
@@ -88,6 +87,7 @@ import * as Bulkhead from "./Bulkhead.ts"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Fallback from "./Fallback.ts"
 import * as Hedge from "./Hedge.ts"
+import { dualBy } from "./internal/dual.ts"
 import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Options_ from "./Options.ts"
 import * as RateLimiter from "./RateLimiter.ts"
@@ -588,59 +588,174 @@ const either = (
 ): ((error: unknown) => boolean) | undefined =>
   first === undefined ? second : second === undefined ? first : (error) => first(error) || second(error)
 
+/**
+ * What `wrap` needs of a policy, worked out once (the first time it is
+ * applied): each part's options with the part's own key, and the predicates
+ * the policy adds, so a call without options of its own allocates no option
+ * objects and no closures.
+ */
+interface Plan {
+  readonly attemptTimeout: Duration.Input | undefined
+  readonly hedge: { readonly policy: Hedge.Policy; readonly options: Hedge.HedgeOptions | undefined } | undefined
+  readonly bulkhead:
+    | { readonly bulkhead: Bulkhead.Bulkhead; readonly options: Bulkhead.IsolateOptions | undefined }
+    | undefined
+  readonly rateLimiter:
+    | {
+        readonly limiter: RateLimiter.RateLimiter
+        readonly options: RateLimiter.LimitOptions & { readonly key: string }
+      }
+    | undefined
+  readonly circuitBreaker:
+    | {
+        readonly breaker: CircuitBreaker.CircuitBreaker
+        readonly options: CircuitBreaker.ProtectOptions<unknown, unknown> | undefined
+      }
+    | undefined
+  readonly adaptiveThrottle:
+    | {
+        readonly throttle: AdaptiveThrottle.AdaptiveThrottle
+        readonly options: AdaptiveThrottle.ThrottleOptions<unknown, unknown> | undefined
+      }
+    | undefined
+  readonly retry:
+    | { readonly policy: Retry.Policy; readonly options: Retry.RetryOptions<unknown, unknown> | undefined }
+    | undefined
+  readonly totalTimeout: Duration.Input | undefined
+}
+
+const plans = new WeakMap<Policy, Plan>()
+
+/** The options, or `undefined` when every field is: the parts take their fast paths without options. */
+const orUndefined = <O extends object>(options: O): O | undefined =>
+  Object.values(options).every((value) => value === undefined) ? undefined : options
+
+const planOf = (policy: Policy): Plan => {
+  const known = plans.get(policy)
+  if (known !== undefined) return known
+  const parts = policy.parts
+  const hedge = parts.hedge
+  const bulkhead = parts.bulkhead
+  const limiter = parts.rateLimiter
+  const breaker = parts.circuitBreaker
+  const throttle = parts.adaptiveThrottle
+  const retry = parts.retry
+  const plan: Plan = {
+    attemptTimeout: parts.attemptTimeout,
+    hedge:
+      hedge === undefined
+        ? undefined
+        : isHedgePolicy(hedge)
+          ? { policy: hedge, options: undefined }
+          : { policy: hedge.policy, options: { key: hedge.key } },
+    bulkhead:
+      bulkhead === undefined
+        ? undefined
+        : isBulkhead(bulkhead)
+          ? { bulkhead, options: undefined }
+          : {
+              bulkhead: bulkhead.bulkhead,
+              options: orUndefined({ key: bulkhead.key, priority: bulkhead.priority, cost: bulkhead.cost })
+            },
+    rateLimiter:
+      limiter === undefined
+        ? undefined
+        : isLimiter(limiter)
+          ? { limiter, options: { key: limiter.name, cost: undefined } }
+          : { limiter: limiter.limiter, options: { key: limiter.key ?? limiter.limiter.name, cost: limiter.cost } },
+    circuitBreaker:
+      breaker === undefined
+        ? undefined
+        : isBreaker(breaker)
+          ? { breaker, options: orUndefined({ isIgnored: ignoredByPolicy(parts) }) }
+          : {
+              breaker: breaker.breaker,
+              options: orUndefined({
+                key: breaker.key,
+                isFailure: breaker.isFailure,
+                isFailureResult: breaker.isFailureResult,
+                retryAfter: breaker.retryAfter,
+                isIgnored: either(ignoredByPolicy(parts), breaker.isIgnored)
+              })
+            },
+    adaptiveThrottle:
+      throttle === undefined
+        ? undefined
+        : isThrottle(throttle)
+          ? { throttle, options: orUndefined({ isIgnored: throttleIgnoredByPolicy(parts) }) }
+          : {
+              throttle: throttle.throttle,
+              options: orUndefined({
+                key: throttle.key,
+                isAccepted: throttle.isAccepted,
+                isAcceptedResult: throttle.isAcceptedResult,
+                isIgnored: either(throttleIgnoredByPolicy(parts), throttle.isIgnored)
+              })
+            },
+    retry:
+      retry === undefined
+        ? undefined
+        : isRetryPolicy(retry)
+          ? { policy: retry, options: undefined }
+          : { policy: retry.policy, options: { while: retry.while, retryDefects: retry.retryDefects, key: retry.key } },
+    totalTimeout: parts.totalTimeout
+  }
+  plans.set(policy, plan)
+  return plan
+}
+
 const wrap = (self: Any, policy: Policy, call: CallOptions | undefined): Any => {
   const parts = policy.parts
+  const plan = planOf(policy)
   let effect = self
-  if (parts.attemptTimeout !== undefined) effect = Timeout.attempt(effect, parts.attemptTimeout)
-  if (parts.hedge !== undefined) {
-    effect = isHedgePolicy(parts.hedge)
-      ? Hedge.hedge(effect, parts.hedge)
-      : Hedge.hedge(effect, parts.hedge.policy, { key: parts.hedge.key })
+  if (plan.attemptTimeout !== undefined) effect = Timeout.attempt(effect, plan.attemptTimeout)
+  if (plan.hedge !== undefined) effect = Hedge.hedge(effect, plan.hedge.policy, plan.hedge.options)
+  const bulkhead = plan.bulkhead
+  if (bulkhead !== undefined) {
+    const own = call?.bulkhead
+    const options = bulkhead.options
+    effect = Bulkhead.isolate(
+      effect,
+      bulkhead.bulkhead,
+      call === undefined
+        ? options
+        : {
+            key: own?.key ?? call.key ?? options?.key,
+            priority: own?.priority ?? options?.priority,
+            cost: own?.cost ?? options?.cost
+          }
+    )
   }
-  if (parts.bulkhead !== undefined) {
-    const part = isBulkhead(parts.bulkhead) ? { bulkhead: parts.bulkhead } : parts.bulkhead
-    effect = Bulkhead.isolate(effect, part.bulkhead, {
-      key: call?.bulkhead?.key ?? call?.key ?? part.key,
-      priority: call?.bulkhead?.priority ?? part.priority,
-      cost: call?.bulkhead?.cost ?? part.cost
-    })
+  const limiter = plan.rateLimiter
+  if (limiter !== undefined) {
+    const own = call?.rateLimiter
+    const options = limiter.options
+    effect = RateLimiter.limit(
+      effect,
+      limiter.limiter,
+      call === undefined ? options : { key: own?.key ?? call.key ?? options.key, cost: own?.cost ?? options.cost }
+    )
   }
-  if (parts.rateLimiter !== undefined) {
-    const part = isLimiter(parts.rateLimiter) ? { limiter: parts.rateLimiter } : parts.rateLimiter
-    effect = RateLimiter.limit(effect, part.limiter, {
-      key: call?.rateLimiter?.key ?? call?.key ?? part.key ?? part.limiter.name,
-      cost: call?.rateLimiter?.cost ?? part.cost
-    })
+  const breaker = plan.circuitBreaker
+  if (breaker !== undefined) {
+    const key = call === undefined ? undefined : (call.circuitBreaker?.key ?? call.key)
+    effect = CircuitBreaker.protect(
+      effect,
+      breaker.breaker,
+      key === undefined ? breaker.options : { ...breaker.options, key }
+    )
   }
-  if (parts.circuitBreaker !== undefined) {
-    const part = isBreaker(parts.circuitBreaker) ? { breaker: parts.circuitBreaker } : parts.circuitBreaker
-    effect = CircuitBreaker.protect(effect, part.breaker, {
-      key: call?.circuitBreaker?.key ?? call?.key ?? ("key" in part ? part.key : undefined),
-      isFailure: "isFailure" in part ? part.isFailure : undefined,
-      isFailureResult: "isFailureResult" in part ? part.isFailureResult : undefined,
-      retryAfter: "retryAfter" in part ? part.retryAfter : undefined,
-      isIgnored: either(ignoredByPolicy(parts), "isIgnored" in part ? part.isIgnored : undefined)
-    })
+  const throttle = plan.adaptiveThrottle
+  if (throttle !== undefined) {
+    const key = call === undefined ? undefined : (call.adaptiveThrottle?.key ?? call.key)
+    effect = AdaptiveThrottle.throttle(
+      effect,
+      throttle.throttle,
+      key === undefined ? throttle.options : { ...throttle.options, key }
+    )
   }
-  if (parts.adaptiveThrottle !== undefined) {
-    const part = isThrottle(parts.adaptiveThrottle) ? { throttle: parts.adaptiveThrottle } : parts.adaptiveThrottle
-    effect = AdaptiveThrottle.throttle(effect, part.throttle, {
-      key: call?.adaptiveThrottle?.key ?? call?.key ?? ("key" in part ? part.key : undefined),
-      isAccepted: "isAccepted" in part ? part.isAccepted : undefined,
-      isAcceptedResult: "isAcceptedResult" in part ? part.isAcceptedResult : undefined,
-      isIgnored: either(throttleIgnoredByPolicy(parts), "isIgnored" in part ? part.isIgnored : undefined)
-    })
-  }
-  if (parts.retry !== undefined) {
-    effect = isRetryPolicy(parts.retry)
-      ? Retry.retry(effect, parts.retry)
-      : Retry.retry(effect, parts.retry.policy, {
-          while: parts.retry.while,
-          retryDefects: parts.retry.retryDefects,
-          key: parts.retry.key
-        })
-  }
-  if (parts.totalTimeout !== undefined) effect = Timeout.deadline(effect, parts.totalTimeout)
+  if (plan.retry !== undefined) effect = Retry.retry(effect, plan.retry.policy, plan.retry.options)
+  if (plan.totalTimeout !== undefined) effect = Timeout.deadline(effect, plan.totalTimeout)
   if (parts.fallback !== undefined) {
     const fallback = parts.fallback
     if ("orElse" in fallback) {
@@ -742,8 +857,8 @@ export const apply: {
     policy: Policy<P>,
     options?: CallOptions | undefined
   ): Applied<A, E, R, P>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   (self: Any, policy: Policy, options?: CallOptions | undefined): Any => wrap(self, policy, options)
 )
 

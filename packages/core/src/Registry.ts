@@ -75,7 +75,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Queue from "effect/Queue"
@@ -89,6 +88,7 @@ import * as Struct from "effect/Struct"
 import * as Bulkhead from "./Bulkhead.ts"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import * as Hedge from "./Hedge.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
 import * as Frame from "./internal/frame.ts"
@@ -1455,8 +1455,8 @@ export const apply: {
     name: string,
     options?: Policy.CallOptions | undefined
   ): Effect.Effect<A, E | Errors | RegistryError, R | Registry>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     name: string,

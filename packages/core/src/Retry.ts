@@ -58,7 +58,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import type * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -68,6 +67,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as backoff from "./internal/backoff.ts"
 import { Deadline } from "./internal/deadline.ts"
+import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Frame from "./internal/frame.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -745,8 +745,8 @@ export const retry: {
     policy: Policy,
     options?: RetryOptions<A, E> | undefined
   ): Effect.Effect<A, E | RetryError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     policy: Policy,

@@ -48,6 +48,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as ClockTimer from "./internal/clockTimer.ts"
 import { Deadline as DeadlineRef } from "./internal/deadline.ts"
+import { dualBy } from "./internal/dual.ts"
 import { toMillisOrUndefined } from "./internal/duration.ts"
 import * as Hub from "./internal/events.ts"
 import * as Metrics from "./internal/metrics.ts"
@@ -297,8 +298,8 @@ export const attempt: {
     duration: Duration.Input,
     options?: { readonly minAttemptTime?: Duration.Input | undefined } | undefined
   ): Effect.Effect<A, E | TimeoutError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
+} = dualBy(
+  Effect.isEffect,
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     duration: Duration.Input,

@@ -74,7 +74,8 @@ export const circuitBreakerSuccessEffect: Suite = {
   description:
     "A closed breaker around an effect that succeeds, one call after another in one fiber. The baseline is " +
     "`Effect.sync(() => i)` alone; the rows below it wrap that same effect. effect-resilience runs with a " +
-    "consecutive-failures policy and no call timing, with `recordCallDuration: true` (every call timed for the " +
+    "consecutive-failures policy and no call timing (data-first, and piped: `effect.pipe(CircuitBreaker.protect(" +
+    "breaker))`), with `recordCallDuration: true` (every call timed for the " +
     "duration histogram), and with a slow-call policy (`slowCallRateThreshold: 0.5`, `slowCallDuration: " +
     '"1 second"`: every call timed and counted in a 100-call window). Effect\'s own `effect/persistence` breaker ' +
     "(`consecutive` policy, memory store) runs the same effect through `execute({ key })`. The last two rows " +
@@ -87,6 +88,11 @@ export const circuitBreakerSuccessEffect: Suite = {
       name: "effect-resilience, consecutive policy",
       library: ours,
       run: effectLoop((i) => oursPlain.protect(Effect.sync(() => i)))
+    },
+    {
+      name: "effect-resilience, consecutive policy, piped",
+      library: ours,
+      run: effectLoop((i) => Effect.sync(() => i).pipe(CircuitBreaker.protect(oursPlain)))
     },
     {
       name: "effect-resilience, recordCallDuration",
