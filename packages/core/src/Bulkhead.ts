@@ -33,7 +33,8 @@
  *   once. Without `limit` nothing is timed, and the fixed path is unchanged.
  * - Monitoring: `events` (rejections, queued and acquired waiters, limit
  *   changes), metrics named in `Telemetry.bulkhead`, span events for
- *   rejections, and `stats`.
+ *   rejections, `stats`, `state(key)`, and `compartments(max)`: the most
+ *   urgent keys (most queued, then fullest), a bounded read of a keyed bulkhead.
  * - Store: the permits live in the process unless the `BulkheadStore` in
  *   context is remote (Redis), chosen once by `make`; the in-process path
  *   never consults it.
@@ -127,6 +128,12 @@ export interface Bulkhead {
   readonly state: (key?: string | undefined) => Effect.Effect<CompartmentState>
   /** Totals over every key. */
   readonly stats: Effect.Effect<Stats>
+  /**
+   * The `max` most urgent compartments and how many there are; see
+   * {@link CompartmentList} for the order. `max` must be a positive integer
+   * (else a defect: `Options.InvalidOptions` naming `max`).
+   */
+  readonly compartments: (max: number) => Effect.Effect<CompartmentList>
   /** A queue of the events from now on, for the scope's lifetime. */
   readonly subscribe: Effect.Effect<Queue.Dequeue<Event, Cause.Done>, never, Scope.Scope>
   /** The events as a stream (each run subscribes). */
@@ -175,6 +182,62 @@ export interface CompartmentState {
    * adaptive limit with `limit` (the initial one for a key not held).
    */
   readonly limit: number
+}
+
+/**
+ * The most urgent compartments of a bulkhead (`compartments(max)`): at most
+ * `max` of them, in order, and how many there are.
+ *
+ * **Details**
+ *
+ * - The order, most urgent first: the most calls `queued`; then the highest
+ *   `active / limit` (a compartment over its limit, after an adaptive limit
+ *   fell, first); then the lowest `limit` (with an adaptive `limit`, the
+ *   furthest below `maxLimit`); then by `key`, so the order is total.
+ * - In memory, the bulkhead's own compartment (calls without a key, its name
+ *   as the key) is always one of them, and `total` is `Stats.keys + 1`.
+ *   Keys swept as idle (or dropped at `maxKeys`) are gone from it.
+ * - Over a remote store (`BulkheadStore`), the compartments are this
+ *   process's: the keys with calls running or waiting here (the own one
+ *   included only then), `active` the permits this process holds, not the
+ *   fleet's (read those with `state(key)`, one store round trip each).
+ * - O(keys) time per read, and nothing allocated per key beyond the result
+ *   (a bounded selection of `max`).
+ *
+ * **Example** (The tenants with a queue first)
+ *
+ * ```ts import.meta.vitest
+ * import { Bulkhead } from "@effect-resilience/core"
+ * import { Deferred, Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const bulkhead = yield* Bulkhead.make({ name: "api", maxConcurrent: 1, maxQueue: 10, maxWait: "1 minute" })
+ *   const gate = yield* Deferred.make<void>()
+ *   const hold = (key: string) => Effect.forkChild(Deferred.await(gate).pipe(Bulkhead.isolate(bulkhead, { key })))
+ *   // "a": one running, one waiting; "b": one running; "c": ran and is idle
+ *   yield* Effect.succeed(1).pipe(Bulkhead.isolate(bulkhead, { key: "c" }))
+ *   yield* hold("a")
+ *   yield* hold("b")
+ *   yield* Effect.yieldNow
+ *   yield* hold("a")
+ *   yield* Effect.yieldNow
+ *   const { compartments, total } = yield* bulkhead.compartments(2)
+ *   yield* Deferred.succeed(gate, undefined)
+ *   return [total, compartments.map((c) => [c.key, c.active, c.queued])]
+ * }).pipe(Effect.scoped)
+ *
+ * await Effect.runPromise(program)
+ * // => [4, [["a", 1, 1], ["b", 1, 0]]]
+ * ```
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface CompartmentList {
+  /** The compartments held, every one of them (the ones listed and the rest). */
+  readonly total: number
+  /** At most `max` of them, the most urgent first. */
+  readonly compartments: ReadonlyArray<CompartmentState>
 }
 
 /**
@@ -1041,6 +1104,7 @@ export const make: (input?: Input | undefined) => Effect.Effect<Bulkhead, Option
         isolate: remoteCompartments.isolate,
         state: remoteCompartments.state,
         stats: remoteCompartments.stats,
+        compartments: remoteCompartments.compartments,
         subscribe: remoteCompartments.subscribe,
         events: remoteCompartments.events
       })
@@ -1057,6 +1121,7 @@ export const make: (input?: Input | undefined) => Effect.Effect<Bulkhead, Option
       isolate: compartments.isolate,
       state: compartments.state,
       stats: compartments.stats,
+      compartments: compartments.compartments,
       subscribe: compartments.subscribe,
       events: compartments.events
     })

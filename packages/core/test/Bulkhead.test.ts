@@ -14,6 +14,8 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import * as Compartments from "../src/internal/bulkheadCompartments.ts"
 import { histogramAwareMetricValue as metricValue } from "./metrics.ts"
 
 /** A call that holds its permits until `gate` is done, then ends as the gate says. */
@@ -586,6 +588,217 @@ describe("Bulkhead keys", () => {
       yield* TestClock.adjust("1 hour")
       assert.strictEqual((yield* bulkhead.stats).keys, 3, "no sweep after the scope closed")
     })
+  )
+})
+
+/** The keys listed by `compartments(max)`, in order, with their counts. */
+const listed = (bulkhead: Bulkhead.Bulkhead, max: number) =>
+  Effect.map(bulkhead.compartments(max), ({ compartments, total }) => ({
+    total,
+    listed: compartments.map((c) => [c.key, c.active, c.queued, c.limit])
+  }))
+
+/** A remote store double: leases per key that never run out (enough to list this process's compartments). */
+const remoteDouble = (): Bulkhead.BulkheadStore => {
+  const held = new Map<string, Map<string, number>>()
+  const of = (key: string) => {
+    let permits = held.get(key)
+    if (permits === undefined) {
+      permits = new Map()
+      held.set(key, permits)
+    }
+    return permits
+  }
+  const sum = (key: string) => [...of(key).values()].reduce((n, cost) => n + cost, 0)
+  const permits: Bulkhead.RemotePermits = {
+    acquire: (key, permit, cost, limit) =>
+      Effect.sync(() => {
+        const total = sum(key)
+        if (!of(key).has(permit) && total + cost > limit) return { granted: false, held: total }
+        of(key).set(permit, cost)
+        return { granted: true, held: sum(key) }
+      }),
+    renew: (key, permit) => Effect.sync(() => of(key).has(permit)),
+    release: (key, permit) => Effect.sync(() => of(key).delete(permit)),
+    held: (key) => Effect.sync(() => sum(key)),
+    renewMillis: 1_000,
+    poll: { baseMillis: 10, capMillis: 100 }
+  }
+  return { remote: () => Effect.succeed(permits) }
+}
+
+/** A compartment as the ranking's property sees it. */
+interface Plain {
+  readonly key: string
+  readonly active: number
+  readonly queued: number
+  readonly limit: number
+}
+
+const plainView: Compartments.UrgencyView<Plain> = {
+  key: (c) => c.key,
+  active: (c) => c.active,
+  queued: (c) => c.queued,
+  limit: (c) => c.limit
+}
+
+/** The documented order, written independently: most queued, highest active / limit, lowest limit, then key. */
+const referenceOrder = (a: Plain, b: Plain): number =>
+  b.queued - a.queued ||
+  b.active / b.limit - a.active / a.limit ||
+  a.limit - b.limit ||
+  (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+
+const plains = fc.uniqueArray(
+  fc.record({
+    key: fc.string({ maxLength: 3 }),
+    active: fc.integer({ min: 0, max: 12 }),
+    queued: fc.integer({ min: 0, max: 4 }),
+    limit: fc.integer({ min: 1, max: 10 })
+  }),
+  { selector: (c) => c.key, maxLength: 80 }
+)
+
+describe("Bulkhead compartments", () => {
+  it("the bounded selection is sort-and-take under the documented order, and never holds more than max", () => {
+    const order = Compartments.urgencyOrder(plainView)
+    fc.assert(
+      fc.property(plains, fc.integer({ min: 1, max: 100 }), (items, max) => {
+        const heap: Array<Plain> = []
+        for (const item of items) {
+          Compartments.offer(heap, max, order, item)
+          assert.isAtMost(heap.length, max)
+        }
+        const expected = [...items].sort(referenceOrder).slice(0, max)
+        assert.deepStrictEqual(Compartments.selected(heap, order), expected)
+      })
+    )
+  })
+
+  it("the order is the reference's on every pair (a total order on distinct keys)", () => {
+    const order = Compartments.urgencyOrder(plainView)
+    fc.assert(
+      fc.property(plains, (items) => {
+        for (const a of items) {
+          for (const b of items) assert.strictEqual(Math.sign(order(a, b)), Math.sign(referenceOrder(a, b)))
+        }
+      })
+    )
+  })
+
+  it.effect("the most queued first, then the fullest, then by key; at most max; total counts every one held", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({
+        name: "api",
+        maxConcurrent: 2,
+        maxQueue: 10,
+        maxWait: "1 minute",
+        sweepInterval: "10 seconds"
+      })
+      for (let i = 0; i < 50; i++) yield* Bulkhead.isolate(Effect.void, bulkhead, { key: `idle-${i}` })
+      const gate = yield* Deferred.make<void>()
+      const calls = []
+      // "q2": full, 2 waiting; "q1": full, 1 waiting; "full": 2 of 2; "half": 1 of 2
+      for (const [key, n] of [
+        ["half", 1],
+        ["full", 2],
+        ["q1", 3],
+        ["q2", 4]
+      ] as const) {
+        for (let i = 0; i < n; i++) calls.push(yield* start(held(bulkhead, gate, { key })))
+      }
+      assert.deepStrictEqual(yield* listed(bulkhead, 4), {
+        total: 55,
+        listed: [
+          ["q2", 2, 2, 2],
+          ["q1", 2, 1, 2],
+          ["full", 2, 0, 2],
+          ["half", 1, 0, 2]
+        ]
+      })
+      const one = yield* bulkhead.compartments(1)
+      assert.deepStrictEqual(one, {
+        total: 55,
+        compartments: [{ key: "q2", active: 2, queued: 2, available: 0, limit: 2 }]
+      })
+      // every one, the idle ones (the bulkhead's own, "api", among them) by key
+      const all = yield* listed(bulkhead, 1_000)
+      assert.strictEqual(all.listed.length, 55)
+      assert.deepStrictEqual(
+        all.listed.slice(4, 7).map(([key]) => key),
+        ["api", "idle-0", "idle-1"]
+      )
+      assert.strictEqual(all.total, (yield* bulkhead.stats).keys + 1)
+
+      // the idle keys are swept: gone from the list; then the busy ones, once idle
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(
+        (yield* listed(bulkhead, 10)).listed.map(([key]) => key),
+        ["q2", "q1", "full", "half", "api"]
+      )
+      yield* Deferred.succeed(gate, undefined)
+      for (const call of calls) yield* Fiber.join(call)
+      yield* TestClock.adjust("10 seconds")
+      assert.deepStrictEqual(yield* listed(bulkhead, 10), { total: 1, listed: [["api", 0, 0, 2]] })
+    })
+  )
+
+  it.effect("keys dropped at maxKeys are gone from the list; the total stays bounded", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({ name: "api", maxConcurrent: 1, maxKeys: 64, sweepInterval: "1 hour" })
+      for (let i = 0; i < 1_000; i++) yield* Bulkhead.isolate(Effect.void, bulkhead, { key: `k${i}` })
+      const { compartments, total } = yield* bulkhead.compartments(10_000)
+      assert.isAtMost(total, 65)
+      assert.strictEqual(compartments.length, total)
+      const keys = new Set(compartments.map((c) => c.key))
+      assert.isFalse(keys.has("k0"))
+      assert.isTrue(keys.has("k999"))
+    })
+  )
+
+  it.effect("a max that is not a positive integer is a defect: InvalidOptions naming max", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({ name: "api" })
+      for (const max of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        const exit = yield* Effect.exit(bulkhead.compartments(max))
+        assert.isTrue(Exit.hasDies(exit), String(max))
+        const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        assert.instanceOf(defect, Options.InvalidOptions)
+        if (defect instanceof Options.InvalidOptions) {
+          assert.deepStrictEqual(
+            defect.issues.map((issue) => [issue.path, issue.value]),
+            [["max", String(max)]]
+          )
+        }
+      }
+    })
+  )
+
+  it.effect("over a remote store: this process's compartments, the keys with calls running or waiting here", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({ name: "api", maxConcurrent: 1, maxQueue: 5, maxWait: "1 minute" })
+      // nothing held here: nothing listed (the own compartment only while it has calls)
+      assert.deepStrictEqual(yield* listed(bulkhead, 10), { total: 0, listed: [] })
+      const gate = yield* Deferred.make<void>()
+      const a = yield* start(held(bulkhead, gate, { key: "a" }))
+      const b = yield* start(held(bulkhead, gate, { key: "b" }))
+      const waiting = yield* start(held(bulkhead, gate, { key: "b" }))
+      assert.deepStrictEqual(yield* listed(bulkhead, 10), {
+        total: 2,
+        listed: [
+          ["b", 1, 1, 1],
+          ["a", 1, 0, 1]
+        ]
+      })
+      const exit = yield* Effect.exit(bulkhead.compartments(0))
+      assert.isTrue(Exit.hasDies(exit))
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(a)
+      yield* Fiber.join(b)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(waiting)
+      assert.deepStrictEqual(yield* listed(bulkhead, 10), { total: 0, listed: [] })
+    }).pipe(Effect.provide(Layer.succeed(Bulkhead.BulkheadStore, remoteDouble())))
   )
 })
 

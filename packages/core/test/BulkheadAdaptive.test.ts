@@ -321,6 +321,60 @@ describe("Bulkhead adaptive limits", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("compartments(max): keyed limits listed, the busiest first, then the limit furthest below maxLimit", () =>
+    Effect.gen(function* () {
+      const bulkhead = yield* Bulkhead.make({
+        name: "search",
+        maxConcurrent: 10,
+        sweepInterval: "1 second",
+        limit: { algorithm: "aimd", minLimit: 2, maxLimit: 20 }
+      })
+      const failing = (key: string) => Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(bulkhead, { key })))
+      // aimd drops ×0.9 on each failure: "a" 10 → 9, "b" 10 → 9 → 8; "c" succeeds and keeps 10
+      yield* failing("a")
+      yield* failing("b")
+      yield* failing("b")
+      yield* Bulkhead.isolate(Effect.void, bulkhead, { key: "c" })
+      const gate = yield* Deferred.make<void>()
+      // "d": one call running (1 of 10) comes before every idle one
+      const running = yield* start(Bulkhead.isolate(Deferred.await(gate), bulkhead, { key: "d" }))
+      const list = yield* bulkhead.compartments(4)
+      assert.deepStrictEqual(
+        [list.total, list.compartments.map((c) => [c.key, c.active, c.limit, c.available])],
+        [
+          5,
+          [
+            ["d", 1, 10, 9],
+            ["b", 0, 8, 8],
+            ["a", 0, 9, 9],
+            ["c", 0, 10, 10]
+          ]
+        ]
+      )
+      // one more drop on "a" (9 → 8): "a" ties "b", the key breaks the tie
+      yield* failing("a")
+      assert.deepStrictEqual(
+        (yield* bulkhead.compartments(3)).compartments.map((c) => [c.key, c.limit]),
+        [
+          ["d", 10],
+          ["a", 8],
+          ["b", 8]
+        ]
+      )
+      // idle a whole sweepInterval, the adaptive keys are swept and gone from the list; "d" stays while it runs
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(
+        (yield* bulkhead.compartments(10)).compartments.map((c) => [c.key, c.limit]),
+        [
+          ["d", 10],
+          ["search", 10]
+        ]
+      )
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(running)
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a cost above minLimit is BulkheadCostExceeded (naming minLimit): a cost must always fit", () =>
     Effect.gen(function* () {
       const bulkhead = yield* Bulkhead.make({ maxConcurrent: 8, limit: { algorithm: "gradient", minLimit: 2 } })

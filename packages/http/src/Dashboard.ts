@@ -27,9 +27,10 @@
  *   `maxCircuits` per breaker, with the count of the rest. A breaker that
  *   has not run a call yet shows its default circuit.
  * - The other keyed lists are cut the same way: at most `maxEndpoints`
- *   endpoints per load balancer (ejected ones first) and `maxThrottleKeys`
- *   keys per adaptive throttle (the highest rejection probability first),
- *   with the count of the rest.
+ *   endpoints per load balancer (ejected ones first), `maxThrottleKeys`
+ *   keys per adaptive throttle (the highest rejection probability first)
+ *   and `maxCompartments` compartments per bulkhead (the most queued, then
+ *   the fullest), with the count of the rest.
  * - Slow clients cannot grow memory: every change only marks the stream as
  *   due (a sliding queue of one), and a snapshot is taken when the client is
  *   ready for it, so intermediate snapshots are dropped and the latest sent.
@@ -55,9 +56,11 @@
  *   they build their events (a breaker one per call). Over a remote store a
  *   subscribed breaker also reads each circuit's health back after every
  *   call.
- * - A bulkhead's `limit` is its own compartment's (calls without a key): a
- *   bulkhead keyed per tenant shows `limitChanges` over every key, but no
- *   per-key limit (read those with `state(key)`).
+ * - A bulkhead's `limit` is its own compartment's (calls without a key); a
+ *   bulkhead keyed per tenant shows its most urgent compartments too (at
+ *   most `maxCompartments`: the most queued, then the fullest, then the
+ *   lowest limit, from `Bulkhead.compartments`), each with its own limit.
+ *   Over a remote store they are this process's compartments.
  * - An open event stream is a request in flight, which a server shutting
  *   down waits for: the dashboard ends its streams itself on a Node server
  *   (`NodeHttpServer`) stopping; on another server (Bun, a web handler) they
@@ -237,8 +240,27 @@ export const LimiterView = Schema.Struct({
 })
 
 /**
- * A bulkhead: permits held, calls waiting, the totals, and its limit (the
- * adaptive one when it has one).
+ * One compartment of a bulkhead (a key: a tenant, a host; or the bulkhead's
+ * own, its name as the key), as `Bulkhead.compartments` lists it.
+ *
+ * @category snapshot
+ * @since 0.1.0
+ */
+export const CompartmentView = Schema.Struct({
+  key: Schema.String,
+  /** Permits held. */
+  active: Count,
+  /** Calls waiting. */
+  queued: Count,
+  /** Permits free: `limit - active`, at least 0. */
+  available: Count,
+  /** The compartment's limit now: its adaptive limit with one, else `maxConcurrent`. */
+  limit: Count
+})
+
+/**
+ * A bulkhead: permits held, calls waiting, the totals, its limit (the
+ * adaptive one when it has one) and its most urgent compartments.
  *
  * @category snapshot
  * @since 0.1.0
@@ -266,7 +288,20 @@ export const BulkheadView = Schema.Struct({
       minLimit: Count,
       maxLimit: Count
     })
-  )
+  ),
+  /**
+   * Compartments held (in memory the bulkhead's own included; over a remote
+   * store this process's); at most `maxCompartments` of them are in
+   * `compartments`. (Added within version 2: optional, absent from the
+   * snapshots of earlier dashboards.)
+   */
+  compartmentCount: Schema.optionalKey(Count),
+  /**
+   * The most urgent compartments: the most queued first, then the highest
+   * `active / limit`, then the lowest limit, then by key. (Added within
+   * version 2: optional, as `compartmentCount`.)
+   */
+  compartments: Schema.optionalKey(Schema.Array(CompartmentView))
 })
 
 /**
@@ -440,7 +475,11 @@ export const AlertsView = Schema.Struct({
  * Everything the dashboard shows, as `GET <prefix>/snapshot` answers it and
  * each event of `GET <prefix>/events` carries it. Versioned: `version` 2
  * added the bulkheads' limits and the `throttles`, `balancers` and
- * `registries` sections; every field of version 1 is unchanged.
+ * `registries` sections; every field of version 1 is unchanged. Within a
+ * version, fields may only be added, as optional fields (a bulkhead's
+ * `compartmentCount` and `compartments`): a reader ignores the fields it
+ * does not know, and a snapshot without them still decodes. A removed or
+ * changed field, or a required new one, takes a new version.
  *
  * @category snapshot
  * @since 0.1.0
@@ -495,6 +534,12 @@ export type LimiterView = typeof LimiterView.Type
  * @since 0.1.0
  */
 export type BulkheadView = typeof BulkheadView.Type
+
+/**
+ * @category snapshot
+ * @since 0.1.0
+ */
+export type CompartmentView = typeof CompartmentView.Type
 
 /**
  * @category snapshot
@@ -558,6 +603,7 @@ export const defaults: {
   readonly maxClients: number
   readonly maxEndpoints: number
   readonly maxThrottleKeys: number
+  readonly maxCompartments: number
 } = {
   prefix: "/dashboard",
   title: "Resilience dashboard",
@@ -567,7 +613,8 @@ export const defaults: {
   topClients: 5,
   maxClients: 16,
   maxEndpoints: 50,
-  maxThrottleKeys: 50
+  maxThrottleKeys: 50,
+  maxCompartments: 10
 }
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
@@ -639,6 +686,13 @@ export const Options = Schema.Struct({
       description: "Keys shown per adaptive throttle, the highest rejection probability first; the rest are counted.",
       default: defaults.maxThrottleKeys
     })
+  ),
+  maxCompartments: Schema.optionalKey(
+    PositiveInt.annotate({
+      description:
+        "Compartments (keys) shown per bulkhead, the most queued, then the fullest, first; the rest are counted.",
+      default: defaults.maxCompartments
+    })
   )
 })
 
@@ -692,6 +746,8 @@ export interface Input {
   readonly maxEndpoints?: number | undefined
   /** Keys shown per adaptive throttle (default 50). */
   readonly maxThrottleKeys?: number | undefined
+  /** Compartments shown per bulkhead (default 10). */
+  readonly maxCompartments?: number | undefined
 }
 
 /**
@@ -718,6 +774,7 @@ export interface ResolvedOptions {
   readonly maxClients: number
   readonly maxEndpoints: number
   readonly maxThrottleKeys: number
+  readonly maxCompartments: number
 }
 
 const healthList = (value: Input["health"]): ReadonlyArray<Health.Health> =>
@@ -825,7 +882,8 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
       topClients: o.topClients ?? defaults.topClients,
       maxClients: o.maxClients ?? defaults.maxClients,
       maxEndpoints: o.maxEndpoints ?? defaults.maxEndpoints,
-      maxThrottleKeys: o.maxThrottleKeys ?? defaults.maxThrottleKeys
+      maxThrottleKeys: o.maxThrottleKeys ?? defaults.maxThrottleKeys,
+      maxCompartments: o.maxCompartments ?? defaults.maxCompartments
     })
   )
 }
@@ -974,8 +1032,8 @@ const limiterView = (limiter: RateLimiter.RateLimiter, topClients: number): Effe
     }))
   )
 
-const bulkheadView = (bulkhead: Bulkhead.Bulkhead): Effect.Effect<BulkheadView> =>
-  Effect.map(bulkhead.stats, (stats) => {
+const bulkheadView = (bulkhead: Bulkhead.Bulkhead, maxCompartments: number): Effect.Effect<BulkheadView> =>
+  Effect.map(Effect.all([bulkhead.stats, bulkhead.compartments(maxCompartments)]), ([stats, list]) => {
     const limit = bulkhead.options.limit
     return {
       name: bulkhead.name,
@@ -989,7 +1047,15 @@ const bulkheadView = (bulkhead: Bulkhead.Bulkhead): Effect.Effect<BulkheadView> 
       limit: stats.limit,
       limitChanges: stats.limitChanges,
       adaptive:
-        limit === undefined ? null : { algorithm: limit.algorithm, minLimit: limit.minLimit, maxLimit: limit.maxLimit }
+        limit === undefined ? null : { algorithm: limit.algorithm, minLimit: limit.minLimit, maxLimit: limit.maxLimit },
+      compartmentCount: list.total,
+      compartments: list.compartments.map(({ active, available, key, limit, queued }) => ({
+        key,
+        active,
+        queued,
+        available,
+        limit
+      }))
     }
   })
 
@@ -1161,7 +1227,7 @@ const makeWith = (options: ResolvedOptions, anchor: Scope.Scope | undefined): Da
   const snapshot: Effect.Effect<Snapshot> = Effect.gen(function* () {
     const breakers = yield* Effect.forEach(options.breakers, (b) => breakerView(b, options.maxCircuits))
     const limiters = yield* Effect.forEach(options.limiters, (l) => limiterView(l, options.topClients))
-    const bulkheads = yield* Effect.forEach(options.bulkheads, bulkheadView)
+    const bulkheads = yield* Effect.forEach(options.bulkheads, (b) => bulkheadView(b, options.maxCompartments))
     const health = yield* Effect.forEach(options.health, healthView)
     const alerts = yield* Effect.forEach(options.alerts, alertsView)
     const throttles = yield* Effect.forEach(options.throttles, (t) => throttleView(t, options.maxThrottleKeys))

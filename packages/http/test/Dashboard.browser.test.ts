@@ -255,4 +255,28 @@ describe.skipIf(!installed && process.env.CI === undefined)("Dashboard in a brow
     assert.deepStrictEqual(errors, [])
     await page.close()
   })
+
+  it("shows a keyed compartment's own limit, updated live as it changes", { timeout: 30_000 }, async () => {
+    if (server === undefined) throw new Error("no server")
+    const { bulkhead } = server
+    const { errors, page } = await open()
+    const tenant = page.locator('[data-compartments="search"] tr.compartment[data-key="tenant-a"]')
+    // LimitChanged on a key: its first failed call drops its limit, 10 → 9, pushed at once
+    const failing = Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(bulkhead, { key: "tenant-a" })))
+    await run(failing)
+    await tenant.and(page.locator('[data-limit="9"]')).waitFor(wait)
+    assert.strictEqual(await tenant.locator("td.key").textContent(), "tenant-a")
+    assert.strictEqual(await tenant.locator(".limit .value").textContent(), "9")
+    await run(failing)
+    await tenant.and(page.locator('[data-limit="8"]')).waitFor(wait)
+    assert.strictEqual(await tenant.locator(".limit .value").textContent(), "8")
+    // the furthest below maxLimit comes first; the bulkhead's own row keeps its own limit
+    assert.strictEqual(
+      await page.locator('[data-compartments="search"] tr.compartment').first().getAttribute("data-key"),
+      "tenant-a"
+    )
+    assert.notStrictEqual(await page.locator('[data-bulkhead="search"] td.limit').getAttribute("data-limit"), "8")
+    assert.deepStrictEqual(errors, [])
+    await page.close()
+  })
 })

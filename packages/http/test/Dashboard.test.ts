@@ -293,7 +293,10 @@ describe("Dashboard", () => {
           maxQueue: 5,
           limit: 3,
           limitChanges: 0,
-          adaptive: null
+          adaptive: null,
+          // a bulkhead used without keys: its own compartment only
+          compartmentCount: 1,
+          compartments: [{ key: "reports", active: 0, queued: 0, available: 3, limit: 3 }]
         }
       ])
       // sections given no instance are empty
@@ -494,6 +497,75 @@ describe("Dashboard", () => {
         yield* fresh.forceOpen()
         assert.deepStrictEqual(circuits(yield* dashboard.snapshot, 1), [["fresh", "ForcedOpen", null]])
       }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))
+  )
+
+  it.effect(
+    "compartments: a keyed bulkhead's most urgent at most maxCompartments, each with its limit, the rest counted",
+    () =>
+      Effect.gen(function* () {
+        const search = yield* Bulkhead.make({
+          name: "search",
+          maxConcurrent: 10,
+          maxQueue: 5,
+          maxWait: "1 minute",
+          limit: { algorithm: "aimd", minLimit: 2, maxLimit: 20 }
+        })
+        const fixed = yield* Bulkhead.make({ name: "reports", maxConcurrent: 1, maxQueue: 5, maxWait: "1 minute" })
+        // 40 tenants that ran once; "slow" failed twice (10 → 9 → 8), "flaky" once (10 → 9)
+        for (let i = 0; i < 40; i++) yield* Bulkhead.isolate(Effect.void, search, { key: `tenant-${i}` })
+        for (const key of ["slow", "slow", "flaky"]) {
+          yield* Effect.ignore(Effect.fail("timeout").pipe(Bulkhead.isolate(search, { key })))
+        }
+        // "reports": "eu" holds its permit with one call waiting behind it
+        const gate = yield* Deferred.make<void>()
+        yield* Effect.forkChild(Deferred.await(gate).pipe(Bulkhead.isolate(fixed, { key: "eu" })))
+        yield* Effect.yieldNow
+        yield* Effect.forkChild(Deferred.await(gate).pipe(Bulkhead.isolate(fixed, { key: "eu" })))
+        yield* Effect.yieldNow
+
+        const { get } = yield* serveLoopback(Dashboard.layer({ bulkheads: [search, fixed], maxCompartments: 3 }))
+        const json = (yield* get("/dashboard/snapshot")).json
+        const snapshot = decodeSnapshot(json)
+        assert.deepStrictEqual(
+          snapshot.bulkheads.map((b) => [
+            b.name,
+            b.compartmentCount,
+            b.compartments?.map((c) => [c.key, c.active, c.queued, c.limit])
+          ]),
+          [
+            [
+              "search",
+              43,
+              [
+                ["slow", 0, 0, 8],
+                ["flaky", 0, 0, 9],
+                ["search", 0, 0, 10]
+              ]
+            ],
+            [
+              "reports",
+              2,
+              [
+                ["eu", 1, 1, 1],
+                ["reports", 0, 0, 1]
+              ]
+            ]
+          ]
+        )
+        // the default: 10 per bulkhead
+        const byDefault = yield* (yield* Dashboard.make({ bulkheads: [search] })).snapshot
+        assert.deepStrictEqual(
+          [byDefault.bulkheads[0]?.compartmentCount, byDefault.bulkheads[0]?.compartments?.length],
+          [43, 10]
+        )
+        // added within version 2: a snapshot without the new fields still decodes
+        const older = decodeSnapshot({
+          ...snapshot,
+          bulkheads: snapshot.bulkheads.map(({ compartmentCount: _count, compartments: _list, ...rest }) => rest)
+        })
+        assert.deepStrictEqual([older.version, older.bulkheads[0]?.compartments], [2, undefined])
+        yield* Deferred.succeed(gate, undefined)
+      }).pipe(Effect.scoped)
   )
 
   it.effect("the page: one HTML document, inline script and style under a nonce CSP, the title escaped", () =>
@@ -936,7 +1008,8 @@ describe("Dashboard", () => {
           topClients: 101,
           maxClients: 1.5,
           maxEndpoints: 0,
-          maxThrottleKeys: -1
+          maxThrottleKeys: -1,
+          maxCompartments: 0.5
         })
       )
       assert.instanceOf(error, Options.InvalidOptions)
@@ -958,6 +1031,7 @@ describe("Dashboard", () => {
           ["maxClients", "1.5", "Expected an integer"],
           ["maxEndpoints", "0", "Expected a value greater than or equal to 1"],
           ["maxThrottleKeys", "-1", "Expected a value greater than or equal to 1"],
+          ["maxCompartments", "0.5", "Expected an integer"],
           ["interval", "0", "Expected a duration greater than zero"]
         ]
       )
@@ -1002,7 +1076,8 @@ describe("Dashboard", () => {
           "topClients",
           "maxClients",
           "maxEndpoints",
-          "maxThrottleKeys"
+          "maxThrottleKeys",
+          "maxCompartments"
         ]
       )
     }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerStoreMemory()))

@@ -26,6 +26,8 @@ import type {
   BulkheadFull,
   BulkheadStoreError,
   BulkheadTimeout,
+  CompartmentList,
+  CompartmentState,
   ErrorTypeId,
   Event,
   IsolateOptions,
@@ -33,6 +35,7 @@ import type {
   ResolvedOptions,
   TypeId
 } from "../Bulkhead.ts"
+import * as Options_ from "../Options.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as adaptive from "./adaptiveLimit.ts"
 import * as engine from "./bulkhead.ts"
@@ -230,6 +233,133 @@ const rejectionReason = {
 
 /** The rejection reasons of a bulkhead in memory (its metric series): a store error needs a remote store. */
 const memoryRejectionReasons = ["full", "timeout", "cost_exceeded"] as const
+
+// ---------------------------------------------------------------------------
+// the most urgent compartments (`Bulkhead.compartments`): pure, over any representation of a compartment
+// ---------------------------------------------------------------------------
+
+/** How the ranking reads a compartment: accessors over the wiring's own objects, so nothing is built per key. */
+export interface UrgencyView<T> {
+  readonly key: (t: T) => string
+  readonly active: (t: T) => number
+  readonly queued: (t: T) => number
+  /** A positive integer. */
+  readonly limit: (t: T) => number
+}
+
+/**
+ * The order of `compartments(max)`, negative when `a` is more urgent than
+ * `b`: the most queued first; then the highest `active / limit` (compared
+ * without dividing); then the lowest limit (an adaptive one furthest below
+ * `maxLimit`, which every key shares); then by key. A total order on
+ * compartments with distinct keys.
+ */
+export const urgencyOrder =
+  <T>(view: UrgencyView<T>) =>
+  (a: T, b: T): number => {
+    const queued = view.queued(b) - view.queued(a)
+    if (queued !== 0) return queued
+    const limitA = view.limit(a)
+    const limitB = view.limit(b)
+    const fuller = view.active(b) * limitA - view.active(a) * limitB
+    if (fuller !== 0) return fuller
+    if (limitA !== limitB) return limitA - limitB
+    const keyA = view.key(a)
+    const keyB = view.key(b)
+    return keyA < keyB ? -1 : keyA > keyB ? 1 : 0
+  }
+
+/**
+ * Offers `item` to a bounded selection of the `max` first items under
+ * `order`: `heap` is a binary heap of at most `max` items whose root is the
+ * last of them, replaced when a better item comes. O(log max) per item.
+ */
+export const offer = <T>(heap: Array<T>, max: number, order: (a: T, b: T) => number, item: T): void => {
+  if (heap.length < max) {
+    // sift up: the item rises above every parent it comes after
+    let i = heap.length
+    heap.push(item)
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      const p = heap[parent] as T
+      if (order(p, item) >= 0) break
+      heap[i] = p
+      i = parent
+    }
+    heap[i] = item
+    return
+  }
+  const root = heap[0]
+  if (root === undefined || order(item, root) >= 0) return
+  // sift down from the root: the item sinks below every child that comes after it
+  const n = heap.length
+  let i = 0
+  for (;;) {
+    const left = 2 * i + 1
+    if (left >= n) break
+    const right = left + 1
+    let child = left
+    if (right < n && order(heap[right] as T, heap[left] as T) > 0) child = right
+    const c = heap[child] as T
+    if (order(c, item) <= 0) break
+    heap[i] = c
+    i = child
+  }
+  heap[i] = item
+}
+
+/** The selection in order, first first (sorted in place). */
+export const selected = <T>(heap: Array<T>, order: (a: T, b: T) => number): Array<T> => heap.sort(order)
+
+/** A compartment as `state(key)` reports it. */
+export const compartmentState = <T>(view: UrgencyView<T>, t: T): CompartmentState => {
+  const active = view.active(t)
+  const limit = view.limit(t)
+  return { key: view.key(t), active, queued: view.queued(t), available: Math.max(0, limit - active), limit }
+}
+
+/** `compartments(max)` with a `max` that is not a positive integer: a defect naming it. */
+export const invalidMax = (max: number): Options_.InvalidOptions =>
+  new Options_.InvalidOptions({
+    pattern: "Bulkhead",
+    issues: [
+      new Options_.Issue({
+        path: "max",
+        value: Options_.renderValue(max),
+        message: "Expected a positive integer (the most compartments to list)"
+      })
+    ]
+  })
+
+/** Whether `max` is a valid bound of `compartments(max)`. */
+export const isValidMax = (max: number): boolean => Number.isInteger(max) && max >= 1
+
+/**
+ * `compartments(max)` over a view: `each` offers every compartment held,
+ * `total` counts them. Reads the state once, when the effect runs.
+ */
+export const listCompartments = <T>(
+  max: number,
+  view: UrgencyView<T>,
+  order: (a: T, b: T) => number,
+  each: (offer: (t: T) => void) => number
+): Effect.Effect<CompartmentList> => {
+  if (!isValidMax(max)) return Effect.die(invalidMax(max))
+  return Effect.sync(() => {
+    const heap: Array<T> = []
+    const total = each((t) => offer(heap, max, order, t))
+    return { total, compartments: selected(heap, order).map((t) => compartmentState(view, t)) }
+  })
+}
+
+/** The view of an in-process compartment. */
+const memoryView: UrgencyView<Compartment> = {
+  key: (c) => c.key,
+  active: (c) => c.active,
+  queued: (c) => c.queued,
+  limit: (c) => c.config.maxConcurrent
+}
+const memoryOrder = urgencyOrder(memoryView)
 
 /**
  * The public module's error classes and brand: rejections are built from
@@ -665,6 +795,13 @@ export const makeCompartments = (
       limitChanges,
       storeErrors: 0
     })),
+    compartments: (max) =>
+      listCompartments(max, memoryView, memoryOrder, (offer) => {
+        // the bulkhead's own compartment is always held
+        offer(main)
+        for (const c of compartments.values()) offer(c)
+        return compartments.size + 1
+      }),
     subscribe: hub.subscribe,
     events: hub.events,
     sweep,

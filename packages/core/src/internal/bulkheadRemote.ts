@@ -40,7 +40,7 @@ import type {
   ResolvedOptions
 } from "../Bulkhead.ts"
 import * as Telemetry from "../Telemetry.ts"
-import type { Compartments, Errors } from "./bulkheadCompartments.ts"
+import { type Compartments, type Errors, listCompartments, urgencyOrder } from "./bulkheadCompartments.ts"
 import * as poll from "./bulkheadPoll.ts"
 import * as Hub from "./events.ts"
 import { construct } from "./fastError.ts"
@@ -451,6 +451,13 @@ export const makeRemote = (
     })
 
   // ---- reading
+  const view = {
+    key: (k: KeyState) => k.key,
+    active: (k: KeyState) => k.held,
+    queued: (k: KeyState) => k.line.length,
+    limit: () => maxConcurrent
+  }
+  const order = urgencyOrder(view)
   const totals = () => {
     let active = 0
     let queued = 0
@@ -517,6 +524,12 @@ export const makeRemote = (
       limitChanges: 0,
       storeErrors: counters.storeErrors
     })),
+    // this process's compartments only: its permits and its lines (no store round trip per key)
+    compartments: (max) =>
+      listCompartments(max, view, order, (offer) => {
+        for (const k of keys.values()) offer(k)
+        return keys.size
+      }),
     subscribe: hub.subscribe,
     events: hub.events,
     sweep: () => undefined,

@@ -259,7 +259,25 @@ const script = `
         h("td", null, b.queued + " / " + b.maxQueue),
         h("td", null, b.admitted),
         h("td", null, b.rejected));
-    }))], "No bulkhead registered.");
+    }))].concat(s.bulkheads.map(renderCompartments).filter(Boolean)), "No bulkhead registered.");
+  }
+
+  // a keyed bulkhead's most urgent compartments (none for a bulkhead used without keys: its row says it all)
+  function renderCompartments(b) {
+    var list = b.compartments || [];
+    var count = b.compartmentCount === undefined ? list.length : b.compartmentCount;
+    if (!list.some(function (c) { return c.key !== b.name; })) return null;
+    var rows = list.map(function (c) {
+      return h("tr", { "class": "compartment", "data-key": c.key, "data-limit": c.limit, "data-queued": c.queued },
+        h("td", { "class": "key" }, c.key),
+        h("td", null, c.active + " / " + c.limit, bar(c.limit === 0 ? 0 : c.active / c.limit)),
+        h("td", { "class": "limit" }, h("b", { "class": "value" }, c.limit)),
+        h("td", { "class": "queued" }, c.queued));
+    });
+    var more = count > list.length ? h("p", { "class": "muted" }, "+" + (count - list.length) + " more compartments (most queued, then fullest, shown)") : null;
+    return h("div", { "class": "compartments", "data-compartments": b.name },
+      h("h3", null, b.name, " ", h("span", { "class": "muted" }, count + (count === 1 ? " compartment" : " compartments"))),
+      table(["key", "in flight / limit", "limit", "queued"], rows), more);
   }
 
   function renderThrottles(s) {
