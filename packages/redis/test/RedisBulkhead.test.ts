@@ -1,3 +1,10 @@
+/**
+ * The Redis bulkhead store: the conformance suite (`BulkheadStoreSuite.ts`)
+ * on a standalone server (each "process" on a connection of its own), on a
+ * cluster and on a server without Redis functions (the scripts then run as
+ * scripts), then what only Redis shows: the keys' layout, the scripts'
+ * argument checks, options, Config and a server that goes away.
+ */
 import { assert, describe, it } from "@effect/vitest"
 import { Bulkhead } from "@effect-resilience/core"
 import { IoRedis, RedisBulkhead } from "@effect-resilience/redis"
@@ -7,16 +14,31 @@ import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
 import { TestClock } from "effect/testing"
+import { suite } from "../../core/test/BulkheadStoreSuite.ts"
 import * as fixtures from "./fixtures.ts"
 
-/** One server (and one cluster) for the whole file, started before the cases. */
+/** One server (and one cluster, and one server without functions) for the whole file, started before the cases. */
 const standalone = fixtures.standalone()
 const cluster = fixtures.cluster()
+const withoutFunctions = fixtures.shared(
+  Layer.unwrap(
+    Effect.map(
+      RedisServer.startServer([
+        "--rename-command",
+        "FCALL",
+        "FCALL_OFF",
+        "--rename-command",
+        "FUNCTION",
+        "FUNCTION_OFF"
+      ]),
+      (node) => IoRedis.layer({ host: node.host, port: node.port })
+    )
+  )
+)
 
 /**
  * Waits for real (Redis keeps its own time) and moves the test clock as far,
@@ -24,6 +46,27 @@ const cluster = fixtures.cluster()
  */
 const wait = (duration: Duration.Input) =>
   Effect.andThen(TestClock.withLive(Effect.sleep(duration)), TestClock.adjust(duration))
+
+/** Short leases and polls, so the suite's waits for real stay short. */
+const suiteStore = { permitLease: "600 millis", pollInterval: "5 millis", maxPollInterval: "20 millis" } as const
+const realTime = {
+  leaseMillis: 600,
+  adjust: wait,
+  settle: TestClock.withLive(Effect.sleep("1 millis"))
+} as const
+
+suite(
+  "Redis",
+  // each build is a process: a connection of its own
+  Layer.unwrap(
+    Effect.map(RedisServer.RedisServer, (server) =>
+      RedisBulkhead.layerStore(suiteStore).pipe(Layer.provide(IoRedis.layer({ host: server.host, port: server.port })))
+    )
+  ).pipe(Layer.provide(standalone)),
+  realTime
+)
+suite("Redis Cluster", RedisBulkhead.layerStore(suiteStore).pipe(Layer.provide(cluster)), realTime)
+suite("Redis without functions", RedisBulkhead.layerStore(suiteStore).pipe(Layer.provide(withoutFunctions)), realTime)
 
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
 
@@ -57,143 +100,6 @@ const permitsOf = (store: Bulkhead.BulkheadStore, name: string) =>
 const keyOf = (name: string, key: string, prefix = "resilience:bh:") => `${prefix}{${name}:${key}}`
 
 describe("RedisBulkhead: permits shared across processes", () => {
-  it.effect("two bulkheads on two connections never run more than maxConcurrent between them", () =>
-    Effect.gen(function* () {
-      const name = unique("shared")
-      const a = yield* bulkheadOn(yield* processStore(), { name, maxConcurrent: 3 })
-      const b = yield* bulkheadOn(yield* processStore(), { name, maxConcurrent: 3 })
-      const gate = yield* Deferred.make<void>()
-      let running = 0
-      let peak = 0
-      const guarded = Effect.gen(function* () {
-        running++
-        peak = Math.max(peak, running)
-        yield* Deferred.await(gate)
-        running--
-      })
-      const fibers = []
-      for (let i = 0; i < 5; i++) {
-        fibers.push(yield* start(Effect.exit(Bulkhead.isolate(guarded, a))))
-        fibers.push(yield* start(Effect.exit(Bulkhead.isolate(guarded, b))))
-      }
-      // every call has its answer from Redis: three run, seven were refused
-      yield* wait("100 millis")
-      assert.strictEqual(running, 3)
-      assert.strictEqual((yield* a.state()).active, 3)
-      assert.strictEqual((yield* b.state()).active, 3)
-      yield* Deferred.succeed(gate, undefined)
-      const exits = yield* Effect.forEach(fibers, Fiber.join)
-      assert.deepStrictEqual([exits.filter(Exit.isSuccess).length, peak], [3, 3])
-      assert.strictEqual((yield* a.state()).active, 0)
-    }).pipe(Effect.scoped, Effect.provide(standalone))
-  )
-
-  it.effect("callers waiting in both processes all run in turn, never more than maxConcurrent at once", () =>
-    Effect.gen(function* () {
-      const name = unique("waiting")
-      const input = { name, maxConcurrent: 2, maxQueue: 20, maxWait: "1 minute" } as const
-      const options = { pollInterval: "5 millis", maxPollInterval: "20 millis" } as const
-      const a = yield* bulkheadOn(yield* processStore(options), input)
-      const b = yield* bulkheadOn(yield* processStore(options), input)
-      let running = 0
-      let peak = 0
-      let done = 0
-      const guarded = Effect.gen(function* () {
-        running++
-        peak = Math.max(peak, running)
-        yield* TestClock.withLive(Effect.sleep("15 millis"))
-        running--
-        done++
-      })
-      const fibers = []
-      for (let i = 0; i < 6; i++) {
-        fibers.push(yield* start(Bulkhead.isolate(guarded, a)))
-        fibers.push(yield* start(Bulkhead.isolate(guarded, b)))
-      }
-      for (let i = 0; i < 400 && done < 12; i++) yield* wait("5 millis")
-      yield* Effect.forEach(fibers, Fiber.join)
-      assert.strictEqual(done, 12)
-      assert.strictEqual(peak, 2)
-      const redis = yield* Redis.Redis
-      assert.strictEqual(yield* redis.send<number>("EXISTS", keyOf(name, name)), 0)
-    }).pipe(Effect.scoped, Effect.provide(standalone))
-  )
-
-  it.effect("a dead process's permit comes back once its lease runs out; its late release frees nothing", () =>
-    Effect.gen(function* () {
-      const name = unique("dead")
-      const store = yield* processStore({ permitLease: "150 millis" })
-      const live = yield* bulkheadOn(store, { name, maxConcurrent: 1 })
-      // the dead process: it took the permit, then stopped (no renewal, no release)
-      const permits = yield* RedisBulkhead.makeStore({ permitLease: "150 millis" }).pipe(
-        Effect.flatMap((s) => permitsOf(s, name)),
-        Effect.orDie
-      )
-      assert.isTrue((yield* permits.acquire(name, "ghost", 1, 1)).granted)
-      const refused = yield* Effect.flip(Bulkhead.isolate(Effect.void, live))
-      assert.strictEqual(refused.reason._tag, "BulkheadFull")
-      yield* wait("200 millis")
-      // the ghost's lease ran out: its permit is back
-      const gate = yield* Deferred.make<void>()
-      const holder = yield* start(Bulkhead.isolate(Deferred.await(gate), live))
-      yield* wait("20 millis")
-      assert.strictEqual((yield* live.state()).active, 1)
-      // the ghost's release, late, frees nothing: the live call still holds the only permit
-      assert.isFalse(yield* permits.release(name, "ghost", 1))
-      assert.isFalse(yield* permits.renew(name, "ghost", 1))
-      const still = yield* Effect.flip(Bulkhead.isolate(Effect.void, live))
-      assert.strictEqual(still.reason._tag, "BulkheadFull")
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(holder)
-      yield* Bulkhead.isolate(Effect.void, live)
-    }).pipe(Effect.scoped, Effect.provide(standalone))
-  )
-
-  it.effect("a call longer than the lease keeps its permit: it is renewed while the call runs", () =>
-    Effect.gen(function* () {
-      const name = unique("renewed")
-      const input = { name, maxConcurrent: 1 } as const
-      const a = yield* bulkheadOn(yield* processStore({ permitLease: "300 millis" }), input)
-      const b = yield* bulkheadOn(yield* processStore({ permitLease: "300 millis" }), input)
-      const gate = yield* Deferred.make<void>()
-      const long = yield* start(Bulkhead.isolate(Deferred.await(gate), a))
-      for (let i = 0; i < 5; i++) {
-        yield* wait("100 millis")
-        const error = yield* Effect.flip(Bulkhead.isolate(Effect.void, b))
-        assert.strictEqual(error.reason._tag, "BulkheadFull", `still held after ${(i + 1) * 100} ms`)
-      }
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(long)
-      yield* Bulkhead.isolate(Effect.void, b)
-    }).pipe(Effect.scoped, Effect.provide(standalone))
-  )
-
-  it.effect("interruption while waiting or while acquiring leaks no permit, in the process or in Redis", () =>
-    Effect.gen(function* () {
-      const name = unique("interrupted")
-      const redis = yield* Redis.Redis
-      const input = { name, maxConcurrent: 1, maxQueue: 10, maxWait: "1 minute" } as const
-      const a = yield* bulkheadOn(yield* processStore(), input)
-      const b = yield* bulkheadOn(yield* processStore(), input)
-      const gate = yield* Deferred.make<void>()
-      const holder = yield* start(Bulkhead.isolate(Deferred.await(gate), a))
-      yield* wait("20 millis")
-      const waiters = []
-      for (let i = 0; i < 6; i++) waiters.push(yield* start(Bulkhead.isolate(Effect.void, i % 2 === 0 ? a : b)))
-      // interrupt some in the middle of their first request, the others while they wait
-      yield* Fiber.interrupt(waiters[0] as Fiber.Fiber<void, Bulkhead.BulkheadError>)
-      yield* wait("50 millis")
-      yield* Effect.forEach(waiters, Fiber.interrupt)
-      assert.strictEqual((yield* a.stats).queued + (yield* b.stats).queued, 0)
-      assert.strictEqual(yield* redis.send<number>("ZCARD", keyOf(name, name)), 1)
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(holder)
-      assert.strictEqual(yield* redis.send<number>("EXISTS", keyOf(name, name)), 0)
-      const [sa, sb] = [yield* a.stats, yield* b.stats]
-      assert.deepStrictEqual([sa.active, sb.active, sa.keys, sb.keys], [0, 0, 0, 0])
-    }).pipe(Effect.scoped, Effect.provide(standalone))
-  )
-
   it.effect("one sorted set per bulkhead and key, expiring with its last lease", () =>
     Effect.gen(function* () {
       const name = unique("layout")
@@ -224,22 +130,21 @@ describe("RedisBulkhead: permits shared across processes", () => {
     }).pipe(Effect.scoped, Effect.provide(standalone))
   )
 
-  it.effect("the scripts: a repeated acquire is granted once, costs add up, bad arguments are refused", () =>
+  it.effect("the scripts check their arguments before they write, naming the bad one", () =>
     Effect.gen(function* () {
       const name = unique("scripts")
-      const store = yield* RedisBulkhead.makeStore()
-      const permits = yield* permitsOf(store, name)
-      assert.deepStrictEqual(yield* permits.acquire("k", "p1", 2, 3), { granted: true, held: 2 })
-      assert.deepStrictEqual(yield* permits.acquire("k", "p1", 2, 3), { granted: true, held: 2 })
-      assert.deepStrictEqual(yield* permits.acquire("k", "p2", 2, 3), { granted: false, held: 2 })
-      assert.deepStrictEqual(yield* permits.acquire("k", "p3", 1, 3), { granted: true, held: 3 })
-      assert.isTrue(yield* permits.renew("k", "p1", 2))
-      assert.isTrue(yield* permits.release("k", "p1", 2))
-      assert.isFalse(yield* permits.release("k", "p1", 2))
-      assert.isFalse(yield* permits.renew("k", "p1", 2))
-      assert.strictEqual(yield* permits.held("k"), 1)
-      const bad = yield* Effect.flip(permits.acquire("k", "p4", 0, 3))
-      assert.match(bad.message, /bad argument/)
+      const redis = yield* Redis.Redis
+      const permits = yield* permitsOf(yield* RedisBulkhead.makeStore(), name)
+      const refused = (effect: Effect.Effect<unknown, Bulkhead.BulkheadStoreError>) =>
+        Effect.map(Effect.flip(effect), (error) => error.message)
+      assert.match(yield* refused(permits.acquire("k", "p", 0, 3)), /bad argument cost/)
+      assert.match(yield* refused(permits.acquire("k", "p", 1, 0)), /bad argument limit/)
+      assert.match(yield* refused(permits.acquire("k", "p", 1.5, 3)), /bad argument/)
+      assert.match(yield* refused(permits.acquire("k", "p", 1, 2.5)), /bad argument limit/)
+      // nothing was written
+      assert.strictEqual(yield* redis.send<number>("EXISTS", keyOf(name, "k")), 0)
+      assert.deepStrictEqual(yield* permits.acquire("k", "p", 1, 1), { granted: true, held: 1 })
+      assert.isTrue(yield* permits.release("k", "p", 1))
     }).pipe(Effect.scoped, Effect.provide(RedisBulkhead.layerStore().pipe(Layer.provideMerge(standalone))))
   )
 

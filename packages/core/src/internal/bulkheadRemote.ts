@@ -294,12 +294,13 @@ export const makeRemote = (
   ): Effect.Effect<Waited, BulkheadStoreError> => {
     const step: Effect.Effect<Waited, BulkheadStoreError> = Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const isHead = k.line[0] === t
-      const sleepFor = (dueAt: number): Effect.Effect<Waited, BulkheadStoreError> => {
-        if (now >= deadline) return Effect.succeed("timeout")
+      /** Sleeps from `from` (a clock reading) until `dueAt`, a wake-up or the deadline. */
+      const sleepFor = (from: number, dueAt: number): Effect.Effect<Waited, BulkheadStoreError> => {
+        if (from >= deadline) return Effect.succeed("timeout")
         const wake = Deferred.makeUnsafe<void>()
         t.wake = wake
         // whole milliseconds: the clock's unit (a test clock's sleeps too)
-        const millis = Math.max(0, Math.ceil(Math.min(dueAt, deadline) - now))
+        const millis = Math.max(0, Math.ceil(Math.min(dueAt, deadline) - from))
         const woken = Deferred.await(wake)
         return Effect.andThen(
           restore(millis === Number.POSITIVE_INFINITY ? woken : Effect.timeoutOption(woken, Duration.millis(millis))),
@@ -309,14 +310,15 @@ export const makeRemote = (
           })
         )
       }
-      if (!isHead || t.due > now) return sleepFor(isHead ? t.due : deadline)
+      if (!isHead || t.due > now) return sleepFor(now, isHead ? t.due : deadline)
       // the head, due: ask the store (not interruptible: a grant must not be lost)
       return Effect.flatMap(permits.acquire(k.key, permit, t.cost, maxConcurrent), (outcome) => {
         if (outcome.granted) return Effect.succeed<Waited>("granted")
-        return Effect.flatMap(Random.next, (random) => {
+        // the time the answer came, not the time it was asked: a slow store must not push the wait past maxWait
+        return Effect.flatMap(Effect.zip(Clock.currentTimeMillis, Random.next), ([answeredAt, random]) => {
           t.polls++
-          t.due = now + poll.pollDelay(pollConfig, t.polls, random, deadline - now)
-          return sleepFor(t.due)
+          t.due = answeredAt + poll.pollDelay(pollConfig, t.polls, random, deadline - answeredAt)
+          return sleepFor(answeredAt, t.due)
         })
       })
     })
