@@ -25,7 +25,7 @@ import {
   Timeout
 } from "@effect-resilience/core"
 import { Dashboard, HttpDeadline, LoadShedding } from "@effect-resilience/http"
-import { RedisBulkhead, RedisCircuitBreaker } from "@effect-resilience/redis"
+import { RedisAdaptiveThrottle, RedisBulkhead, RedisCircuitBreaker } from "@effect-resilience/redis"
 
 const root = Path.resolve(import.meta.dirname, "..")
 
@@ -79,6 +79,12 @@ export const sections = (): Record<string, string> => ({
     "Events on `throttle.events` (every rejection is also a `Throttled` span event on the current span):",
     "",
     Telemetry.eventsTable(Object.values(Telemetry.adaptiveThrottleEvents))
+  ].join("\n"),
+  "adaptive-throttle-local-first-defaults": [
+    "Options of `RedisAdaptiveThrottle.layerStoreLocalFirst` (every one optional; generated from",
+    "`RedisAdaptiveThrottle.LocalFirstOptions`). Bad values fail the layer with one `InvalidOptions` naming each.",
+    "",
+    Options.defaultsTable(RedisAdaptiveThrottle.localFirstOptionsDocs)
   ].join("\n"),
   "circuit-breaker-defaults": [
     "Every option is optional; the table is generated from `CircuitBreaker.Options` (its `description` and `default`",

@@ -50,6 +50,10 @@
  * **Gotchas**
  *
  * - The counts live in this process: each replica throttles on what it sees.
+ *   To decide on the fleet's counts instead, provide an
+ *   `AdaptiveThrottleStore` (`RedisAdaptiveThrottle.layerStoreLocalFirst` in
+ *   `@effect-resilience/redis`): `make` reads it once, and a throttle made
+ *   without one keeps the in-memory path.
  * - Retries through the throttle count as requests, so a retry storm against
  *   a refusing backend raises the probability and throttles itself; put the
  *   throttle inside the retry.
@@ -98,6 +102,7 @@ import * as Tracer from "effect/Tracer"
 import type * as Types from "effect/Types"
 import * as engine from "./internal/adaptiveThrottle.ts"
 import * as Tick from "./internal/adaptiveThrottleClock.ts"
+import * as Fleet from "./internal/adaptiveThrottleFleet.ts"
 import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Frame from "./internal/frame.ts"
@@ -256,6 +261,74 @@ export declare namespace Event {
     readonly suppressed: number
   }
 }
+
+// ---------------------------------------------------------------------------
+// sharing the counts across a fleet
+// ---------------------------------------------------------------------------
+
+/**
+ * One key's counts at a sync: the delta a throttle reports (requests and
+ * accepts since its previous report), or the fleet's totals a store answers.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface FleetCounts {
+  readonly key: string
+  readonly requests: number
+  readonly accepts: number
+}
+
+/**
+ * What a throttle hands the store it joins (see {@link AdaptiveThrottleStore}):
+ * its deltas to report, and where the fleet's answer goes. Called by the
+ * store's sync, never on a call's path.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export interface FleetMember {
+  readonly name: string
+  readonly options: ResolvedOptions
+  /**
+   * The keys to report at a sync, at most `max`: first the keys with counts
+   * since the previous report (their deltas, cut to what the throttle's own
+   * window holds at `now`, move to "in flight"), then keys whose fleet view
+   * may reject, with a zero delta, to refresh that view (the least recently
+   * refreshed first). `now` is the throttle's clock, in milliseconds.
+   */
+  readonly take: (max: number, now: number) => ReadonlyArray<FleetCounts>
+  /**
+   * The fleet's totals for the reported keys (each holding the delta just
+   * reported): from now on the throttle decides on them plus its deltas since.
+   */
+  readonly apply: (totals: ReadonlyArray<FleetCounts>, now: number) => void
+  /**
+   * The sync of `reported` failed: their deltas are reported again at the
+   * next sync, and until a sync succeeds the throttle decides on its own
+   * window alone.
+   */
+  readonly failed: (reported: ReadonlyArray<FleetCounts>) => void
+}
+
+/**
+ * Where throttles share their counts with a fleet: optional, read once by
+ * `make`. Without one (the default) a throttle decides on its own window,
+ * and a call costs nothing more. With one, the throttle joins it: between
+ * syncs it decides on the fleet's totals per key plus its own counts since,
+ * and on its own window while the store cannot sync. See
+ * `RedisAdaptiveThrottle.layerStoreLocalFirst` in `@effect-resilience/redis`.
+ *
+ * @category store
+ * @since 0.1.0
+ */
+export class AdaptiveThrottleStore extends Context.Service<
+  AdaptiveThrottleStore,
+  {
+    /** Syncs the throttle with the fleet for the scope's lifetime (and once more, bounded, when it closes). */
+    readonly join: (member: FleetMember) => Effect.Effect<void, never, Scope.Scope>
+  }
+>()("@effect-resilience/core/AdaptiveThrottle/AdaptiveThrottleStore") {}
 
 // ---------------------------------------------------------------------------
 // options
@@ -602,8 +675,11 @@ export const make: (
   const scope = yield* Effect.scope
   const context = yield* Effect.context<never>()
   const clock = yield* Clock.clockWith(Effect.succeed)
-  const { close, service } = makeWith(options, input ?? {}, context, clock)
+  const store = yield* Effect.serviceOption(AdaptiveThrottleStore)
+  const { close, member, service } = makeWith(options, input ?? {}, context, clock, store._tag === "Some")
   yield* Scope.addFinalizer(scope, close)
+  // joined after: the store's last sync (its finalizer) runs before `close`
+  if (store._tag === "Some") yield* store.value.join(member)
   return service
 })
 
@@ -740,10 +816,25 @@ class Entry {
   suppressed = 0
   /** The continuation of its calls without per-call predicates, shared. */
   observer: DefaultObserver | undefined = undefined
-  constructor(key: string, window: engine.Window) {
+  /** With a store, the key's fleet view; undefined without one (a key costs no more memory). */
+  readonly shared: Shared | undefined
+  constructor(key: string, window: engine.Window, shared: boolean) {
     this.key = key
     this.window = window
+    this.shared = shared ? new Shared() : undefined
   }
+}
+
+/** A key's counts with a store: since the last report (`d`), reported and not answered yet (`p`), the fleet's (`f`). */
+class Shared {
+  dRequests = 0
+  dAccepts = 0
+  pRequests = 0
+  pAccepts = 0
+  fRequests = 0
+  fAccepts = 0
+  /** When the fleet's totals were answered (the throttle's clock), or -1: no fleet view of the key. */
+  fAt = -1
 }
 
 /** How an admitted call ended, as the window counts it. */
@@ -836,8 +927,9 @@ const makeWith = (
   options: ResolvedOptions,
   input: Input,
   context: Context.Context<never>,
-  clock: Clock.Clock
-): { readonly service: AdaptiveThrottle; readonly close: Effect.Effect<void> } => {
+  clock: Clock.Clock,
+  shared: boolean
+): { readonly service: AdaptiveThrottle; readonly close: Effect.Effect<void>; readonly member: FleetMember } => {
   const { maxKeys, name } = options
   const config: engine.Config = {
     windowMillis: Duration.toMillis(options.window),
@@ -846,7 +938,7 @@ const makeWith = (
     minRequests: options.minRequests,
     maxRejectProbability: options.maxRejectProbability
   }
-  const main = new Entry(name, engine.make(config))
+  const main = new Entry(name, engine.make(config), shared)
   const entries = new Map<string, Entry>()
   const counters = { admitted: 0, throttled: 0, accepted: 0, not_accepted: 0, ignored: 0 }
   const hub = Hub.make<Event>()
@@ -890,7 +982,7 @@ const makeWith = (
     let e = entries.get(key)
     if (e === undefined) {
       makeRoom(nowOf(fiber))
-      e = new Entry(key, engine.make(config))
+      e = new Entry(key, engine.make(config), shared)
       entries.set(key, e)
     }
     return e
@@ -906,6 +998,21 @@ const makeWith = (
       return
     }
     engine.record(e.window, nowOf(fiber), outcome === "accepted", config)
+  }
+  // with a store, the counts since the last report too
+  const doneShared = (e: Entry, outcome: Outcome, fiber: Fiber.Fiber<unknown, unknown>) => {
+    e.running--
+    if (outcome === "accepted") counters.accepted++
+    else if (outcome === "not_accepted") counters.not_accepted++
+    else {
+      counters.ignored++
+      return
+    }
+    engine.record(e.window, nowOf(fiber), outcome === "accepted", config)
+    const s = e.shared
+    if (s === undefined) return
+    s.dRequests++
+    if (outcome === "accepted") s.dAccepts++
   }
   const classifyWith =
     <A, E>(o: ThrottleOptions<A, E> | undefined) =>
@@ -930,7 +1037,7 @@ const makeWith = (
     }
   const recorder: Recorder = {
     classify: classifyWith<unknown, unknown>(undefined),
-    done,
+    done: shared ? doneShared : done,
     successAccepted: throttleIsAcceptedResult === undefined
   }
   const observerFor = <A, E>(e: Entry, o: ThrottleOptions<A, E> | undefined): Frame.Observer<A, E> => {
@@ -938,7 +1045,7 @@ const makeWith = (
       o !== undefined &&
       (o.isAccepted !== undefined || o.isAcceptedResult !== undefined || o.isIgnored !== undefined)
     ) {
-      return new CallObserver<A, E>(e, classifyWith(o), done)
+      return new CallObserver<A, E>(e, classifyWith(o), recorder.done)
     }
     let observer = e.observer
     if (observer === undefined) {
@@ -949,8 +1056,14 @@ const makeWith = (
   }
 
   // ---- rejections
-  const rejected = (fiber: Fiber.Fiber<unknown, unknown>, e: Entry, p: number, now: number): AdaptiveThrottleError => {
-    const { accepts, requests } = e.window
+  const rejected = (
+    fiber: Fiber.Fiber<unknown, unknown>,
+    e: Entry,
+    p: number,
+    now: number,
+    requests: number,
+    accepts: number
+  ): AdaptiveThrottleError => {
     engine.record(e.window, now, false, config)
     counters.throttled++
     const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
@@ -991,16 +1104,118 @@ const makeWith = (
       if (engine.mayReject(e.window)) {
         const now = nowOf(fiber)
         const p = engine.rejectProbability(e.window, now, config)
-        if (p > 0 && fiber.getRef(Random.Random).nextDoubleUnsafe() < p) return Exit.fail(rejected(fiber, e, p, now))
+        if (p > 0 && fiber.getRef(Random.Random).nextDoubleUnsafe() < p) {
+          return Exit.fail(rejected(fiber, e, p, now, e.window.requests, e.window.accepts))
+        }
       }
       counters.admitted++
       e.running++
       return Frame.observed<A, E, R>(fiber, self, observerFor(e, callOptions))
     })
 
+  // ---- with a store: the fleet's totals of the key plus the counts since, while the last sync succeeded
+  let online = false
+  const fleetView = (s: Shared | undefined): s is Shared => s !== undefined && online && s.fAt >= 0
+  const throttleShared = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    callOptions?: ThrottleOptions<A, E> | undefined
+  ): Effect.Effect<A, E | AdaptiveThrottleError, R> =>
+    Effect.withFiber<A, E | AdaptiveThrottleError, R>((fiber) => {
+      const key = callOptions === undefined ? undefined : callOptions.key
+      const e = key === undefined ? main : entryFor(key, fiber)
+      const s = e.shared
+      const fleet = fleetView(s)
+      const requests = fleet ? s.fRequests + s.pRequests + s.dRequests : e.window.requests
+      const accepts = fleet ? s.fAccepts + s.pAccepts + s.dAccepts : e.window.accepts
+      if (requests !== accepts) {
+        const now = nowOf(fiber)
+        const p = fleet
+          ? engine.probability(requests, accepts, config)
+          : engine.rejectProbability(e.window, now, config)
+        if (p > 0 && fiber.getRef(Random.Random).nextDoubleUnsafe() < p) {
+          const error = fleet
+            ? rejected(fiber, e, p, now, requests, accepts)
+            : rejected(fiber, e, p, now, e.window.requests, e.window.accepts)
+          if (s !== undefined) s.dRequests++
+          return Exit.fail(error)
+        }
+      }
+      counters.admitted++
+      e.running++
+      return Frame.observed<A, E, R>(fiber, self, observerFor(e, callOptions))
+    })
+
+  const sharedOf = (key: string): Shared | undefined => (key === name ? main : entries.get(key))?.shared
+  const member: FleetMember = {
+    name,
+    options,
+    take: (max, now) => {
+      const reports: Array<FleetCounts> = []
+      const reported = new Set<Shared>()
+      const stale: Array<{ readonly key: string; readonly s: Shared }> = []
+      for (const e of [main, ...entries.values()]) {
+        const s = e.shared
+        if (s === undefined) continue
+        // a fleet view not refreshed for a whole window says nothing any more
+        if (s.fAt >= 0 && now - s.fAt >= config.windowMillis) s.fAt = -1
+        if (s.dRequests > 0 && reports.length < max) {
+          const delta = Fleet.pushable(
+            { requests: s.dRequests, accepts: s.dAccepts },
+            engine.counts(e.window, now, config)
+          )
+          s.dRequests = 0
+          s.dAccepts = 0
+          // counts the window no longer holds (kept through failed syncs) are not reported
+          if (delta.requests > 0) {
+            s.pRequests = delta.requests
+            s.pAccepts = delta.accepts
+            reports.push({ key: e.key, requests: delta.requests, accepts: delta.accepts })
+            reported.add(s)
+            continue
+          }
+        }
+        // a fleet view that may reject is refreshed (after a failed sync, every one: the throttle goes back to them)
+        if (s.fAt >= 0 && (!online || s.fRequests !== s.fAccepts)) stale.push({ key: e.key, s })
+      }
+      stale.sort((a, b) => a.s.fAt - b.s.fAt)
+      for (const { key, s } of stale) {
+        if (reports.length >= max) break
+        if (!reported.has(s)) reports.push({ key, requests: 0, accepts: 0 })
+      }
+      return reports
+    },
+    apply: (totals, now) => {
+      for (const t of totals) {
+        const s = sharedOf(t.key)
+        if (s === undefined) continue
+        s.fRequests = t.requests
+        s.fAccepts = Math.min(t.accepts, t.requests)
+        s.fAt = now
+        s.pRequests = 0
+        s.pAccepts = 0
+      }
+      online = true
+    },
+    failed: (reported) => {
+      for (const r of reported) {
+        const s = sharedOf(r.key)
+        if (s === undefined) continue
+        s.dRequests += s.pRequests
+        s.dAccepts += s.pAccepts
+        s.pRequests = 0
+        s.pAccepts = 0
+      }
+      online = false
+    }
+  }
+
   // ---- reading
   const stateOfEntry = (e: Entry, now: number): KeyState => {
-    const { accepts, requests } = engine.counts(e.window, now, config)
+    const local = engine.counts(e.window, now, config)
+    const s = e.shared
+    const fleet = fleetView(s)
+    const requests = fleet ? s.fRequests + s.pRequests + s.dRequests : local.requests
+    const accepts = fleet ? s.fAccepts + s.pAccepts + s.dAccepts : local.accepts
     return { key: e.key, requests, accepts, probability: engine.probability(requests, accepts, config) }
   }
   const stateOf = (key: string | undefined, now: number): KeyState => {
@@ -1014,9 +1229,9 @@ const makeWith = (
   }
   const highestProbability = (): number => {
     const now = clock.currentTimeMillisUnsafe()
-    let highest = engine.rejectProbability(main.window, now, config)
+    let highest = stateOfEntry(main, now).probability
     for (const e of entries.values()) {
-      const p = engine.rejectProbability(e.window, now, config)
+      const p = stateOfEntry(e, now).probability
       if (p > highest) highest = p
     }
     return highest
@@ -1045,7 +1260,7 @@ const makeWith = (
     [TypeId]: TypeId,
     name,
     options,
-    throttle: throttleCall,
+    throttle: shared ? throttleShared : throttleCall,
     state: (key) => Clock.clockWith((c) => Effect.sync(() => stateOf(key, c.currentTimeMillisUnsafe()))),
     states: Clock.clockWith((c) => Effect.sync(() => statesAt(c.currentTimeMillisUnsafe()))),
     stats: Effect.sync(() => ({
@@ -1059,5 +1274,5 @@ const makeWith = (
     subscribe: hub.subscribe,
     events: hub.events
   })
-  return { service, close }
+  return { service, close, member }
 }

@@ -748,3 +748,114 @@ describe("AdaptiveThrottle states", () => {
     })
   )
 })
+
+// ---------------------------------------------------------------------------
+// a store: the fleet's counts (the hook `RedisAdaptiveThrottle` syncs through)
+// ---------------------------------------------------------------------------
+
+describe("AdaptiveThrottle with an AdaptiveThrottleStore", () => {
+  /** A store that only hands out what joined it: the test plays the sync. */
+  const fakeStore = () => {
+    const members: Array<AdaptiveThrottle.FleetMember> = []
+    const finalized: Array<string> = []
+    const layer = Layer.succeed(
+      AdaptiveThrottle.AdaptiveThrottleStore,
+      AdaptiveThrottle.AdaptiveThrottleStore.of({
+        join: (member) =>
+          Effect.andThen(
+            Effect.sync(() => members.push(member)),
+            Effect.addFinalizer(() => Effect.sync(() => finalized.push(member.name)))
+          )
+      })
+    )
+    return { members, finalized, layer }
+  }
+
+  it.effect(
+    "decides on the fleet's totals plus its counts since; on its own window until the first sync and after a failed one",
+    () =>
+      Effect.gen(function* () {
+        const store = fakeStore()
+        const throttle = yield* AdaptiveThrottle.make({ name: "t", maxRejectProbability: 1 }).pipe(
+          Effect.provide(store.layer)
+        )
+        const member = store.members[0]
+        assert.isDefined(member)
+        if (member === undefined) return
+        const refused = Effect.fail("503").pipe(AdaptiveThrottle.throttle(throttle, { key: "api" }), Effect.ignore)
+        yield* refused
+        yield* refused
+        // no sync yet: its own window
+        assert.deepStrictEqual(yield* throttle.state("api"), {
+          key: "api",
+          requests: 2,
+          accepts: 0,
+          probability: 2 / 3
+        })
+        const now = yield* Clock.currentTimeMillis
+        const reports = member.take(10, now)
+        assert.deepStrictEqual(reports, [{ key: "api", requests: 2, accepts: 0 }])
+        // the fleet answers its totals, the report included: 100 requests, 90 accepted
+        member.apply([{ key: "api", requests: 100, accepts: 90 }], now)
+        assert.deepStrictEqual(yield* throttle.state("api"), { key: "api", requests: 100, accepts: 90, probability: 0 })
+        // the fleet says the backend is fine: nothing is rejected, whatever the local window says
+        for (let i = 0; i < 20; i++) yield* refused
+        assert.strictEqual((yield* throttle.stats).throttled, 0)
+        assert.deepStrictEqual(yield* throttle.state("api"), {
+          key: "api",
+          requests: 120,
+          accepts: 90,
+          probability: 0
+        })
+        // the next report holds the 20 since; its sync fails: back to its own window (22 refusals)
+        const next = member.take(10, now)
+        assert.deepStrictEqual(next, [{ key: "api", requests: 20, accepts: 0 }])
+        member.failed(next)
+        assert.deepStrictEqual(yield* throttle.state("api"), {
+          key: "api",
+          requests: 22,
+          accepts: 0,
+          probability: 22 / 23
+        })
+        // the failed sync's counts are reported again, with the key's fleet view to refresh
+        assert.deepStrictEqual(member.take(10, now), [{ key: "api", requests: 20, accepts: 0 }])
+      }).pipe(Effect.scoped, Random.withSeed("store"))
+  )
+
+  it.effect(
+    "reports at most the asked number of keys, counted keys first, and never more than its own window holds",
+    () =>
+      Effect.gen(function* () {
+        const store = fakeStore()
+        const throttle = yield* AdaptiveThrottle.make({ name: "t", window: "10 seconds", buckets: 2 }).pipe(
+          Effect.provide(store.layer)
+        )
+        const member = store.members[0]
+        if (member === undefined) return assert.fail("not joined")
+        for (const key of ["a", "b", "c"]) yield* Effect.succeed(1).pipe(AdaptiveThrottle.throttle(throttle, { key }))
+        const now = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual(
+          member.take(2, now).map((r) => r.key),
+          ["a", "b"]
+        )
+        member.failed([
+          { key: "a", requests: 1, accepts: 1 },
+          { key: "b", requests: 1, accepts: 1 }
+        ])
+        // a failed sync's counts older than the window are dropped: the window holds nothing any more
+        yield* TestClock.adjust("11 seconds")
+        const later = yield* Clock.currentTimeMillis
+        assert.deepStrictEqual(member.take(10, later), [])
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect("joins the store for the throttle's scope; without a store nothing joins", () =>
+    Effect.gen(function* () {
+      const store = fakeStore()
+      yield* Effect.scoped(AdaptiveThrottle.make({ name: "scoped" }).pipe(Effect.provide(store.layer)))
+      assert.deepStrictEqual(store.finalized, ["scoped"])
+      yield* Effect.scoped(AdaptiveThrottle.make({ name: "alone" }))
+      assert.strictEqual(store.members.length, 1)
+    })
+  )
+})

@@ -6,6 +6,13 @@
 export * as IoRedis from "./IoRedis.ts"
 
 /**
+ * A local-first adaptive throttle store on Redis or Redis Cluster: throttles in many processes decide on the fleet's counts.
+ *
+ * @since 0.1.0
+ */
+export * as RedisAdaptiveThrottle from "./RedisAdaptiveThrottle.ts"
+
+/**
  * A bulkhead store on Redis or Redis Cluster: bulkheads in many processes share their permits, as leases.
  *
  * @since 0.1.0
