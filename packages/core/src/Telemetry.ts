@@ -259,6 +259,32 @@ export const circuitBreakerSync = {
 } as const satisfies Record<string, MetricSpec>
 
 /**
+ * The local-first adaptive throttle's sync with Redis (`RedisAdaptiveThrottle.layerStoreLocalFirst` of
+ * `@effect-resilience/redis`), by throttle name.
+ *
+ * @category catalogue
+ * @since 0.1.0
+ */
+export const adaptiveThrottleSync = {
+  errors: {
+    name: "resilience.adaptive_throttle.sync.errors",
+    kind: "counter",
+    unit: "{sync}",
+    description:
+      "Syncs of a local-first throttle store that failed (Redis unreachable, timed out, bad reply); the throttle kept deciding on its own window.",
+    attributes: [attributes.name]
+  },
+  duration: {
+    name: "resilience.adaptive_throttle.sync.duration",
+    kind: "histogram",
+    unit: "s",
+    description: "Duration of a local-first throttle store's syncs (one script call per throttle), successful or not.",
+    attributes: [attributes.name],
+    boundaries: durationBoundariesSeconds
+  }
+} as const satisfies Record<string, MetricSpec>
+
+/**
  * The retry policies' metrics.
  *
  * @category catalogue
@@ -1370,6 +1396,7 @@ export const metrics: ReadonlyArray<MetricSpec> = [
   ...Object.values(alert),
   ...Object.values(loadBalancer),
   ...Object.values(adaptiveThrottle),
+  ...Object.values(adaptiveThrottleSync),
   ...Object.values(registry),
   ...Object.values(resourcePool),
   ...Object.values(loadShedding)

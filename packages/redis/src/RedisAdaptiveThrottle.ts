@@ -41,13 +41,14 @@
  * @stability experimental
  * @since 0.1.0
  */
-import { AdaptiveThrottle, Options } from "@effect-resilience/core"
+import { AdaptiveThrottle, Options, Telemetry } from "@effect-resilience/core"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -276,10 +277,16 @@ export const makeStoreLocalFirst = (
 
     const syncOf = (member: AdaptiveThrottle.FleetMember): Effect.Effect<void> => {
       const tag = `${o.prefix}{${member.name}}`
+      const errorsMetric = Metric.withAttributes(syncErrorsMetric, { [Telemetry.attributes.name]: member.name })
+      const durationMetric = Metric.withAttributes(syncDurationMetric, { [Telemetry.attributes.name]: member.name })
       const head = [`${tag}:`, numberArg(Duration.toMillis(member.options.window)), numberArg(member.options.buckets)]
       return Clock.clockWith((clock) => {
-        const reports = member.take(o.maxKeysPerSync, clock.currentTimeMillisUnsafe())
+        const start = clock.currentTimeMillisUnsafe()
+        const reports = member.take(o.maxKeysPerSync, start)
         if (reports.length === 0) return Effect.void
+        const elapsed = Effect.suspend(() =>
+          Metric.update(durationMetric, Math.max(0, clock.currentTimeMillisUnsafe() - start) / 1000)
+        )
         const args = [...head]
         for (const r of reports) args.push(r.key, numberArg(r.requests), numberArg(r.accepts))
         return runSync(tag, args).pipe(
@@ -289,12 +296,15 @@ export const makeStoreLocalFirst = (
           ),
           Effect.matchCauseEffect({
             onSuccess: (totals) =>
-              Effect.sync(() => {
-                member.apply(totals, clock.currentTimeMillisUnsafe())
-                stats.syncs++
-                stats.keysSynced += reports.length
-                stats.lastError = undefined
-              }),
+              Effect.andThen(
+                Effect.sync(() => {
+                  member.apply(totals, clock.currentTimeMillisUnsafe())
+                  stats.syncs++
+                  stats.keysSynced += reports.length
+                  stats.lastError = undefined
+                }),
+                elapsed
+              ),
             // a failed sync's deltas are reported again at the next sync; the throttle decides alone meanwhile
             onFailure: (cause) =>
               Effect.suspend(() => {
@@ -302,7 +312,7 @@ export const makeStoreLocalFirst = (
                 if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
                 stats.errors++
                 stats.lastError = describe(Cause.squash(cause))
-                return Effect.void
+                return Effect.andThen(elapsed, Metric.update(errorsMetric, 1))
               })
           })
         )
@@ -340,6 +350,18 @@ export const makeStoreLocalFirst = (
       })
     }
   })
+
+const syncErrorsMetric = Metric.counter(Telemetry.adaptiveThrottleSync.errors.name, {
+  description: Telemetry.adaptiveThrottleSync.errors.description,
+  incremental: true,
+  attributes: { unit: Telemetry.adaptiveThrottleSync.errors.unit }
+})
+
+const syncDurationMetric = Metric.histogram(Telemetry.adaptiveThrottleSync.duration.name, {
+  description: Telemetry.adaptiveThrottleSync.duration.description,
+  boundaries: Telemetry.adaptiveThrottleSync.duration.boundaries,
+  attributes: { unit: Telemetry.adaptiveThrottleSync.duration.unit }
+})
 
 /**
  * The local-first store as a layer: throttles decide in-process on the

@@ -13,13 +13,14 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { AdaptiveThrottle } from "@effect-resilience/core"
+import { AdaptiveThrottle, Telemetry } from "@effect-resilience/core"
 import { IoRedis, RedisAdaptiveThrottle } from "@effect-resilience/redis"
 import * as RedisServer from "@effect-resilience/test-harness/RedisServer"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import type * as Redis from "effect/persistence/Redis"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
@@ -287,6 +288,14 @@ describe("RedisAdaptiveThrottle.layerStoreLocalFirst without Redis", () => {
         const down = yield* a.sync.stats
         assert.strictEqual(down.errors, 1)
         assert.isDefined(down.lastError)
+        // and in the sync metrics, by throttle name: one error, and every sync timed (3 good ones and this one)
+        const snapshots = yield* Metric.snapshot
+        const series = (id: string) =>
+          snapshots.find((m) => m.id === id && m.attributes?.[Telemetry.attributes.name] === name)?.state
+        const errors = series(Telemetry.adaptiveThrottleSync.errors.name)
+        assert.strictEqual(errors !== undefined && "count" in errors ? Number(errors.count) : -1, 1)
+        const durations = series(Telemetry.adaptiveThrottleSync.duration.name)
+        assert.strictEqual(durations !== undefined && "count" in durations ? Number(durations.count) : -1, 4)
         const local = yield* a.throttle.state("api")
         assert.isAtMost(local.requests, 11)
         assert.isAbove(local.probability, 0.5)
