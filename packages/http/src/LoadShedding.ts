@@ -90,6 +90,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as ExitObserver from "./internal/exitObserver.ts"
 import * as Internal from "./internal/loadShedding.ts"
 import { pathOf } from "./internal/url.ts"
 
@@ -993,22 +994,25 @@ const makeWith = (options: ResolvedOptions, probe: Probe, context: Context.Conte
   const retryAfter = options.retryAfter
   const retryAfterHeader = Internal.retryAfterSeconds(Duration.toMillis(retryAfter))
   const exclude = options.exclude
-  const excludedPath = typeof exclude === "function" ? undefined : pathMatcher(exclude)
+  const excludedPath = typeof exclude === "function" ? undefined : Internal.pathMatcher(exclude)
   const excludedBy = typeof exclude === "function" ? exclude : undefined
-  const criticalPath = pathMatcher(options.critical)
-  const sheddablePath = pathMatcher(options.sheddable)
+  const criticalPath = Internal.pathMatcher(options.critical)
+  const sheddablePath = Internal.pathMatcher(options.sheddable)
   const classify = options.classify
-  const priorityOf = (request: HttpServerRequest.HttpServerRequest, path: string): Priority => {
+  // the path is the first `end` characters of `target` (see `Internal.pathMatcher`)
+  const priorityOf = (request: HttpServerRequest.HttpServerRequest, target: string, end: number): Priority => {
     const given = classify?.(request)
     if (given !== undefined) return given
-    if (criticalPath?.(path)) return "critical"
-    if (sheddablePath?.(path)) return "sheddable"
+    if (criticalPath?.matches(target, end)) return "critical"
+    if (sheddablePath?.matches(target, end)) return "sheddable"
     return "normal"
   }
   const onShed = options.onShed
 
   // ---- mutable state: touched only synchronously
   let state: Internal.State = Internal.initial
+  // what pressure sheds, by priority: worked out at each sample, read by each request
+  let verdicts: Internal.PressureVerdicts = Internal.pressureVerdicts(state)
   let level: Internal.Level = 0
   let readings: Readings = noReadings
   let sampledAt: number | undefined
@@ -1039,6 +1043,7 @@ const makeWith = (options: ResolvedOptions, probe: Probe, context: Context.Conte
     sampledAt = now
     counters.samples++
     const stepped = Internal.step(state, sampled, config)
+    if (stepped.state !== state) verdicts = Internal.pressureVerdicts(stepped.state)
     state = stepped.state
     level = stepped.to
     if (stepped.from === stepped.to) return
@@ -1076,9 +1081,17 @@ const makeWith = (options: ResolvedOptions, probe: Probe, context: Context.Conte
   )
 
   // ---- the middleware
-  const release = Effect.sync(() => {
+  // An admitted request's slot is freed when it ends, however it ends, exactly
+  // once: by one observer shared by every request, pushed onto the fiber's
+  // continuation stack in the same synchronous step as the decision and the
+  // count (no interruption can fall in between; `internal/exitObserver.ts`).
+  // Where that protocol is not available, the public-API path:
+  // `uninterruptibleMask` around the decision and the count, `onExit` for the
+  // release.
+  const releaser = new Releaser(() => {
     inFlight--
   })
+  const release = Effect.sync(releaser.observe)
   const releaseOnExit = () => release
   // the default answer is the same for every shed request: built once
   const shedAnswer = Effect.succeed(
@@ -1102,23 +1115,43 @@ const makeWith = (options: ResolvedOptions, probe: Probe, context: Context.Conte
   const shedMiddleware = <E, R>(
     app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest> =>
-    Effect.withFiber((fiber) => {
+    Effect.withFiber(function shedOrAdmit(fiber) {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-      const path = pathOf(request.url)
-      if (excludedPath?.(path) || excludedBy?.(request)) {
+      // a path with a query (what servers hand over) is matched in place; an absolute URL is parsed
+      const url = request.url
+      const relative = url.charCodeAt(0) === 47
+      const target = relative ? url : pathOf(url)
+      const end = relative ? Internal.pathEnd(url) : target.length
+      if (excludedPath?.matches(target, end) || excludedBy?.(request)) {
         counters.excluded++
         return app
       }
-      const priority = priorityOf(request, path)
-      // the decision, the count and the release's registration happen with no interruption in between
-      return Effect.uninterruptibleMask((restore) => {
-        const reason = Internal.decide(state, priority, inFlight, maxInFlight)
+      const priority = priorityOf(request, target, end)
+      if (ExitObserver.active()) {
+        // the decision, the count and the release's registration: one synchronous step
+        const reason = Internal.decideWith(verdicts, priority, inFlight, maxInFlight)
         if (reason !== undefined) return answer(reason, priority, request)
+        if (!ExitObserver.push(fiber, releaser)) return admitMasked(app, priority, request)
         counters.admitted++
         inFlight++
         if (inFlight > peakInFlight) peakInFlight = inFlight
-        return Effect.onExit(restore(app), releaseOnExit)
-      })
+        return app
+      }
+      return admitMasked(app, priority, request)
+    })
+  // the fallback: the decision, the count and the release's registration happen with no interruption in between
+  const admitMasked = <E, R>(
+    app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+    priority: Priority,
+    request: HttpServerRequest.HttpServerRequest
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+    Effect.uninterruptibleMask((restore) => {
+      const reason = Internal.decideWith(verdicts, priority, inFlight, maxInFlight)
+      if (reason !== undefined) return answer(reason, priority, request)
+      counters.admitted++
+      inFlight++
+      if (inFlight > peakInFlight) peakInFlight = inFlight
+      return Effect.onExit(restore(app), releaseOnExit)
     })
 
   // ---- metrics, read when exported
@@ -1176,19 +1209,12 @@ const makeWith = (options: ResolvedOptions, probe: Probe, context: Context.Conte
   }
 }
 
-/**
- * A matcher of paths against patterns (`"/health"` that path, `"/health/*"`
- * every path under `/health/`, as `RateLimitMiddleware.matchesPath`), built
- * once; undefined for no patterns.
- */
-const pathMatcher = (patterns: ReadonlyArray<string>): ((path: string) => boolean) | undefined => {
-  if (patterns.length === 0) return undefined
-  const exact = new Set(patterns.filter((pattern) => !pattern.endsWith("/*")))
-  const prefixes = patterns.filter((pattern) => pattern.endsWith("/*")).map((pattern) => pattern.slice(0, -1))
-  return (path) => {
-    if (exact.has(path)) return true
-    for (const prefix of prefixes) if (path.startsWith(prefix)) return true
-    return false
+/** Frees an admitted request's in-flight slot when the request ends (one instance per shedder). */
+class Releaser extends ExitObserver.Observer {
+  readonly observe: () => void
+  constructor(release: () => void) {
+    super()
+    this.observe = release
   }
 }
 

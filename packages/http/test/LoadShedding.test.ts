@@ -6,13 +6,17 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import * as ExitObserver from "../src/internal/exitObserver.ts"
 import { serveLoopback } from "./server.ts"
 
 /** A real-time pause, for what crosses the loopback socket (a request's arrival, a client leaving). */
@@ -654,5 +658,193 @@ describe("LoadShedding", () => {
         )
       }).pipe(Effect.scoped)
     )
+  })
+
+  // In process (no sockets): the app runs with a request provided, as the router runs it. Each case runs twice: with
+  // the release observer pushed on the fiber's stack, and on the public-API fallback (uninterruptibleMask + onExit).
+  describe("the in-flight count, exact however a request ends", () => {
+    const requestTo = (path: string) => HttpServerRequest.fromWeb(new Request(`http://localhost${path}`))
+    const through = <E>(
+      shedder: LoadShedding.LoadShedder,
+      app: Effect.Effect<HttpServerResponse.HttpServerResponse, E>,
+      path = "/api/x"
+    ) => Effect.provideService(shedder.middleware(app), HttpServerRequest.HttpServerRequest, requestTo(path))
+    const inFlight = (shedder: LoadShedding.LoadShedder) => Effect.map(shedder.state, (state) => state.inFlight)
+    const ok = HttpServerResponse.text("ok")
+    const quiet: LoadShedding.Probe = { read: Effect.succeed({}) }
+
+    /** Runs `body` with the observer path on or off, restoring the setting after. */
+    const withMode = <A, E, R>(frames: boolean, body: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => ExitObserver.setEnabled(frames)),
+        () => body,
+        (previous) => Effect.sync(() => ExitObserver.setEnabled(previous))
+      )
+
+    for (const frames of [true, false]) {
+      const mode = frames ? "observer" : "fallback"
+
+      it.effect(
+        `${mode}: success, typed failure, defect and a handler interrupting itself each free the slot once`,
+        () =>
+          withMode(
+            frames,
+            Effect.gen(function* () {
+              assert.strictEqual(ExitObserver.active(), frames && ExitObserver.supported)
+              const shedder = yield* LoadShedding.make({ probe: quiet, maxInFlight: 1 })
+              const seen: Array<number> = []
+              const look = Effect.flatMap(inFlight(shedder), (n) => Effect.sync(() => seen.push(n)))
+              const exits = [
+                yield* Effect.exit(through(shedder, Effect.as(look, ok))),
+                yield* Effect.exit(through(shedder, Effect.andThen(look, Effect.fail("bad request")))),
+                yield* Effect.exit(through(shedder, Effect.andThen(look, Effect.die("boom")))),
+                yield* Effect.exit(through(shedder, Effect.andThen(look, Effect.interrupt)))
+              ]
+              assert.deepStrictEqual(
+                exits.map((exit) =>
+                  Exit.isSuccess(exit)
+                    ? exit.value.status
+                    : Exit.hasInterrupts(exit)
+                      ? "interrupted"
+                      : Exit.hasDies(exit)
+                        ? "died"
+                        : "failed"
+                ),
+                [200, "failed", "died", "interrupted"]
+              )
+              // each ran holding the only slot, and gave it back: the cap of 1 never shed the next one
+              assert.deepStrictEqual([seen, yield* inFlight(shedder)], [[1, 1, 1, 1], 0])
+              assert.deepStrictEqual(Object.values((yield* shedder.stats).shedBy), [0, 0, 0, 0, 0])
+            }).pipe(Effect.scoped)
+          )
+      )
+
+      it.effect(
+        `${mode}: a request interrupted while suspended, or in an uninterruptible part, frees its slot once`,
+        () =>
+          withMode(
+            frames,
+            Effect.gen(function* () {
+              const shedder = yield* LoadShedding.make({ probe: quiet, maxInFlight: 2 })
+              const gate = yield* Deferred.make<void>()
+              const suspended = yield* Effect.forkChild(through(shedder, Effect.as(Effect.never, ok)))
+              // the interruption arrives during an uninterruptible part: the slot is freed when the part ends
+              const guarded = yield* Effect.forkChild(
+                through(shedder, Effect.as(Effect.uninterruptible(Deferred.await(gate)), ok))
+              )
+              yield* Effect.yieldNow
+              assert.strictEqual(yield* inFlight(shedder), 2)
+              assert.strictEqual(Exit.isFailure(yield* Effect.exit(through(shedder, Effect.succeed(ok)))), false)
+              assert.strictEqual((yield* shedder.stats).shedBy.max_in_flight, 1)
+              yield* Fiber.interrupt(suspended)
+              assert.strictEqual(yield* inFlight(shedder), 1)
+              const interrupting = yield* Effect.forkChild(Fiber.interrupt(guarded))
+              yield* Effect.yieldNow
+              assert.strictEqual(yield* inFlight(shedder), 1)
+              yield* Deferred.succeed(gate, undefined)
+              yield* Fiber.join(interrupting)
+              assert.strictEqual(yield* inFlight(shedder), 0)
+            }).pipe(Effect.scoped)
+          )
+      )
+
+      it.effect(`${mode}: middleware nested in the same shedder, and under an uninterruptible caller`, () =>
+        withMode(
+          frames,
+          Effect.gen(function* () {
+            const shedder = yield* LoadShedding.make({ probe: quiet })
+            const inner = shedder.middleware(Effect.as(Effect.never, ok))
+            const nested = yield* Effect.forkChild(
+              Effect.provideService(shedder.middleware(inner), HttpServerRequest.HttpServerRequest, requestTo("/a"))
+            )
+            yield* Effect.yieldNow
+            assert.strictEqual(yield* inFlight(shedder), 2)
+            yield* Fiber.interrupt(nested)
+            assert.strictEqual(yield* inFlight(shedder), 0)
+            // the caller uninterruptible, the handler interruptible inside: interrupted there
+            const masked = yield* Effect.forkChild(
+              Effect.uninterruptible(through(shedder, Effect.interruptible(Effect.as(Effect.never, ok))))
+            )
+            yield* Effect.yieldNow
+            assert.strictEqual(yield* inFlight(shedder), 1)
+            yield* Fiber.interrupt(masked)
+            assert.strictEqual(yield* inFlight(shedder), 0)
+          }).pipe(Effect.scoped)
+        )
+      )
+
+      it(`${mode}: property — requests interrupted at any point leave the count at zero, never below`, () =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                steps: fc.integer({ min: 0, max: 4 }),
+                end: fc.constantFrom("succeed", "fail", "die", "interrupt", "never"),
+                guarded: fc.boolean(),
+                interruptAfter: fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined })
+              }),
+              { minLength: 1, maxLength: 8 }
+            ),
+            fc.integer({ min: 1, max: 8 }),
+            (requests, cap) =>
+              Effect.runPromise(
+                withMode(
+                  frames,
+                  Effect.gen(function* () {
+                    const shedder = yield* LoadShedding.make({ probe: quiet, maxInFlight: cap })
+                    let low = 0
+                    let high = 0
+                    const look = Effect.flatMap(inFlight(shedder), (n) =>
+                      Effect.sync(() => {
+                        low = Math.min(low, n)
+                        high = Math.max(high, n)
+                      })
+                    )
+                    const handler = (r: (typeof requests)[number]) => {
+                      const step = r.guarded
+                        ? Effect.uninterruptible(Effect.andThen(Effect.yieldNow, look))
+                        : Effect.andThen(Effect.yieldNow, look)
+                      const body = Effect.andThen(Effect.replicateEffect(step, r.steps), look)
+                      const ending =
+                        r.end === "succeed"
+                          ? Effect.succeed(ok)
+                          : r.end === "fail"
+                            ? Effect.fail("bad")
+                            : r.end === "die"
+                              ? Effect.die("boom")
+                              : r.end === "interrupt"
+                                ? Effect.interrupt
+                                : Effect.never
+                      return Effect.andThen(body, ending)
+                    }
+                    const fibers = []
+                    for (const r of requests) fibers.push(yield* Effect.forkChild(through(shedder, handler(r))))
+                    for (let tick = 0; tick <= 6; tick++) {
+                      for (const [i, r] of requests.entries()) {
+                        const fiber = fibers[i]
+                        if (fiber !== undefined && (r.interruptAfter === tick || (tick === 6 && r.end === "never"))) {
+                          yield* Fiber.interrupt(fiber)
+                        }
+                      }
+                      yield* Effect.yieldNow
+                    }
+                    for (const fiber of fibers) yield* Fiber.await(fiber)
+                    const stats = yield* shedder.stats
+                    return { low, high, end: yield* inFlight(shedder), admitted: stats.admitted, shed: stats.shed }
+                  }).pipe(Effect.scoped)
+                )
+              ).then((result) => {
+                assert.strictEqual(result.end, 0)
+                assert.isTrue(
+                  result.low >= 0 && result.high <= cap,
+                  `count within [0, ${cap}]: ${result.low}..${result.high}`
+                )
+                // a request interrupted before it started was neither admitted nor shed
+                assert.isTrue(result.admitted + result.shed <= requests.length)
+              })
+          ),
+          { numRuns: 150 }
+        ))
+    }
   })
 })

@@ -164,3 +164,93 @@ export const decide = (
  */
 export const retryAfterSeconds = (millis: number): string =>
   String(Math.max(1, Math.ceil(Number.isFinite(millis) ? millis / 1000 : 1)))
+
+/**
+ * The reasons requests of each priority are shed by pressure alone (no cap):
+ * `decide(state, priority, 0, undefined)` for each, worked out once per
+ * sample so that a request's verdict is a field read.
+ */
+export interface PressureVerdicts {
+  readonly critical: undefined
+  readonly normal: Reason | undefined
+  readonly sheddable: Reason | undefined
+}
+
+/** The pressure verdicts of a state (see {@link PressureVerdicts}). */
+export const pressureVerdicts = (state: State): PressureVerdicts => ({
+  critical: undefined,
+  normal: decide(state, "normal", 0, undefined),
+  sheddable: decide(state, "sheddable", 0, undefined)
+})
+
+/**
+ * The verdict on one request from the state's pressure verdicts: the same as
+ * `decide(state, priority, inFlight, maxInFlight)` when `verdicts` is
+ * `pressureVerdicts(state)`.
+ */
+export const decideWith = (
+  verdicts: PressureVerdicts,
+  priority: Priority,
+  inFlight: number,
+  maxInFlight: number | undefined
+): Reason | undefined => (maxInFlight !== undefined && inFlight >= maxInFlight ? "max_in_flight" : verdicts[priority])
+
+/**
+ * Where the path of a request URL given as a path (`/a/b?q#f`) ends: the
+ * index of its first `?` or `#`, or its length.
+ */
+export const pathEnd = (url: string): number => {
+  const query = url.indexOf("?")
+  const fragment = url.indexOf("#")
+  return query === -1
+    ? fragment === -1
+      ? url.length
+      : fragment
+    : fragment === -1 || query < fragment
+      ? query
+      : fragment
+}
+
+/** Up to this many exact patterns are compared one by one; more go in a `Set`. */
+const linearExact = 16
+
+/**
+ * A matcher of paths against patterns (`"/health"` that path, `"/health/*"`
+ * every path under `/health/`), built once. It is given a string whose first
+ * `end` characters are the path (a request URL and its {@link pathEnd}), so
+ * that a request's path is never copied out.
+ */
+export class PathMatcher {
+  readonly exact: ReadonlyArray<string>
+  readonly exactSet: ReadonlySet<string> | undefined
+  readonly prefixes: ReadonlyArray<string>
+  constructor(patterns: ReadonlyArray<string>) {
+    this.exact = [...new Set(patterns.filter((pattern) => !pattern.endsWith("/*")))]
+    this.exactSet = this.exact.length > linearExact ? new Set(this.exact) : undefined
+    this.prefixes = [
+      ...new Set(patterns.filter((pattern) => pattern.endsWith("/*")).map((pattern) => pattern.slice(0, -1)))
+    ]
+  }
+  /** Whether the path `target.slice(0, end)` matches a pattern. */
+  matches(target: string, end: number): boolean {
+    const exact = this.exact
+    if (this.exactSet !== undefined) {
+      if (this.exactSet.has(end === target.length ? target : target.slice(0, end))) return true
+    } else {
+      for (let i = 0; i < exact.length; i++) {
+        const pattern = exact[i]
+        if (pattern !== undefined && pattern.length === end && target.startsWith(pattern)) return true
+      }
+    }
+    const prefixes = this.prefixes
+    for (let i = 0; i < prefixes.length; i++) {
+      const prefix = prefixes[i]
+      if (prefix !== undefined && prefix.length <= end && target.startsWith(prefix)) return true
+    }
+    return false
+  }
+}
+
+/** The matcher of `patterns`; undefined for none. */
+export const pathMatcher = (patterns: ReadonlyArray<string>): PathMatcher | undefined =>
+  patterns.length === 0 ? undefined : new PathMatcher(patterns)

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import * as shed from "../../src/internal/loadShedding.ts"
+import { pathOf } from "../../src/internal/url.ts"
 
 const configArb: fc.Arbitrary<shed.Config> = fc.record({
   thresholds: fc.record({ event_loop_delay: fc.integer({ min: 1, max: 1000 }) }),
@@ -178,6 +179,15 @@ describe("internal/loadShedding", () => {
     )
   })
 
+  it("decideWith over the pressure verdicts (worked out once per sample) is decide", () => {
+    fc.assert(
+      fc.property(stateArb, priorityArb, fc.integer({ min: 0, max: 30 }), capArb, (state, priority, inFlight, cap) => {
+        const verdicts = shed.pressureVerdicts(state)
+        return shed.decideWith(verdicts, priority, inFlight, cap) === shed.decide(state, priority, inFlight, cap)
+      })
+    )
+  })
+
   it("retryAfterSeconds: whole seconds, rounded up, at least 1", () => {
     fc.assert(
       fc.property(fc.double({ min: 0, max: 1e7, noNaN: true }), (millis) => {
@@ -191,5 +201,61 @@ describe("internal/loadShedding", () => {
       })
     )
     assert.deepStrictEqual([0, 1, 1000, 1001, 3000].map(shed.retryAfterSeconds), ["1", "1", "1", "2", "3"])
+  })
+
+  describe("paths", () => {
+    /** The model: the path copied out of the URL (`internal/url.ts`), a `Set` of exact paths and a prefix scan. */
+    const reference = (patterns: ReadonlyArray<string>, url: string): boolean => {
+      const path = pathOf(url)
+      const exact = new Set(patterns.filter((pattern) => !pattern.endsWith("/*")))
+      const prefixes = patterns.filter((pattern) => pattern.endsWith("/*")).map((pattern) => pattern.slice(0, -1))
+      return exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix))
+    }
+    const segmentArb = fc.constantFrom("", "a", "api", "health", "ready", "x?y", "#", "?", "a#b", "%3F")
+    const pathArb = fc.array(segmentArb, { minLength: 1, maxLength: 4 }).map((segments) => `/${segments.join("/")}`)
+    const urlArb = fc
+      .tuple(pathArb, fc.constantFrom("", "?", "?q=1", "#f", "?q=1#f", "#f?q", "?a/b"))
+      .map(([p, q]) => p + q)
+    const patternArb = fc.oneof(
+      pathArb,
+      pathArb.map((p) => `${p.endsWith("/") ? p : `${p}/`}*`)
+    )
+
+    it("pathEnd: the index of the first ? or #, else the length", () => {
+      fc.assert(
+        fc.property(
+          urlArb,
+          (url) =>
+            shed.pathEnd(url) === url.slice(0, shed.pathEnd(url)).length &&
+            url.slice(0, shed.pathEnd(url)) === pathOf(url)
+        )
+      )
+      assert.deepStrictEqual(["/a", "/a?b", "/a#b", "/a#b?c", "/a?b#c", "/"].map(shed.pathEnd), [2, 2, 2, 2, 2, 1])
+    })
+
+    it("pathMatcher matches the path in place as the copied-out path matches (few and many exact patterns)", () => {
+      fc.assert(
+        fc.property(fc.array(patternArb, { maxLength: 30 }), urlArb, (patterns, url) => {
+          const matcher = shed.pathMatcher(patterns)
+          const matched = matcher === undefined ? false : matcher.matches(url, shed.pathEnd(url))
+          return matched === reference(patterns, url)
+        }),
+        { numRuns: 500 }
+      )
+      const health = shed.pathMatcher(["/health", "/health/*"])
+      assert.deepStrictEqual(
+        ["/health", "/health?x", "/health/ready", "/healthz", "/health#/x", "/api"].map((url) =>
+          health?.matches(url, shed.pathEnd(url))
+        ),
+        [true, true, true, false, true, false]
+      )
+      assert.strictEqual(shed.pathMatcher([]), undefined)
+      // more exact patterns than are compared one by one: a Set
+      const many = shed.pathMatcher(Array.from({ length: 20 }, (_, i) => `/p${i}`))
+      assert.deepStrictEqual(
+        ["/p7", "/p19?x", "/p20", "/p1/x"].map((url) => many?.matches(url, shed.pathEnd(url))),
+        [true, true, false, false]
+      )
+    })
   })
 })
