@@ -113,7 +113,7 @@ const stores = Layer.mergeAll(CircuitBreaker.layerStoreMemory(), RateLimiter.lay
 const allParts = Effect.gen(function* () {
   const breaker = yield* CircuitBreaker.make({ consecutiveFailures: 5 })
   const limiter = yield* RateLimiter.make({
-    limits: [{ algorithm: "fixed-window", limit: 1_000, window: "1 minute" }]
+    limits: [{ algorithm: "fixed-window", limit: 1_000_000_000, window: "1 minute" }]
   })
   const bulkhead = yield* Bulkhead.make({ maxConcurrent: 10 })
   const adaptiveThrottle = yield* AdaptiveThrottle.make()
