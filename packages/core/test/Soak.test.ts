@@ -12,12 +12,23 @@
  * saw.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Bulkhead, Chaos, CircuitBreaker, Hedge, Policy, Retry } from "@effect-resilience/core"
+import {
+  AdaptiveThrottle,
+  Bulkhead,
+  Chaos,
+  CircuitBreaker,
+  Hedge,
+  LoadBalancer,
+  Policy,
+  RateLimiter,
+  Retry
+} from "@effect-resilience/core"
 import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
@@ -172,4 +183,138 @@ describe("Soak: the patterns together under injected faults", () => {
       ),
     60_000
   )
+
+  it.effect(
+    "over replicas: a fallback answers every typed failure, the balancer and throttle hold nothing after, counts agree",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(replicaScenario, async (s) => {
+            const r = await Effect.runPromise(runReplicas(s).pipe(Effect.provide(TestClock.layer())))
+            assert.strictEqual(r.pending, 0, "calls still running after their total timeout")
+            assert.isAtMost(r.longestCall, totalTimeoutMillis + 10, "a call outlived its total timeout")
+            // the fallback answers every typed failure; only the injected defect passes through
+            const kinds = r.exits.map((exit) =>
+              Exit.isSuccess(exit) ? (exit.value === -1 ? "fallback" : "value") : failureKind(exit.cause)
+            )
+            for (const kind of kinds) assert.include(["value", "fallback", "ChaosDefect"], kind)
+            assert.deepStrictEqual([r.inFlight, r.balancer.inFlight], [0, 0], "attempts left running")
+            // every admitted call of the throttle ended, and was counted once
+            const t = r.throttle
+            assert.strictEqual(t.admitted, t.accepted + t.notAccepted + t.ignored, "throttle counts")
+            // one breaker success per call answered by a replica
+            assert.strictEqual(
+              r.breaker.successes,
+              kinds.filter((kind) => kind === "value").length,
+              "breaker successes vs answered calls"
+            )
+          }),
+          { numRuns: 25 }
+        )
+      ),
+    60_000
+  )
 })
+
+const replicaScenario = fc.record({
+  seed: fc.string({ minLength: 1, maxLength: 8 }),
+  calls: fc.integer({ min: 10, max: 100 }),
+  spread: fc.integer({ min: 0, max: 3_000 }),
+  strategy: fc.constantFrom("roundRobin", "leastRequests", "random"),
+  /** How often the failing replica fails, hangs or dies. */
+  failureRate: fc.double({ min: 0, max: 1, noNaN: true }),
+  hangRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
+  defectRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
+  /** Requests per second the limiter lets through. */
+  rate: fc.integer({ min: 5, max: 100 })
+})
+
+type ReplicaScenario = typeof replicaScenario extends fc.Arbitrary<infer T> ? T : never
+
+const runReplicas = (s: ReplicaScenario) =>
+  Effect.gen(function* () {
+    const breaker = yield* CircuitBreaker.make({
+      name: "soak-replicas",
+      consecutiveFailures: 5,
+      openDuration: "300 millis"
+    })
+    const limiter = yield* RateLimiter.make({
+      name: "soak-replicas",
+      limits: [{ algorithm: "token-bucket", limit: s.rate, window: "1 second" }]
+    })
+    const throttle = yield* AdaptiveThrottle.make({ name: "soak-replicas" })
+    const balancer = yield* LoadBalancer.make({
+      name: "soak-replicas",
+      strategy: s.strategy,
+      endpoints: [{ id: "a" }, { id: "b" }, { id: "c" }],
+      consecutiveFailures: 3
+    })
+    // replica b is the bad one: its calls fail, hang or die at the scenario's rates; every reply takes 20 ms
+    const chaos = yield* Chaos.make({
+      name: "soak-replicas",
+      keys: ["b"],
+      failureRate: s.failureRate * (1 - s.hangRate - s.defectRate),
+      hangRate: s.hangRate,
+      defectRate: s.defectRate
+    })
+    const policy = yield* Policy.make({
+      name: "soak-replicas",
+      fallback: { orElse: () => Effect.succeed(-1) },
+      totalTimeout: `${totalTimeoutMillis} millis`,
+      retry: Retry.constant({ delay: "20 millis", maxAttempts: 3 }),
+      adaptiveThrottle: throttle,
+      circuitBreaker: breaker,
+      rateLimiter: limiter,
+      attemptTimeout: "250 millis"
+    })
+
+    let inFlight = 0
+    const operation = (i: number) =>
+      LoadBalancer.call(balancer, (endpoint) =>
+        Effect.suspend(() => {
+          inFlight++
+          return chaos.inject(Effect.as(Effect.sleep("20 millis"), i), { key: endpoint.id })
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              inFlight--
+            })
+          )
+        )
+      )
+
+    const offsets = yield* Effect.forEach(Array.from({ length: s.calls }), () => Random.nextBetween(0, s.spread + 1))
+    let longestCall = 0
+    const call = (i: number) =>
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(Policy.apply(operation(i), policy))
+        longestCall = Math.max(longestCall, (yield* Clock.currentTimeMillis) - start)
+        return exit
+      })
+    const fibers = yield* Effect.forEach(offsets, (offset, i) =>
+      Effect.forkChild(Effect.delay(call(i), `${Math.floor(offset)} millis`))
+    )
+    const horizon = s.spread + totalTimeoutMillis + 100
+    for (let t = 0; t < horizon && fibers.some((f) => f.pollUnsafe() === undefined); t += 10) {
+      yield* TestClock.adjust("10 millis")
+    }
+    const pending = fibers.filter((f) => f.pollUnsafe() === undefined).length
+    const exits = yield* Effect.forEach(
+      fibers.filter((f) => f.pollUnsafe() !== undefined),
+      (f) => Fiber.join(f)
+    )
+    return {
+      pending,
+      exits,
+      inFlight,
+      longestCall,
+      balancer: yield* balancer.stats,
+      throttle: yield* throttle.stats,
+      breaker: yield* breaker.stats
+    }
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(Layer.mergeAll(CircuitBreaker.layerStoreMemory(), RateLimiter.layerStoreMemory())),
+    Random.withSeed(s.seed)
+  )
