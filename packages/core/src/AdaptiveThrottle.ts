@@ -493,15 +493,7 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
   const { issues, normalized } = Options_.normalizeDurations(plain, ["window"])
   return Effect.map(
     Options_.validate("AdaptiveThrottle", Options, normalized, rules, issues),
-    (o: Options): ResolvedOptions => ({
-      name: o.name ?? defaults.name,
-      window: o.window ?? defaults.window,
-      buckets: o.buckets ?? defaults.buckets,
-      k: o.k ?? defaults.k,
-      minRequests: o.minRequests ?? defaults.minRequests,
-      maxRejectProbability: o.maxRejectProbability ?? defaults.maxRejectProbability,
-      maxKeys: o.maxKeys ?? defaults.maxKeys
-    })
+    (o: Options): ResolvedOptions => Options_.withDefaults(o, defaults)
   )
 }
 

@@ -922,19 +922,16 @@ export const validateOptions = <R = never>(
       [...ruleIssues, ...issues]
     ),
     (o: Options): ResolvedOptions<R> => {
-      const interval = o.interval ?? defaults.interval
-      const resolveAfter = o.resolveAfter ?? defaults.resolveAfter
+      const registry = Options_.withDefaults(o, defaults)
       return {
-        name: o.name ?? defaults.name,
-        interval,
-        resolveAfter,
-        sinkQueue: o.sinkQueue ?? defaults.sinkQueue,
+        ...registry,
+        // a rule's own interval and resolveAfter, else the registry's
         rules: resolved.map((r) => ({
           ...r.rule,
           evaluated: r.evaluated,
           forDuration: r.for,
-          resolveAfterDuration: r.resolveAfter ?? resolveAfter,
-          intervalDuration: r.interval ?? interval
+          resolveAfterDuration: r.resolveAfter ?? registry.resolveAfter,
+          intervalDuration: r.interval ?? registry.interval
         })),
         sinks
       }

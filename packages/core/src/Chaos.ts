@@ -343,18 +343,9 @@ const rules: ReadonlyArray<Options_.Rule> = [
 export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOptions, Options_.InvalidOptions> => {
   const { issues, normalized } = Options_.normalizeDurations({ ...input }, ["latencyMin", "latencyMax"])
   return Effect.map(Options_.validate("Chaos", Options, normalized, rules, issues), (o: Options): ResolvedOptions => {
-    const latencyMin = o.latencyMin ?? defaults.latencyMin
-    return {
-      name: o.name ?? defaults.name,
-      enabled: o.enabled ?? defaults.enabled,
-      keys: o.keys,
-      latencyRate: o.latencyRate ?? defaults.latencyRate,
-      latencyMin,
-      latencyMax: o.latencyMax ?? latencyMin,
-      failureRate: o.failureRate ?? defaults.failureRate,
-      defectRate: o.defectRate ?? defaults.defectRate,
-      hangRate: o.hangRate ?? defaults.hangRate
-    }
+    const resolved = Options_.withDefaults(o, defaults)
+    // no default of its own: `latencyMax` is `latencyMin` when left out
+    return { ...resolved, keys: o.keys, latencyMax: o.latencyMax ?? resolved.latencyMin }
   })
 }
 

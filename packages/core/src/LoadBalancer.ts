@@ -623,26 +623,7 @@ export const validateOptions = <E extends Endpoint, R>(
   const { issues, normalized } = Options_.normalizeDurations(plain, durationFields)
   return Effect.map(
     Options_.validate("LoadBalancer", Options, normalized, rules, issues),
-    (o: Options): ResolvedOptions => ({
-      name: o.name ?? defaults.name,
-      strategy: o.strategy ?? defaults.strategy,
-      consecutiveFailures: o.consecutiveFailures ?? defaults.consecutiveFailures,
-      enforcingConsecutiveFailures: o.enforcingConsecutiveFailures ?? defaults.enforcingConsecutiveFailures,
-      interval: o.interval ?? defaults.interval,
-      baseEjectionTime: o.baseEjectionTime ?? defaults.baseEjectionTime,
-      maxEjectionTime: o.maxEjectionTime ?? defaults.maxEjectionTime,
-      maxEjectionPercent: o.maxEjectionPercent ?? defaults.maxEjectionPercent,
-      minAvailable: o.minAvailable ?? defaults.minAvailable,
-      enforcingSuccessRate: o.enforcingSuccessRate ?? defaults.enforcingSuccessRate,
-      successRateMinimumHosts: o.successRateMinimumHosts ?? defaults.successRateMinimumHosts,
-      successRateRequestVolume: o.successRateRequestVolume ?? defaults.successRateRequestVolume,
-      successRateStdevFactor: o.successRateStdevFactor ?? defaults.successRateStdevFactor,
-      panicThreshold: o.panicThreshold ?? defaults.panicThreshold,
-      recordLatency: o.recordLatency ?? defaults.recordLatency,
-      latencyDecay: o.latencyDecay ?? defaults.latencyDecay,
-      virtualNodes: o.virtualNodes ?? defaults.virtualNodes,
-      boundedLoad: o.boundedLoad ?? 0
-    })
+    (o: Options): ResolvedOptions => ({ ...Options_.withDefaults(o, defaults), boundedLoad: o.boundedLoad ?? 0 })
   )
 }
 

@@ -253,6 +253,71 @@ const collectIssues = (found: SchemaIssue.Issue, input: unknown, skip: Set<strin
 }
 
 /**
+ * The options {@link withDefaults} resolves: each key of the defaults `D`,
+ * with the type of the input's field (without `undefined`) or of its default.
+ *
+ * @category options
+ * @since 0.1.0
+ */
+export type WithDefaults<I, D> = {
+  readonly [K in keyof D]: K extends keyof I ? Exclude<I[K], undefined> | D[K] : D[K]
+}
+
+/**
+ * Resolves options: every field of `defaults` takes the value `input` gives
+ * it, or its default when `input` leaves it out or gives `undefined`.
+ *
+ * **When to use**
+ *
+ * After {@link validate}, to apply the defaults of the fields that resolve
+ * with a plain `??`. Write the others next to it: durations converted to
+ * milliseconds, values derived from other fields, nested options.
+ *
+ * **Details**
+ *
+ * - Only the keys of `defaults` are read and returned; other fields of
+ *   `input` are left out.
+ * - A field's type is the input's (without `undefined`) joined with the
+ *   default's: a default written `as const` (`"default"`) still resolves to
+ *   `string`. Each default must be a value of its field's type, and each key
+ *   of `defaults` a field of `input`.
+ * - `null` also takes the default, as `??` does.
+ *
+ * **Example** (An option given as `undefined` means its default)
+ *
+ * ```ts import.meta.vitest
+ * import { Options } from "@effect-resilience/core"
+ *
+ * const defaults = { name: "default", maxKeys: 10_000, enabled: true } as const
+ * const input: {
+ *   readonly name?: string | undefined
+ *   readonly maxKeys?: number | undefined
+ *   readonly enabled?: boolean | undefined
+ * } = { name: undefined, maxKeys: 5 }
+ * Options.withDefaults(input, defaults)
+ * // => { name: "default", maxKeys: 5, enabled: true }
+ * ```
+ *
+ * @see {@link validate}
+ * @category options
+ * @since 0.1.0
+ */
+export const withDefaults = <
+  I extends object,
+  D extends { readonly [K in keyof D]: K extends keyof I ? Exclude<I[K], undefined> : never }
+>(
+  input: I,
+  defaults: D
+): WithDefaults<I, D> => {
+  // read as `o.field` reads: own or inherited, getters included
+  const given = input as Readonly<Record<string, unknown>>
+  const resolved: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(defaults)) resolved[key] = given[key] ?? value
+  // the loop sets every key of `defaults`: TypeScript cannot follow a mapped type key by key
+  return resolved as WithDefaults<I, D>
+}
+
+/**
  * Reads a pattern's options from `Config` under `path` (environment variables
  * `path_field=value` with the default provider; nested fields and arrays as
  * the provider spells them), every option optional.

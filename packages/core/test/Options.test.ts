@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Bulkhead, CircuitBreaker, Options, RateLimiter } from "@effect-resilience/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as fc from "fast-check"
 
 describe("Options", () => {
   it.effect("an option given as undefined means its default, in every pattern", () =>
@@ -22,6 +23,34 @@ describe("Options", () => {
       )
     })
   )
+
+  it("withDefaults: each field is the input's when defined, else the default's", () => {
+    const defaults = { name: "default", maxKeys: 10_000, enabled: true, wait: Duration.seconds(1) } as const
+    // each field absent, given as undefined or set; `other` is not an option with a default
+    const input = fc.record(
+      {
+        name: fc.option(fc.string(), { nil: undefined }),
+        maxKeys: fc.option(fc.integer(), { nil: undefined }),
+        enabled: fc.option(fc.boolean(), { nil: undefined }),
+        wait: fc.option(
+          fc.nat().map((millis) => Duration.millis(millis)),
+          { nil: undefined }
+        ),
+        other: fc.option(fc.string(), { nil: undefined })
+      },
+      { requiredKeys: [] }
+    )
+    fc.assert(
+      fc.property(input, (o) => {
+        const resolved = Options.withDefaults(o, defaults)
+        assert.deepStrictEqual(Object.keys(resolved), Object.keys(defaults))
+        assert.strictEqual(resolved.name, o.name !== undefined ? o.name : defaults.name)
+        assert.strictEqual(resolved.maxKeys, o.maxKeys !== undefined ? o.maxKeys : defaults.maxKeys)
+        assert.strictEqual(resolved.enabled, o.enabled !== undefined ? o.enabled : defaults.enabled)
+        assert.strictEqual(resolved.wait, o.wait !== undefined ? o.wait : defaults.wait)
+      })
+    )
+  })
 
   it("normalizeDurations drops undefined fields and reports every bad duration", () => {
     const { issues, normalized } = Options.normalizeDurations({ a: undefined, b: "1 second", c: "soon", d: 3 }, [

@@ -874,16 +874,9 @@ export const validateOptions = (input: Input = {}): Effect.Effect<ResolvedOption
       throttles,
       balancers,
       registries: policyRegistries,
-      prefix: o.prefix !== undefined && isPath(o.prefix) ? o.prefix : defaults.prefix,
-      title: o.title ?? defaults.title,
-      interval: o.interval ?? defaults.interval,
-      reconnect: o.reconnect ?? defaults.reconnect,
-      maxCircuits: o.maxCircuits ?? defaults.maxCircuits,
-      topClients: o.topClients ?? defaults.topClients,
-      maxClients: o.maxClients ?? defaults.maxClients,
-      maxEndpoints: o.maxEndpoints ?? defaults.maxEndpoints,
-      maxThrottleKeys: o.maxThrottleKeys ?? defaults.maxThrottleKeys,
-      maxCompartments: o.maxCompartments ?? defaults.maxCompartments
+      ...Options_.withDefaults(o, defaults),
+      // after the spread: a prefix that is not a `/path` takes the default
+      prefix: o.prefix !== undefined && isPath(o.prefix) ? o.prefix : defaults.prefix
     })
   )
 }

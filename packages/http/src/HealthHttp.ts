@@ -165,14 +165,7 @@ export const defaults: ResolvedOptions = {
  * @category options
  * @since 0.1.0
  */
-export const resolveOptions = (options: Options = {}): ResolvedOptions => ({
-  path: options.path ?? defaults.path,
-  readinessPath: options.readinessPath ?? defaults.readinessPath,
-  livenessPath: options.livenessPath ?? defaults.livenessPath,
-  degradedStatus: options.degradedStatus ?? defaults.degradedStatus,
-  unhealthyStatus: options.unhealthyStatus ?? defaults.unhealthyStatus,
-  detail: options.detail ?? defaults.detail
-})
+export const resolveOptions = (options: Options = {}): ResolvedOptions => Options_.withDefaults(options, defaults)
 
 /** Two views on one path: the issue names the field given (of the two), the other one in its message. */
 const distinctPaths: Options_.Rule = (o) => {

@@ -136,15 +136,7 @@ const resolveLimit = (limit: Limit): ResolvedLimit => {
 
 /** The options with every default applied (the initial adaptive limit within its bounds). */
 export const resolveOptions = (o: Options): ResolvedOptions => {
-  const resolved = {
-    name: o.name ?? defaults.name,
-    maxConcurrent: o.maxConcurrent ?? defaults.maxConcurrent,
-    maxQueue: o.maxQueue ?? defaults.maxQueue,
-    maxWait: o.maxWait ?? defaults.maxWait,
-    maxKeys: o.maxKeys ?? defaults.maxKeys,
-    sweepInterval: o.sweepInterval ?? defaults.sweepInterval,
-    onStoreError: o.onStoreError ?? defaults.onStoreError
-  }
+  const resolved = Options_.withDefaults(o, defaults)
   if (o.limit === undefined) return resolved
   const limit = resolveLimit(o.limit)
   // the initial limit: maxConcurrent when given (checked within the bounds), else the default within them

@@ -34,10 +34,4 @@ export const rules: ReadonlyArray<Options_.Rule> = [
 ]
 
 /** The options with every default applied. */
-export const resolveOptions = (o: Options): ResolvedOptions => ({
-  name: o.name ?? defaults.name,
-  maxKeys: o.maxKeys ?? defaults.maxKeys,
-  ttl: o.ttl ?? defaults.ttl,
-  maxStale: o.maxStale ?? defaults.maxStale,
-  sweepInterval: o.sweepInterval ?? defaults.sweepInterval
-})
+export const resolveOptions = (o: Options): ResolvedOptions => Options_.withDefaults(o, defaults)

@@ -11,6 +11,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
+import * as Struct from "effect/Struct"
 import type {
   Component,
   ComponentOptions,
@@ -43,6 +44,9 @@ export const defaults = {
   critical: true,
   probe: "both" as Probe
 } as const
+
+/** The registry's defaults, applied by `resolve`: `critical` and `probe` are a component's only. */
+const registryDefaults = Struct.omit(defaults, ["critical", "probe"])
 
 /** The fields given as `Duration.Input`, normalized before validation. */
 const durationFields = ["interval", "timeout", "slowThreshold", "flapWindow", "trendWindow"] as const
@@ -78,39 +82,11 @@ export const issuesOf = <S extends Schema.Top & Schema.ConstraintDecoder<unknown
 }
 
 /** The registry's options with every default applied. */
-export const resolve = (o: Options): ResolvedOptions => ({
-  name: o.name ?? defaults.name,
-  interval: o.interval ?? defaults.interval,
-  jitter: o.jitter ?? defaults.jitter,
-  stagger: o.stagger ?? defaults.stagger,
-  timeout: o.timeout ?? defaults.timeout,
-  unhealthyAfter: o.unhealthyAfter ?? defaults.unhealthyAfter,
-  healthyAfter: o.healthyAfter ?? defaults.healthyAfter,
-  slowThreshold: o.slowThreshold ?? defaults.slowThreshold,
-  history: o.history ?? defaults.history,
-  flapThreshold: o.flapThreshold ?? defaults.flapThreshold,
-  flapWindow: o.flapWindow ?? defaults.flapWindow,
-  trendWindow: o.trendWindow ?? defaults.trendWindow,
-  initialStatus: o.initialStatus ?? defaults.initialStatus
-})
+export const resolve = (o: Options): ResolvedOptions => Options_.withDefaults(o, registryDefaults)
 
 /** A component's options: its own, else the registry's (`base`). */
-const resolveComponent = (o: ComponentOptions, base: ResolvedOptions): ResolvedComponentOptions => ({
-  interval: o.interval ?? base.interval,
-  jitter: o.jitter ?? base.jitter,
-  stagger: o.stagger ?? base.stagger,
-  timeout: o.timeout ?? base.timeout,
-  unhealthyAfter: o.unhealthyAfter ?? base.unhealthyAfter,
-  healthyAfter: o.healthyAfter ?? base.healthyAfter,
-  slowThreshold: o.slowThreshold ?? base.slowThreshold,
-  history: o.history ?? base.history,
-  flapThreshold: o.flapThreshold ?? base.flapThreshold,
-  flapWindow: o.flapWindow ?? base.flapWindow,
-  trendWindow: o.trendWindow ?? base.trendWindow,
-  initialStatus: o.initialStatus ?? base.initialStatus,
-  critical: o.critical ?? defaults.critical,
-  probe: o.probe ?? defaults.probe
-})
+const resolveComponent = (o: ComponentOptions, base: ResolvedOptions): ResolvedComponentOptions =>
+  Options_.withDefaults(o, { ...Struct.omit(base, ["name"]), critical: defaults.critical, probe: defaults.probe })
 
 /**
  * The components' options checked, with names unique among themselves and

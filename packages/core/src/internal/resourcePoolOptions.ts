@@ -88,21 +88,8 @@ export const rules: ReadonlyArray<Options_.Rule> = [
 
 /** The options with every default applied (`keepalive` and `leakDetection` left undefined when off). */
 export const resolveOptions = (o: Options): ResolvedOptions => ({
-  name: o.name ?? defaults.name,
-  min: o.min ?? defaults.min,
-  max: o.max ?? defaults.max,
-  acquireTimeout: o.acquireTimeout ?? defaults.acquireTimeout,
-  idleTimeout: o.idleTimeout ?? defaults.idleTimeout,
-  maxLifetime: o.maxLifetime ?? defaults.maxLifetime,
-  maxLifetimeJitter: o.maxLifetimeJitter ?? defaults.maxLifetimeJitter,
-  validateAfterIdle: o.validateAfterIdle ?? defaults.validateAfterIdle,
-  validationTimeout: o.validationTimeout ?? defaults.validationTimeout,
+  ...Options_.withDefaults(o, defaults),
+  // no defaults: left undefined when off
   keepalive: o.keepalive,
-  leakDetection: o.leakDetection,
-  maxWaiters: o.maxWaiters ?? defaults.maxWaiters,
-  invalidateOnInterrupt: o.invalidateOnInterrupt ?? defaults.invalidateOnInterrupt,
-  shutdownTimeout: o.shutdownTimeout ?? defaults.shutdownTimeout,
-  housekeepingInterval: o.housekeepingInterval ?? defaults.housekeepingInterval,
-  acquireRetryBase: o.acquireRetryBase ?? defaults.acquireRetryBase,
-  acquireRetryCap: o.acquireRetryCap ?? defaults.acquireRetryCap
+  leakDetection: o.leakDetection
 })
