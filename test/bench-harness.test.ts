@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
-import { differences, renderSuite, runSuite, schedule, stats } from "./bench/harness.ts"
+import { differences, headingSlug, renderSuite, runSuite, schedule, stats } from "./bench/harness.ts"
 
 describe("bench harness", () => {
   it("stats: the median splits the sample and min <= median <= max", () => {
@@ -65,5 +65,22 @@ describe("bench harness", () => {
     assert.include(md, "| a | x |")
     assert.include(md, "(baseline)")
     assert.include(md, `Node ${process.version}`)
+  })
+
+  it("headingSlug: the anchors GitHub gives the suites' headings", () => {
+    assert.deepStrictEqual(
+      [
+        "Circuit breaker: successful call (Effect)",
+        "Policy: successful call through retry, breaker and attempt timeout",
+        "LoadBalancer: a call over 10 endpoints",
+        "Registry: a policy looked up by name at call time vs the same Policy applied directly"
+      ].map(headingSlug),
+      [
+        "circuit-breaker-successful-call-effect",
+        "policy-successful-call-through-retry-breaker-and-attempt-timeout",
+        "loadbalancer-a-call-over-10-endpoints",
+        "registry-a-policy-looked-up-by-name-at-call-time-vs-the-same-policy-applied-directly"
+      ]
+    )
   })
 })

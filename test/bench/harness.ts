@@ -255,6 +255,13 @@ export const renderSuite = (suite: SuiteResult): string => {
 }
 
 /** Renders `docs/benchmarks.md` from stored suite results, in suite order. */
+/** The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens. */
+export const headingSlug = (title: string): string =>
+  title
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-")
+
 export const renderAll = (suites: ReadonlyArray<SuiteResult>): string =>
   [
     "# Benchmarks",
@@ -268,6 +275,8 @@ export const renderAll = (suites: ReadonlyArray<SuiteResult>): string =>
       "median and range reported. Heap bytes per call is the heap retained across timed batches divided by calls " +
       "(about zero when nothing accumulates). Numbers come from the machine named in each section; compare " +
       "contenders within a section, not across machines.",
+    "",
+    ...suites.map((suite) => `- [${suite.title}](#${headingSlug(suite.title)})`),
     "",
     ...suites.map(renderSuite)
   ].join("\n")
