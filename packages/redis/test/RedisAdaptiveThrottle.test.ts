@@ -253,6 +253,34 @@ const ownServer = (port: number) =>
       )
   )
 
+const cluster = fixtures.cluster()
+
+describe("RedisAdaptiveThrottle.layerStoreLocalFirst on Redis Cluster", () => {
+  it.effect("one script call per throttle on its hash tag's node: every key's counts reach the other process", () =>
+    Effect.gen(function* () {
+      const options: AdaptiveThrottle.Input = { name: unique("cluster"), maxRejectProbability: 1 }
+      const a = yield* processOn(options, {}, cluster)
+      const b = yield* processOn(options, {}, cluster)
+      // several keys of one throttle: all under its hash tag, so one call serves them on one node
+      yield* run(a.throttle, backend(4), 8, "api")
+      yield* run(a.throttle, Effect.succeed("ok"), 5, "db")
+      yield* run(b.throttle, Effect.succeed("ok"), 4, "api")
+      // a process learns the fleet's counts of the keys it reports (a key it never used needs no decision)
+      yield* run(b.throttle, Effect.succeed("ok"), 1, "db")
+      yield* a.sync.syncNow
+      yield* b.sync.syncNow
+      yield* a.sync.syncNow
+      // "api" may reject (refusals in it): A refreshes it without new calls; "db" only accepts: refreshed when used
+      assert.deepStrictEqual(yield* a.throttle.state("api"), yield* b.throttle.state("api"))
+      assert.deepStrictEqual(
+        [(yield* b.throttle.state("api")).requests, (yield* b.throttle.state("db")).requests],
+        [12, 6]
+      )
+      assert.strictEqual((yield* a.sync.stats).errors + (yield* b.sync.stats).errors, 0)
+    }).pipe(Effect.scoped, Random.withSeed("cluster"))
+  )
+})
+
 describe("RedisAdaptiveThrottle.layerStoreLocalFirst without Redis", () => {
   it.live(
     "Redis stopped: calls are decided on the process's own window, sync errors are counted, and a restart syncs again",
