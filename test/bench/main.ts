@@ -15,6 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { runSuite, type Suite, type SuiteResult, writeResults } from "./harness.ts"
 import { adaptiveThrottleSuites } from "./suites/adaptiveThrottle.ts"
+import { adaptiveThrottleLocalFirst } from "./suites/adaptiveThrottleLocalFirst.ts"
 import { bulkheadSuites } from "./suites/bulkhead.ts"
 import { circuitBreakerSuites } from "./suites/circuitBreaker.ts"
 import { circuitBreakerLocalFirst } from "./suites/circuitBreakerLocalFirst.ts"
@@ -47,6 +48,7 @@ export const suites: ReadonlyArray<Suite> = [
   ...loadBalancerSuites,
   ...loadSheddingSuites,
   ...adaptiveThrottleSuites,
+  adaptiveThrottleLocalFirst,
   policySuite,
   registrySuite
 ]
