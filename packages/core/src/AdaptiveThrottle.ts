@@ -103,6 +103,7 @@ import type * as Types from "effect/Types"
 import * as engine from "./internal/adaptiveThrottle.ts"
 import * as Tick from "./internal/adaptiveThrottleClock.ts"
 import * as Fleet from "./internal/adaptiveThrottleFleet.ts"
+import * as ClockTimer from "./internal/clockTimer.ts"
 import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import * as Frame from "./internal/frame.ts"
@@ -912,8 +913,6 @@ const throttledError = (
   return error
 }
 
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-
 /** The throttle itself; `close` ends its event streams and unregisters its metrics. */
 const makeWith = (
   options: ResolvedOptions,
@@ -942,7 +941,7 @@ const makeWith = (
   // read; when the throttle is made on the live clock, that clock read once
   // per bucket (`internal/adaptiveThrottleClock.ts`): the window only needs
   // the bucket
-  const tick = clock.constructor === liveClockConstructor ? Tick.make(config, () => Date.now()) : undefined
+  const tick = ClockTimer.isLive(clock) ? Tick.make(config, () => Date.now()) : undefined
   const nowOf = (fiber: Fiber.Fiber<unknown, unknown>): number =>
     tick !== undefined ? tick.read() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
 

@@ -85,6 +85,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Tracer from "effect/Tracer"
+import * as ClockTimer from "./internal/clockTimer.ts"
 import { dualBy } from "./internal/dual.ts"
 import * as Hub from "./internal/events.ts"
 import { construct } from "./internal/fastError.ts"
@@ -1102,8 +1103,6 @@ class CallObserver<A, Err> extends Frame.Observer<A, Err> {
   }
 }
 
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-
 const ejectionReason = { ConsecutiveFailures: "consecutive_failures", SuccessRate: "success_rate" } as const
 const rejectionReason = { NoEndpoints: "no_endpoints", AllEjected: "all_ejected" } as const
 
@@ -1142,7 +1141,7 @@ const makeWith = <E extends Endpoint>(
   const balancerIsIgnored = input.isIgnored
   const balancerIsFailureResult = input.isFailureResult
   // durations and ejections on the monotonic clock when live, on the fiber's clock (a TestClock) otherwise
-  const liveTimer = Context.get(context, Clock.Clock).constructor === liveClockConstructor
+  const liveTimer = ClockTimer.isLive(Context.get(context, Clock.Clock))
   const nowOf = (fiber: Fiber.Fiber<unknown, unknown>): number =>
     liveTimer ? Now.monotonicMillis() : fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
   const nowHere = (): number => (liveTimer ? Now.monotonicMillis() : Now.currentTimeMillis())

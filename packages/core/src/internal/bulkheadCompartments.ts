@@ -39,12 +39,11 @@ import * as Options_ from "../Options.ts"
 import * as Telemetry from "../Telemetry.ts"
 import * as adaptive from "./adaptiveLimit.ts"
 import * as engine from "./bulkhead.ts"
+import * as ClockTimer from "./clockTimer.ts"
 import * as Hub from "./events.ts"
 import { construct } from "./fastError.ts"
 import * as Frame from "./frame.ts"
 import * as Metrics from "./metrics.ts"
-import * as Now from "./now.ts"
-import * as timerHeap from "./timerHeap.ts"
 
 /** A waiting call: its place in line, and how to wake its fiber. */
 class Ticket implements engine.Waiter {
@@ -158,12 +157,9 @@ class SampleObserver extends Frame.Observer {
   }
 }
 
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-
 // Durations of adaptive calls: the live clock's monotonic source (performance.now), as the
 // breaker times its calls; under any other clock (TestClock), that clock's milliseconds.
-export const monotonicMillis = (clock: Clock.Clock): number =>
-  clock.constructor === liveClockConstructor ? Now.monotonicMillis() : clock.currentTimeMillisUnsafe()
+export const monotonicMillis = ClockTimer.monotonicMillis
 
 /** The pure algorithm's parameters, in milliseconds. */
 const algorithmConfig = (limit: ResolvedLimit): adaptive.Config => {
@@ -198,24 +194,6 @@ const algorithmConfig = (limit: ResolvedLimit): adaptive.Config => {
         probeMultiplier: limit.probeMultiplier
       }
   }
-}
-
-/** Calls `fire` after `millis` on `clock`: the shared timer heap on the live clock, the clock's `sleep` otherwise. */
-const armTimer = (
-  context: Context.Context<never>,
-  clock: Clock.Clock,
-  millis: number,
-  fire: () => void
-): (() => void) => {
-  if (clock.constructor === liveClockConstructor) {
-    const entry = timerHeap.schedule(Now.monotonicMillis() + millis, fire)
-    return () => timerHeap.cancel(entry)
-  }
-  const sleeper = Effect.runForkWith(context)(clock.sleep(Duration.millis(millis)))
-  sleeper.addObserver((exit) => {
-    if (Exit.isSuccess(exit)) fire()
-  })
-  return () => sleeper.interruptUnsafe()
 }
 
 const invalidCost = (cost: number): RangeError =>
@@ -613,7 +591,7 @@ export const makeCompartments = (
       if (maxWaitMillis === Number.POSITIVE_INFINITY) return
       const clock = fiber.getRef(Clock.Clock)
       const left = t.enqueuedAt + maxWaitMillis - clock.currentTimeMillisUnsafe()
-      t.cancelTimer = armTimer(fiber.context, clock, Math.max(0, left), () => timeOut(t, c, clock, fiber))
+      t.cancelTimer = ClockTimer.schedule(fiber.context, clock, Math.max(0, left), () => timeOut(t, c, clock, fiber))
     })
 
   /** The contended path: joins the line (or is rejected), waits, then runs `self` holding the permits. */

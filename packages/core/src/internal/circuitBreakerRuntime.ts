@@ -46,6 +46,7 @@ import type {
 import * as Telemetry from "../Telemetry.ts"
 import * as engine from "./circuitBreaker.ts"
 import { toConfig } from "./circuitBreakerOptions.ts"
+import * as ClockTimer from "./clockTimer.ts"
 import * as Hub from "./events.ts"
 import { construct } from "./fastError.ts"
 import * as Frame from "./frame.ts"
@@ -154,9 +155,7 @@ class CallObserver<A, E> extends Frame.Observer<A, E> {
 
 // The live clock's monotonic source is performance.now; under any other clock
 // (TestClock) durations come from that clock's milliseconds.
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-const monotonicMillis = (clock: Clock.Clock): number =>
-  clock.constructor === liveClockConstructor ? Now.monotonicMillis() : clock.currentTimeMillisUnsafe()
+const monotonicMillis = ClockTimer.monotonicMillis
 
 interface Counters {
   storeErrors: number
@@ -238,7 +237,7 @@ export const makeRuntime: (
   const timed = options.recordCallDuration || config.slowCallRateThreshold > 0
   // Durations use performance.now when the breaker is made under the live
   // clock, and the fiber's clock (a TestClock, say) otherwise.
-  const liveTimer = Context.get(context, Clock.Clock).constructor === liveClockConstructor
+  const liveTimer = ClockTimer.isLive(Context.get(context, Clock.Clock))
   const timeWindow = config.windowType === "time"
   const spanTransitions = options.spanEvents !== "none"
   const spanOutcomes = options.spanEvents === "all"

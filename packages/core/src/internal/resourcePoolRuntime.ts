@@ -36,13 +36,12 @@ import type {
   TypeId
 } from "../ResourcePool.ts"
 import * as Telemetry from "../Telemetry.ts"
+import * as ClockTimer from "./clockTimer.ts"
 import * as Hub from "./events.ts"
 import { construct } from "./fastError.ts"
 import * as Frame from "./frame.ts"
 import * as Metrics from "./metrics.ts"
-import * as Now from "./now.ts"
 import * as engine from "./resourcePool.ts"
-import * as timerHeap from "./timerHeap.ts"
 
 /**
  * The public module's error classes and brand: rejections are built from
@@ -125,27 +124,6 @@ class ReturnObserver<A> extends Frame.Observer {
   observe(exit: Exit.Exit<unknown, unknown>, fiber: Fiber.Fiber<unknown, unknown>): void {
     this.giveBack(this.slot, exit, fiber)
   }
-}
-
-const liveClockConstructor: unknown = Effect.runSync(Clock.clockWith((clock) => Effect.succeed(clock.constructor)))
-
-/** Calls `fire` after `millis` on `clock`: the shared timer heap on the live clock, the clock's `sleep` otherwise. */
-const armTimer = (
-  context: Context.Context<never>,
-  clock: Clock.Clock,
-  millis: number,
-  fire: () => void
-): (() => void) => {
-  if (millis === Number.POSITIVE_INFINITY) return () => {}
-  if (clock.constructor === liveClockConstructor) {
-    const entry = timerHeap.schedule(Now.monotonicMillis() + Math.max(0, millis), fire)
-    return () => timerHeap.cancel(entry)
-  }
-  const sleeper = Effect.runForkWith(context)(clock.sleep(Duration.millis(Math.max(0, millis))))
-  sleeper.addObserver((exit) => {
-    if (Exit.isSuccess(exit)) fire()
-  })
-  return () => sleeper.interruptUnsafe()
 }
 
 const releaseMetricReason = {
@@ -302,7 +280,7 @@ export const makeRuntime = <A, E, R>(
       for (let i = 0; i < n; i++) fork(workers, acquireOne)
       if (n === 0 && now < state.retryAt && retryTimer === undefined) {
         const at = state.retryAt
-        retryTimer = armTimer(background, clock, at - now, () => {
+        retryTimer = ClockTimer.schedule(background, clock, at - now, () => {
           retryTimer = undefined
           // the timer's time, at least: a clock read a little early must not arm it again
           fill(Math.max(clock.currentTimeMillisUnsafe(), at))
@@ -424,7 +402,7 @@ export const makeRuntime = <A, E, R>(
       }
       slot.borrower = fiber
       if (leakMillis !== undefined) {
-        slot.cancelLeak = armTimer(
+        slot.cancelLeak = ClockTimer.schedule(
           background,
           fiber.getRef(Clock.Clock),
           leakMillis,
@@ -508,8 +486,11 @@ export const makeRuntime = <A, E, R>(
         }
         w.resume = resume
         const fiberClock = fiber.getRef(Clock.Clock)
-        w.cancelTimer = armTimer(fiber.context, fiberClock, deadline - fiberClock.currentTimeMillisUnsafe(), () =>
-          timeOut(w, fiber)
+        w.cancelTimer = ClockTimer.schedule(
+          fiber.context,
+          fiberClock,
+          deadline - fiberClock.currentTimeMillisUnsafe(),
+          () => timeOut(w, fiber)
         )
       })
     /** The borrower leaves its place (interrupted): out of the line, or its resource passed on if granted. */
