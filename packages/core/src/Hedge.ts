@@ -426,7 +426,6 @@ const hedged = <A, E, R>(
   const fibers = new Set<Fiber.Fiber<A, E>>()
   return Effect.callback<A, E, R>((resume) => {
     let started = 1
-    let running = 0
     /** A hedge was just refused: wait for an attempt to end before asking the budget again. */
     let refused = false
     let last: Exit.Exit<A, E> | undefined
@@ -443,10 +442,8 @@ const hedged = <A, E, R>(
     }
 
     const watch = (fiber: Fiber.Fiber<A, E>, attempt: number, at: number) => {
-      running++
       fibers.add(fiber)
       fiber.addObserver((exit) => {
-        running--
         fibers.delete(fiber)
         if (result !== undefined) {
           if (fibers.size === 0) resume(result)
@@ -478,14 +475,14 @@ const hedged = <A, E, R>(
       }
       internal.refused++
       emit(internal, { _tag: "HedgeRefused", policy: policy.name })
-      if (running === 0) return finish(last ?? Exit.failCause(Cause.empty))
+      if (fibers.size === 0) return finish(last ?? Exit.failCause(Cause.empty))
       refused = true
     }
 
     /** Arms the hedge timer, hedges at once with nothing running, or waits for an end. */
     const wait = () => {
       if (refused || started > policy.maxHedges) return
-      if (running === 0) return hedge()
+      if (fibers.size === 0) return hedge()
       cancelTimer = ClockTimer.schedule(context, clock, delayMillis, hedge)
     }
 
@@ -505,7 +502,7 @@ const hedged = <A, E, R>(
         return finish(exit)
       }
       // nothing left running: the budget refused the next attempt already, or there is none to start
-      if (running === 0 && (afterRefusal || started > policy.maxHedges)) return finish(exit)
+      if (fibers.size === 0 && (afterRefusal || started > policy.maxHedges)) return finish(exit)
       wait()
     }
 
