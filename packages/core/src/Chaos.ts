@@ -586,6 +586,9 @@ const makeWith = (
     return self
   }
 
+  /** Whether a call under `key` may get faults: the instance enabled and the key among `keys` (when given). */
+  const targeted = (key: string): boolean => enabled && (keys === undefined || keys.has(key))
+
   const forceCall = <A, E, R>(
     self: Effect.Effect<A, E, R>,
     faults: Forced,
@@ -594,7 +597,7 @@ const makeWith = (
     Effect.withFiber((fiber) => {
       counters.calls++
       const key = callOptions?.key ?? name
-      if (!enabled || (keys !== undefined && !keys.has(key))) return self
+      if (!targeted(key)) return self
       const fault = faults.fault
       const delay = faults.delay
       if (delay === undefined) return fault === undefined ? self : replace(fiber, key, fault)
@@ -611,7 +614,7 @@ const makeWith = (
     Effect.withFiber((fiber) => {
       counters.calls++
       const key = callOptions?.key ?? name
-      if (!enabled || (keys !== undefined && !keys.has(key))) return self
+      if (!targeted(key)) return self
       if (latencyRate > 0 && draw(fiber) < latencyRate) {
         const delay = Duration.millis(latencyMin + (latencySpread > 0 ? draw(fiber) * latencySpread : 0))
         injected(fiber, key, "latency", delay)
