@@ -48,13 +48,13 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Lua from "./internal/adaptiveThrottleLua.ts"
 import { asFunction, definitions as luaDefinitions, numberArg, numberReply, perCall } from "./internal/lua.ts"
+import * as SyncMetrics from "./internal/syncMetrics.ts"
 
 // ---------------------------------------------------------------------------
 // options
@@ -277,16 +277,13 @@ export const makeStoreLocalFirst = (
 
     const syncOf = (member: AdaptiveThrottle.FleetMember): Effect.Effect<void> => {
       const tag = `${o.prefix}{${member.name}}`
-      const errorsMetric = Metric.withAttributes(syncErrorsMetric, { [Telemetry.attributes.name]: member.name })
-      const durationMetric = Metric.withAttributes(syncDurationMetric, { [Telemetry.attributes.name]: member.name })
+      const syncMetrics = syncMetricsFor(member.name)
       const head = [`${tag}:`, numberArg(Duration.toMillis(member.options.window)), numberArg(member.options.buckets)]
       return Clock.clockWith((clock) => {
         const start = clock.currentTimeMillisUnsafe()
         const reports = member.take(o.maxKeysPerSync, start)
         if (reports.length === 0) return Effect.void
-        const elapsed = Effect.suspend(() =>
-          Metric.update(durationMetric, Math.max(0, clock.currentTimeMillisUnsafe() - start) / 1000)
-        )
+        const elapsed = syncMetrics.timed(clock, start)
         const args = [...head]
         for (const r of reports) args.push(r.key, numberArg(r.requests), numberArg(r.accepts))
         return runSync(tag, args).pipe(
@@ -312,7 +309,7 @@ export const makeStoreLocalFirst = (
                 if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
                 stats.errors++
                 stats.lastError = describe(Cause.squash(cause))
-                return Effect.andThen(elapsed, Metric.update(errorsMetric, 1))
+                return Effect.andThen(elapsed, syncMetrics.failed)
               })
           })
         )
@@ -351,17 +348,7 @@ export const makeStoreLocalFirst = (
     }
   })
 
-const syncErrorsMetric = Metric.counter(Telemetry.adaptiveThrottleSync.errors.name, {
-  description: Telemetry.adaptiveThrottleSync.errors.description,
-  incremental: true,
-  attributes: { unit: Telemetry.adaptiveThrottleSync.errors.unit }
-})
-
-const syncDurationMetric = Metric.histogram(Telemetry.adaptiveThrottleSync.duration.name, {
-  description: Telemetry.adaptiveThrottleSync.duration.description,
-  boundaries: Telemetry.adaptiveThrottleSync.duration.boundaries,
-  attributes: { unit: Telemetry.adaptiveThrottleSync.duration.unit }
-})
+const syncMetricsFor = SyncMetrics.make(Telemetry.adaptiveThrottleSync)
 
 /**
  * The local-first store as a layer: throttles decide in-process on the

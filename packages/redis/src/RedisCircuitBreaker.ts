@@ -64,7 +64,6 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
 import * as Redis from "effect/persistence/Redis"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
@@ -72,6 +71,7 @@ import * as Semaphore from "effect/Semaphore"
 import * as Fleet from "./internal/circuitBreakerFleet.ts"
 import * as Lua from "./internal/circuitBreakerLua.ts"
 import { asFunction, definitions as luaDefinitions, numberArg, numberReply, perCall } from "./internal/lua.ts"
+import * as SyncMetrics from "./internal/syncMetrics.ts"
 
 /**
  * Options of the Redis store.
@@ -779,8 +779,7 @@ export const makeStoreLocalFirst = (
         // calls, however old)
         const carriedForMillis =
           config.windowType === "time" ? config.windowSize * config.bucketMillis : Number.POSITIVE_INFINITY
-        const errorsMetric = Metric.withAttributes(syncErrorsMetric, { [Telemetry.attributes.name]: name })
-        const durationMetric = Metric.withAttributes(syncDurationMetric, { [Telemetry.attributes.name]: name })
+        const syncMetrics = syncMetricsFor(name)
 
         // ---- what the hot path feeds: outcome deltas per key, and the keys to watch
         let dirty = new Map<string, Delta>()
@@ -1068,10 +1067,7 @@ export const makeStoreLocalFirst = (
         })
 
         const sync: Effect.Effect<void> = Clock.clockWith((clock) => {
-          const start = clock.currentTimeMillisUnsafe()
-          const elapsed = Effect.suspend(() =>
-            Metric.update(durationMetric, Math.max(0, clock.currentTimeMillisUnsafe() - start) / 1000)
-          )
+          const elapsed = syncMetrics.timed(clock, clock.currentTimeMillisUnsafe())
           return syncOnce.pipe(
             Effect.andThen(elapsed),
             Effect.catchCause((cause) =>
@@ -1080,7 +1076,7 @@ export const makeStoreLocalFirst = (
                 : Effect.suspend(() => {
                     stats.errors++
                     stats.lastError = describe(Cause.squash(cause))
-                    return Effect.andThen(elapsed, Metric.update(errorsMetric, 1))
+                    return Effect.andThen(elapsed, syncMetrics.failed)
                   })
             )
           )
@@ -1140,17 +1136,7 @@ export const makeStoreLocalFirst = (
     }
   })
 
-const syncErrorsMetric = Metric.counter(Telemetry.circuitBreakerSync.errors.name, {
-  description: Telemetry.circuitBreakerSync.errors.description,
-  incremental: true,
-  attributes: { unit: Telemetry.circuitBreakerSync.errors.unit }
-})
-
-const syncDurationMetric = Metric.histogram(Telemetry.circuitBreakerSync.duration.name, {
-  description: Telemetry.circuitBreakerSync.duration.description,
-  boundaries: Telemetry.circuitBreakerSync.duration.boundaries,
-  attributes: { unit: Telemetry.circuitBreakerSync.duration.unit }
-})
+const syncMetricsFor = SyncMetrics.make(Telemetry.circuitBreakerSync)
 
 /**
  * The local-first store as a layer: circuits decided in-process, synced with
