@@ -51,6 +51,40 @@ type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never
 
 const totalTimeoutMillis = 3_000
 
+/**
+ * Starts `calls` calls of `call` at random offsets within `spread` ms, moves the TestClock in 10 ms steps
+ * (timers fire in order) until they have all ended or their total timeout has passed for every one, and
+ * reports the calls still running, the exits of the others and the longest call's duration.
+ */
+const drive = <A, E>(
+  s: { readonly calls: number; readonly spread: number },
+  call: (i: number) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function* () {
+    const offsets = yield* Effect.forEach(Array.from({ length: s.calls }), () => Random.nextBetween(0, s.spread + 1))
+    let longestCall = 0
+    const timed = (i: number) =>
+      Effect.gen(function* () {
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(call(i))
+        longestCall = Math.max(longestCall, (yield* Clock.currentTimeMillis) - start)
+        return exit
+      })
+    const fibers = yield* Effect.forEach(offsets, (offset, i) =>
+      Effect.forkChild(Effect.delay(timed(i), `${Math.floor(offset)} millis`))
+    )
+    const horizon = s.spread + totalTimeoutMillis + 100
+    for (let t = 0; t < horizon && fibers.some((f) => f.pollUnsafe() === undefined); t += 10) {
+      yield* TestClock.adjust("10 millis")
+    }
+    const pending = fibers.filter((f) => f.pollUnsafe() === undefined).length
+    const exits = yield* Effect.forEach(
+      fibers.filter((f) => f.pollUnsafe() !== undefined),
+      (f) => Fiber.join(f)
+    )
+    return { pending, exits, longestCall }
+  })
+
 const run = (s: Scenario) =>
   Effect.gen(function* () {
     const breaker = yield* CircuitBreaker.make({ name: "soak", consecutiveFailures: 4, openDuration: "500 millis" })
@@ -97,28 +131,7 @@ const run = (s: Scenario) =>
         )
       )
 
-    const offsets = yield* Effect.forEach(Array.from({ length: s.calls }), () => Random.nextBetween(0, s.spread + 1))
-    let longestCall = 0
-    const call = (i: number) =>
-      Effect.gen(function* () {
-        const start = yield* Clock.currentTimeMillis
-        const exit = yield* Effect.exit(Policy.apply(operation(i), policy))
-        longestCall = Math.max(longestCall, (yield* Clock.currentTimeMillis) - start)
-        return exit
-      })
-    const fibers = yield* Effect.forEach(offsets, (offset, i) =>
-      Effect.forkChild(Effect.delay(call(i), `${Math.floor(offset)} millis`))
-    )
-    // every call ends by its total timeout; 10 ms steps so timers fire in order
-    const horizon = s.spread + totalTimeoutMillis + 100
-    for (let t = 0; t < horizon && fibers.some((f) => f.pollUnsafe() === undefined); t += 10) {
-      yield* TestClock.adjust("10 millis")
-    }
-    const pending = fibers.filter((f) => f.pollUnsafe() === undefined).length
-    const exits = yield* Effect.forEach(
-      fibers.filter((f) => f.pollUnsafe() !== undefined),
-      (f) => Fiber.join(f)
-    )
+    const { pending, exits, longestCall } = yield* drive(s, (i) => Policy.apply(operation(i), policy))
     return {
       pending,
       exits,
@@ -283,27 +296,7 @@ const runReplicas = (s: ReplicaScenario) =>
         )
       )
 
-    const offsets = yield* Effect.forEach(Array.from({ length: s.calls }), () => Random.nextBetween(0, s.spread + 1))
-    let longestCall = 0
-    const call = (i: number) =>
-      Effect.gen(function* () {
-        const start = yield* Clock.currentTimeMillis
-        const exit = yield* Effect.exit(Policy.apply(operation(i), policy))
-        longestCall = Math.max(longestCall, (yield* Clock.currentTimeMillis) - start)
-        return exit
-      })
-    const fibers = yield* Effect.forEach(offsets, (offset, i) =>
-      Effect.forkChild(Effect.delay(call(i), `${Math.floor(offset)} millis`))
-    )
-    const horizon = s.spread + totalTimeoutMillis + 100
-    for (let t = 0; t < horizon && fibers.some((f) => f.pollUnsafe() === undefined); t += 10) {
-      yield* TestClock.adjust("10 millis")
-    }
-    const pending = fibers.filter((f) => f.pollUnsafe() === undefined).length
-    const exits = yield* Effect.forEach(
-      fibers.filter((f) => f.pollUnsafe() !== undefined),
-      (f) => Fiber.join(f)
-    )
+    const { pending, exits, longestCall } = yield* drive(s, (i) => Policy.apply(operation(i), policy))
     return {
       pending,
       exits,
