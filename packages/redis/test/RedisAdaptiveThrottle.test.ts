@@ -8,10 +8,6 @@
  * cases are deterministic. Redis keeps its own time: the case that needs a
  * key to expire waits for real, briefly.
  */
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { AdaptiveThrottle, Telemetry } from "@effect-resilience/core"
 import { IoRedis, RedisAdaptiveThrottle } from "@effect-resilience/redis"
@@ -34,7 +30,7 @@ const ownConnection: Layer.Layer<Redis.Redis> = Layer.unwrap(
   Effect.map(RedisServer.RedisServer, (server) => IoRedis.layer({ host: server.host, port: server.port }))
 ).pipe(Layer.provide(standalone), Layer.orDie)
 
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+const unique = fixtures.unique
 
 /** One process: a local-first store of its own, on a connection of its own, and a throttle on it. */
 const processOn = (
@@ -221,37 +217,7 @@ describe("RedisAdaptiveThrottle.layerStoreLocalFirst", () => {
 // Redis going away and coming back: a redis-server of this test's own
 // ---------------------------------------------------------------------------
 
-/** A redis-server on a fixed port that the test can stop and start again. */
-const ownServer = (port: number) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `adaptive-throttle-redis-${port}-`))
-      const child = ChildProcess.spawn(
-        "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-        { stdio: "ignore" }
-      )
-      for (let i = 0; i < 400; i++) {
-        const pong = await RedisServer.rawCommand(port, "PING").catch(() => "")
-        if (pong.startsWith("+PONG")) break
-        await new Promise((resolve) => setTimeout(resolve, 25))
-      }
-      return { child, dir }
-    }),
-    ({ child, dir }) =>
-      Effect.promise(
-        () =>
-          new Promise<void>((resolve) => {
-            const done = () => {
-              Fs.rmSync(dir, { recursive: true, force: true })
-              resolve()
-            }
-            if (child.exitCode !== null || child.signalCode !== null) return done()
-            child.once("exit", done)
-            child.kill("SIGKILL")
-          })
-      )
-  )
+const ownServer = (port: number) => fixtures.ownServer(port, "adaptive-throttle-redis")
 
 const cluster = fixtures.cluster()
 

@@ -68,7 +68,7 @@ suite(
 suite("Redis Cluster", RedisBulkhead.layerStore(suiteStore).pipe(Layer.provide(cluster)), realTime)
 suite("Redis without functions", RedisBulkhead.layerStore(suiteStore).pipe(Layer.provide(withoutFunctions)), realTime)
 
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+const unique = fixtures.unique
 
 /** Forks `effect` and lets it run until it suspends (it holds its permit, or it waits). */
 const start = <A, E>(effect: Effect.Effect<A, E>) =>

@@ -26,7 +26,7 @@ suite("Redis Cluster", RedisCircuitBreaker.layerStore().pipe(Layer.provide(clust
 
 class Boom extends Data.TaggedError("Boom") {}
 
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+const unique = fixtures.unique
 
 /** A store's circuits for one breaker, on the shared standalone server. */
 const circuitsOn = (store: RedisCircuitBreaker.StoreOptions, overrides: Partial<CircuitBreaker.CircuitsOptions> = {}) =>

@@ -8,10 +8,6 @@
  * `TestClock`. Redis keeps its own time: cases that need the fleet's open time
  * to pass wait for real, briefly.
  */
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, Telemetry } from "@effect-resilience/core"
 import { IoRedis, RedisCircuitBreaker } from "@effect-resilience/redis"
@@ -42,7 +38,7 @@ suite(
 
 class Boom extends Data.TaggedError("Boom") {}
 
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+const unique = fixtures.unique
 
 /** One process: a local-first store of its own and a breaker on it. */
 const processOn = (
@@ -392,37 +388,7 @@ const untilSynced = (sync: RedisCircuitBreaker.LocalFirstSync["Service"], n: num
 // Redis going away and coming back: a redis-server of this test's own
 // ---------------------------------------------------------------------------
 
-/** A redis-server on a fixed port that the test can stop and start again. */
-const ownServer = (port: number) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), `local-first-redis-${port}-`))
-      const child = ChildProcess.spawn(
-        "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-        { stdio: "ignore" }
-      )
-      for (let i = 0; i < 400; i++) {
-        const pong = await RedisServer.rawCommand(port, "PING").catch(() => "")
-        if (pong.startsWith("+PONG")) break
-        await new Promise((resolve) => setTimeout(resolve, 25))
-      }
-      return { child, dir }
-    }),
-    ({ child, dir }) =>
-      Effect.promise(
-        () =>
-          new Promise<void>((resolve) => {
-            const done = () => {
-              Fs.rmSync(dir, { recursive: true, force: true })
-              resolve()
-            }
-            if (child.exitCode !== null || child.signalCode !== null) return done()
-            child.once("exit", done)
-            child.kill("SIGKILL")
-          })
-      )
-  )
+const ownServer = (port: number) => fixtures.ownServer(port, "local-first-redis")
 
 describe("RedisCircuitBreaker.layerStoreLocalFirst without Redis", () => {
   const rate: Omit<CircuitBreaker.Input, "name"> = { failureRateThreshold: 0.5, slidingWindowSize: 10, minimumCalls: 4 }

@@ -39,7 +39,7 @@ const realTime = (connection: Layer.Layer<Redis.Redis>) => ({
 suite("Redis", RedisRateLimiter.layerStore().pipe(Layer.provide(standalone)), realTime(standalone))
 suite("Redis Cluster", RedisRateLimiter.layerStore().pipe(Layer.provide(cluster)), realTime(cluster))
 
-const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2)}`
+const unique = fixtures.unique
 
 describe("RedisRateLimiter: what only Redis does", () => {
   it.effect("limiters in two processes (two connections) share one quota", () =>
