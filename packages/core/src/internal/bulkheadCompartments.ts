@@ -196,13 +196,14 @@ const algorithmConfig = (limit: ResolvedLimit): adaptive.Config => {
   }
 }
 
-const invalidCost = (cost: number): RangeError =>
+export const invalidCost = (cost: number): RangeError =>
   new RangeError(`Bulkhead: a call's cost must be an integer >= 1, got ${cost}`)
 
-const invalidPriority = (priority: number): RangeError =>
+export const invalidPriority = (priority: number): RangeError =>
   new RangeError(`Bulkhead: a call's priority must be a finite number, got ${priority}`)
 
-const rejectionReason = {
+/** The metric `reason` of each rejection tag. */
+export const rejectionReason = {
   BulkheadFull: "full",
   BulkheadTimeout: "timeout",
   BulkheadCostExceeded: "cost_exceeded",
@@ -211,6 +212,54 @@ const rejectionReason = {
 
 /** The rejection reasons of a bulkhead in memory (its metric series): a store error needs a remote store. */
 const memoryRejectionReasons = ["full", "timeout", "cost_exceeded"] as const
+
+/** What a bulkhead's metrics read when exported (the memory and the remote wiring alike). */
+export interface MetricSource {
+  readonly totals: () => { readonly active: number; readonly queued: number }
+  readonly keys: () => number
+  readonly limit: () => number
+  readonly counters: {
+    readonly admitted: number
+    /** Admitted after waiting (the rest waited 0). */
+    readonly waited: number
+    readonly waits: Metrics.Histogram
+  } & { readonly [reason in (typeof rejectionReason)[keyof typeof rejectionReason]]?: number }
+  /** The rejection reasons this wiring can give. */
+  readonly reasons: ReadonlyArray<(typeof rejectionReason)[keyof typeof rejectionReason]>
+  readonly rejectedTotal: () => number
+}
+
+/** Registers a bulkhead's metrics in the context's registry, read from `source` when exported. */
+export const registerMetrics = (
+  context: Context.Context<never>,
+  name: string,
+  source: MetricSource
+): ReturnType<typeof Metrics.registrar> => {
+  const { counters } = source
+  /** The wait histogram with the calls admitted at once (a wait of 0) added to its first bucket. */
+  const waitHistogram = (): Metrics.Histogram => {
+    const waits = counters.waits
+    const immediate = counters.admitted - counters.waited
+    if (immediate <= 0) return waits
+    const buckets = Float64Array.from(waits.buckets)
+    buckets[0] = (buckets[0] ?? 0) + immediate
+    return { buckets, count: waits.count + immediate, sum: waits.sum, min: 0, max: Math.max(0, waits.max) }
+  }
+  const registrar = Metrics.registrar(context)
+  const base = { [Telemetry.attributes.name]: name }
+  const spec = Telemetry.bulkhead
+  registrar.gauge(spec.active, base, () => source.totals().active)
+  registrar.gauge(spec.queued, base, () => source.totals().queued)
+  registrar.gauge(spec.keys, base, source.keys)
+  registrar.gauge(spec.limit, base, source.limit)
+  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "admitted" }, () => counters.admitted)
+  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "rejected" }, source.rejectedTotal)
+  for (const reason of source.reasons) {
+    registrar.counter(spec.rejected, { ...base, [Telemetry.attributes.reason]: reason }, () => counters[reason] ?? 0)
+  }
+  registrar.histogram(spec.waitDuration, base, waitHistogram)
+  return registrar
+}
 
 // ---------------------------------------------------------------------------
 // the most urgent compartments (`Bulkhead.compartments`): pure, over any representation of a compartment
@@ -726,30 +775,14 @@ export const makeCompartments = (
     return { active, queued }
   }
   const rejectedTotal = () => counters.full + counters.timeout + counters.cost_exceeded
-  /** The wait histogram with the calls admitted at once (a wait of 0) added to its first bucket. */
-  const waitHistogram = (): Metrics.Histogram => {
-    const waits = counters.waits
-    const immediate = counters.admitted - counters.waited
-    if (immediate === 0) return waits
-    const buckets = Float64Array.from(waits.buckets)
-    buckets[0] = (buckets[0] ?? 0) + immediate
-    return { buckets, count: waits.count + immediate, sum: waits.sum, min: 0, max: Math.max(0, waits.max) }
-  }
-
-  // metrics, read when exported
-  const registrar = Metrics.registrar(context)
-  const base = { [Telemetry.attributes.name]: name }
-  const spec = Telemetry.bulkhead
-  registrar.gauge(spec.active, base, () => totals().active)
-  registrar.gauge(spec.queued, base, () => totals().queued)
-  registrar.gauge(spec.keys, base, () => compartments.size)
-  registrar.gauge(spec.limit, base, () => main.config.maxConcurrent)
-  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "admitted" }, () => counters.admitted)
-  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "rejected" }, rejectedTotal)
-  for (const reason of memoryRejectionReasons) {
-    registrar.counter(spec.rejected, { ...base, [Telemetry.attributes.reason]: reason }, () => counters[reason])
-  }
-  registrar.histogram(spec.waitDuration, base, waitHistogram)
+  const registrar = registerMetrics(context, name, {
+    totals,
+    keys: () => compartments.size,
+    limit: () => main.config.maxConcurrent,
+    counters,
+    reasons: memoryRejectionReasons,
+    rejectedTotal
+  })
   const close = Effect.andThen(
     hub.end,
     Effect.sync(() => registrar.removeAll())

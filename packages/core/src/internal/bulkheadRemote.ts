@@ -40,7 +40,16 @@ import type {
   ResolvedOptions
 } from "../Bulkhead.ts"
 import * as Telemetry from "../Telemetry.ts"
-import { type Compartments, type Errors, listCompartments, urgencyOrder } from "./bulkheadCompartments.ts"
+import {
+  type Compartments,
+  type Errors,
+  invalidCost,
+  invalidPriority,
+  listCompartments,
+  registerMetrics,
+  rejectionReason,
+  urgencyOrder
+} from "./bulkheadCompartments.ts"
 import * as poll from "./bulkheadPoll.ts"
 import * as Hub from "./events.ts"
 import { construct } from "./fastError.ts"
@@ -64,19 +73,6 @@ interface KeyState {
   held: number
   readonly line: Array<Ticket>
 }
-
-const rejectionReason = {
-  BulkheadFull: "full",
-  BulkheadTimeout: "timeout",
-  BulkheadCostExceeded: "cost_exceeded",
-  BulkheadStoreError: "store_error"
-} as const
-
-const invalidCost = (cost: number): RangeError =>
-  new RangeError(`Bulkhead: a call's cost must be an integer >= 1, got ${cost}`)
-
-const invalidPriority = (priority: number): RangeError =>
-  new RangeError(`Bulkhead: a call's priority must be a finite number, got ${priority}`)
 
 /** How a wait ended. */
 type Waited = "granted" | "timeout"
@@ -470,30 +466,17 @@ export const makeRemote = (
     return { active, queued }
   }
   const rejectedTotal = () => counters.full + counters.timeout + counters.cost_exceeded + counters.store_error
-  const waitHistogram = (): Metrics.Histogram => {
-    const waits = counters.waits
-    const immediate = counters.admitted - counters.waited
-    if (immediate <= 0) return waits
-    const buckets = Float64Array.from(waits.buckets)
-    buckets[0] = (buckets[0] ?? 0) + immediate
-    return { buckets, count: waits.count + immediate, sum: waits.sum, min: 0, max: Math.max(0, waits.max) }
-  }
 
   // metrics, read when exported
-  const registrar = Metrics.registrar(context)
-  const base = { [Telemetry.attributes.name]: name }
-  const spec = Telemetry.bulkhead
-  registrar.gauge(spec.active, base, () => totals().active)
-  registrar.gauge(spec.queued, base, () => totals().queued)
-  registrar.gauge(spec.keys, base, () => keys.size)
-  registrar.gauge(spec.limit, base, () => maxConcurrent)
-  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "admitted" }, () => counters.admitted)
-  registrar.counter(spec.calls, { ...base, [Telemetry.attributes.outcome]: "rejected" }, rejectedTotal)
-  for (const reason of Object.values(rejectionReason)) {
-    registrar.counter(spec.rejected, { ...base, [Telemetry.attributes.reason]: reason }, () => counters[reason])
-  }
-  registrar.histogram(spec.waitDuration, base, waitHistogram)
-  registrar.counter(spec.storeErrors, base, () => counters.storeErrors)
+  const registrar = registerMetrics(context, name, {
+    totals,
+    keys: () => keys.size,
+    limit: () => maxConcurrent,
+    counters,
+    reasons: Object.values(rejectionReason),
+    rejectedTotal
+  })
+  registrar.counter(Telemetry.bulkhead.storeErrors, { [Telemetry.attributes.name]: name }, () => counters.storeErrors)
   const close = Effect.andThen(
     hub.end,
     Effect.sync(() => registrar.removeAll())
