@@ -214,16 +214,26 @@ describe("HttpDeadline", () => {
 
     it.effect("the status is configurable; a handler faster than its deadline is untouched", () =>
       Effect.gen(function* () {
+        const slowStarted = yield* Deferred.make<void>()
+        const fastStarted = yield* Deferred.make<void>()
+        const handler = (started: Deferred.Deferred<void>, sleep: Duration.Input, text: string) =>
+          Effect.andThen(
+            Deferred.succeed(started, undefined),
+            Effect.as(Effect.sleep(sleep), HttpServerResponse.text(text))
+          )
         const server = yield* serveWithDeadline(
           Layer.mergeAll(
-            HttpRouter.add("GET", "/slow", Effect.as(Effect.sleep("1 second"), HttpServerResponse.text("late"))),
-            HttpRouter.add("GET", "/fast", Effect.as(Effect.sleep("10 millis"), HttpServerResponse.text("fast")))
+            HttpRouter.add("GET", "/slow", handler(slowStarted, "1 second", "late")),
+            HttpRouter.add("GET", "/fast", handler(fastStarted, "10 millis", "fast"))
           ),
           { status: 503 }
         )
         const slow = yield* Effect.forkChild(server.get("/slow", { "x-request-timeout-ms": "100" }))
         const fast = yield* Effect.forkChild(server.get("/fast", { "x-request-timeout-ms": "100" }))
-        yield* settle
+        // both handlers are inside their deadlines (and about to sleep) before the clock moves
+        yield* Deferred.await(slowStarted)
+        yield* Deferred.await(fastStarted)
+        yield* Effect.yieldNow
         yield* TestClock.adjust("100 millis")
         assert.deepStrictEqual((yield* Fiber.join(fast)).text, "fast")
         assert.deepStrictEqual((yield* Fiber.join(slow)).status, 503)
